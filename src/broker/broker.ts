@@ -1,0 +1,201 @@
+/**
+ * The Broker contract: the hot path of one queue (ready lists per priority, delayed tasks, leases,
+ * fencing tokens, the dead-letter queue, idempotency keys). `RedisBroker` and `MemoryBroker`
+ * implement it and pass one conformance suite (test/broker/conformance.ts).
+ *
+ * Payloads and results cross this boundary as strings: the queue serialises, the broker stores.
+ * Times are epoch milliseconds. Every batch method answers item by item, in the order given.
+ */
+import type { AttemptOutcome, AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
+
+/** A task as the queue hands it to the broker. */
+export interface NewTask {
+  id: string
+  name: string
+  tenantId: string
+  /** Serialised input. */
+  payload: string
+  priority: Priority
+  /** When the task becomes claimable. At or before `now`: queued at once; later: pending. */
+  runAt: number
+  timeoutMs: number
+  maxRetries: number
+  createdAt: number
+  /** At most one live task per (tenantId, idempotencyKey) for `idempotencyTtlMs`. */
+  idempotencyKey?: string | undefined
+  idempotencyTtlMs: number
+}
+
+export interface EnqueueResult {
+  id: string
+  status: TaskStatus
+  createdAt: number
+  /** True when an idempotency key matched an existing task; `id` is then that task's. */
+  deduplicated: boolean
+}
+
+/** Everything the broker knows of one task. */
+export interface TaskRecord {
+  id: string
+  name: string
+  tenantId: string
+  payload: string
+  priority: Priority
+  status: TaskStatus
+  /** Attempts started so far (0 before the first claim). */
+  attempt: number
+  maxRetries: number
+  timeoutMs: number
+  createdAt: number
+  runAt: number
+  /** Start of the latest attempt. */
+  startedAt?: number | undefined
+  /** When it reached completed, failed (dead-lettered) or cancelled. */
+  finishedAt?: number | undefined
+  /** Serialised result, once completed. */
+  result?: string | undefined
+  /** The last attempt's error, when one failed. */
+  error?: ErrorInfo | undefined
+  /** Failed attempts, oldest first. */
+  history: AttemptRecord[]
+  /** The worker holding (or last holding) the lease. */
+  workerId?: string | undefined
+  idempotencyKey?: string | undefined
+}
+
+/** A task handed to a worker by `claim`. */
+export interface ClaimedTask {
+  id: string
+  name: string
+  tenantId: string
+  payload: string
+  priority: Priority
+  /** 1 for the first attempt. */
+  attempt: number
+  maxRetries: number
+  timeoutMs: number
+  createdAt: number
+  /** When it became claimable (for pickup latency). */
+  runAt: number
+  /** Fencing token: strictly greater than every token issued before it in this queue. */
+  token: number
+}
+
+export interface ClaimResult {
+  tasks: ClaimedTask[]
+  /**
+   * The earliest time at which a delayed task becomes due or a lease expires, or null when
+   * there is neither. An idle worker waits no longer than this.
+   */
+  nextWakeAt: number | null
+}
+
+export interface Completion {
+  id: string
+  token: number
+  /** Serialised result. */
+  result: string
+}
+
+export interface Failure {
+  id: string
+  token: number
+  error: ErrorInfo
+  outcome: AttemptOutcome
+  /** When to try again (the worker computes the backoff), or null to dead-letter the task now. */
+  retryAt: number | null
+}
+
+export interface Fenced {
+  id: string
+  token: number
+}
+
+/**
+ * 'ok': applied. 'stale': the token is not the task's current one or the task is no longer
+ * processing (its lease expired and another worker took it, or it was dead-lettered); nothing changed.
+ * Completing twice with the same token answers 'ok' both times (a retried flush is harmless).
+ */
+export type FencedOutcome = 'ok' | 'stale'
+
+export interface QueueCounts {
+  /** Ready tasks per priority (may include cancelled tombstones not yet skipped). */
+  ready: Record<Priority, number>
+  delayed: number
+  processing: number
+  dead: number
+}
+
+export interface Page<T> {
+  items: T[]
+  total: number
+}
+
+export interface BrokerOptions {
+  /** How long finished (completed, cancelled) task records are kept. Default 24 h. */
+  retentionMs?: number
+}
+
+export interface Broker {
+  /** Stable name of the queue this broker serves. */
+  readonly queueName: string
+
+  /**
+   * Adds tasks, or answers the existing task for an idempotency key seen within its TTL.
+   * One round trip for the whole batch.
+   */
+  enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]>
+
+  /**
+   * Promotes due delayed tasks, returns expired leases to the queue (or to the dead-letter queue
+   * once `attempt > maxRetries`), then leases up to `max` tasks in strict priority order, FIFO
+   * within a level, each with a fresh fencing token and a lease until `now + leaseMs`.
+   */
+  claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult>
+
+  /** Marks tasks completed, if each token is still current. */
+  complete(items: readonly Completion[], now: number): Promise<FencedOutcome[]>
+
+  /** Ends failed attempts: back to pending until `retryAt`, or into the dead-letter queue. */
+  fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]>
+
+  /** Extends leases to `now + leaseMs`. A stale token answers 'stale' and extends nothing. */
+  extend(items: readonly Fenced[], leaseMs: number, now: number): Promise<FencedOutcome[]>
+
+  /**
+   * Gives leases back at once (graceful shutdown): the tasks are queued again ahead of their
+   * level, and the attempt does not count.
+   */
+  release(items: readonly Fenced[], now: number): Promise<FencedOutcome[]>
+
+  /**
+   * Cancels a pending or queued task and returns its record. Throws TaskloomError NOT_FOUND,
+   * TASK_PROCESSING (it is running) or TASK_FINISHED (already terminal).
+   */
+  cancel(id: string, now: number): Promise<TaskRecord>
+
+  get(id: string): Promise<TaskRecord | null>
+
+  /** Dead-lettered tasks, most recent first. */
+  listDead(limit: number, offset: number): Promise<Page<TaskRecord>>
+
+  /**
+   * Moves dead-lettered tasks back to the queue with a fresh attempt budget; ids not in the DLQ are
+   * skipped. Answers how many moved.
+   */
+  retryDead(ids: readonly string[], now: number): Promise<number>
+
+  /** Moves up to `max` dead-lettered tasks back (oldest first). Answers how many moved. */
+  retryAllDead(max: number, now: number): Promise<number>
+
+  counts(): Promise<QueueCounts>
+
+  /**
+   * Resolves when work may be available (a task was enqueued or released), after `timeoutMs`,
+   * or when `signal` aborts; whichever comes first. Never rejects on timeout or abort.
+   */
+  waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void>
+
+  /** Releases connections this broker opened (not ones the user passed in). */
+  close(): Promise<void>
+}
