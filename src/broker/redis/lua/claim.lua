@@ -1,0 +1,74 @@
+-- claim.lua: the worker's one call per batch. Promotes due delayed tasks, returns expired leases
+-- to the queue (or dead-letters them when their attempts are spent), then leases up to `max`
+-- tasks in strict priority order with fresh fencing tokens.
+-- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
+--   7 error json for expired leases.
+-- Returns: { nextWakeAt or '', then 11 per task: id, name, tenant, payload, priority index,
+--   attempt, maxRetries, timeoutMs, createdAt, runAt, token }.
+local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+
+local due = redis.call('ZRANGEBYSCORE', kDelayed, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(due) do
+  local key = taskKey(id)
+  local rec = redis.call('HMGET', key, 's', 'p')
+  if rec[1] == 'pending' then
+    redis.call('HSET', key, 's', 'queued')
+    redis.call('LPUSH', readyKey(rec[2]), id)
+  end
+end
+if #due > 0 then redis.call('ZREM', kDelayed, unpack(due)) end
+
+local expired = redis.call('ZRANGEBYSCORE', kLeases, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(expired) do
+  local key = taskKey(id)
+  local rec = redis.call('HMGET', key, 's', 'p', 'a', 'mr', 'w', 'sa')
+  if rec[1] == 'processing' then
+    recordAttempt(key, rec[3], rec[5], rec[6], now, 'lease-expired', expiredErr)
+    if tonumber(rec[3]) > tonumber(rec[4]) then
+      bury(key, id, now)
+    else
+      redis.call('HSET', key, 's', 'queued')
+      redis.call('RPUSH', readyKey(rec[2]), id)
+    end
+  end
+end
+if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end
+
+local out = { '' }
+local leases = {}
+local need = max
+for p = 1, 4 do
+  while need > 0 do
+    local ids = redis.call('RPOP', KEYS[p], need)
+    if not ids then break end
+    for _, id in ipairs(ids) do
+      local key = taskKey(id)
+      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra')
+      if rec[1] == 'queued' then
+        local token = redis.call('INCR', kFence)
+        local attempt = tonumber(rec[5]) + 1
+        redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
+        leases[#leases + 1] = deadline
+        leases[#leases + 1] = id
+        local n = #out
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
+        out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
+        out[n + 9], out[n + 10], out[n + 11] = rec[8], rec[9], tostring(token)
+        need = need - 1
+      end
+    end
+  end
+  if need == 0 then break end
+end
+if #leases > 0 then redis.call('ZADD', kLeases, unpack(leases)) end
+-- More may be waiting than this worker took: pass the baton to the next idle worker.
+if need == 0 and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then wake() end
+
+local nextWake = nil
+local d = redis.call('ZRANGE', kDelayed, 0, 0, 'WITHSCORES')
+if d[2] then nextWake = tonumber(d[2]) end
+local l = redis.call('ZRANGE', kLeases, 0, 0, 'WITHSCORES')
+if l[2] and (not nextWake or tonumber(l[2]) < nextWake) then nextWake = tonumber(l[2]) end
+if nextWake then out[1] = string.format('%d', nextWake) end
+return out

@@ -1,0 +1,45 @@
+-- common.lua: prepended to every script of this folder.
+-- KEYS (the same nine for every script, all in one hash slot thanks to the {queue} tag):
+--   1..4 ready lists per priority (critical, high, normal, low): LPUSH adds, RPOP takes (FIFO)
+--   5 delayed  zset  id -> due time (ms)
+--   6 leases   zset  id -> lease deadline (ms)
+--   7 dlq      zset  id -> time of death (ms)
+--   8 marker   zset  one member; idle workers BZPOPMIN it to learn that work may be ready
+--   9 fence    string counter of fencing tokens
+-- ARGV[1]: the key prefix "tl:{queue}:"; task hashes are prefix .. "task:" .. id.
+-- Task hash fields: n name, t tenant, d payload, p priority index, s status, a attempts started,
+--   mr max retries, to timeout ms, ca created at, ra runnable at, sa started at, fa finished at,
+--   r result, e last error (json), h failed-attempt history (json lines), w worker, k token,
+--   ik idempotency key.
+local prefix = ARGV[1]
+local kDelayed, kLeases, kDlq, kMarker, kFence = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+
+local function taskKey(id)
+  return prefix .. 'task:' .. id
+end
+
+local function readyKey(priority)
+  return KEYS[tonumber(priority) + 1]
+end
+
+local function wake()
+  redis.call('ZADD', kMarker, 0, 'w')
+end
+
+-- Appends one failed attempt (a JSON object) to the task's history.
+local function recordAttempt(key, attempt, worker, startedAt, now, outcome, errJson)
+  local entry = '{"attempt":' .. (tonumber(attempt) or 0) .. ',"workerId":' .. cjson.encode(worker or '')
+    .. ',"startedAt":' .. (tonumber(startedAt) or 0) .. ',"endedAt":' .. now
+    .. ',"outcome":' .. cjson.encode(outcome) .. ',"error":' .. errJson .. '}'
+  local history = redis.call('HGET', key, 'h')
+  if history and history ~= '' then
+    entry = history .. '\n' .. entry
+  end
+  redis.call('HSET', key, 'h', entry, 'e', errJson)
+end
+
+-- Dead-letters a task whose attempts are spent.
+local function bury(key, id, now)
+  redis.call('HSET', key, 's', 'failed', 'fa', now)
+  redis.call('ZADD', kDlq, now, id)
+end

@@ -1,0 +1,25 @@
+-- complete.lua: marks tasks completed when their fencing token is still current.
+-- ARGV: 2 now, 3 retention ms, 4 count, then 3 per task: id, token, result.
+-- Returns: one integer per task: 1 applied (or already completed with this token), 0 stale.
+local now, retention, count = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out, done = {}, {}
+for i = 0, count - 1 do
+  local b = 4 + i * 3
+  local id, token = ARGV[b + 1], ARGV[b + 2]
+  local key = taskKey(id)
+  local rec = redis.call('HMGET', key, 's', 'k')
+  local ok = 0
+  if rec[2] == token then
+    if rec[1] == 'processing' then
+      redis.call('HSET', key, 's', 'completed', 'r', ARGV[b + 3], 'fa', now)
+      redis.call('PEXPIRE', key, retention)
+      done[#done + 1] = id
+      ok = 1
+    elseif rec[1] == 'completed' then
+      ok = 1
+    end
+  end
+  out[i + 1] = ok
+end
+if #done > 0 then redis.call('ZREM', kLeases, unpack(done)) end
+return out

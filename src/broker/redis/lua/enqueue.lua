@@ -1,0 +1,45 @@
+-- enqueue.lua: adds a batch of tasks, honouring idempotency keys.
+-- ARGV: 2 now, 3 count, then 11 per task: id, name, tenant, payload, priority index, runAt,
+--   timeoutMs, maxRetries, createdAt, idempotency key ('' for none), idempotency ttl ms.
+-- Returns: 4 per task: id, status, createdAt, deduplicated ('1' or '0').
+local now = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local out = {}
+for i = 0, count - 1 do
+  local b = 3 + i * 11
+  local id, tenant, priority, runAt = ARGV[b + 1], ARGV[b + 3], ARGV[b + 5], tonumber(ARGV[b + 6])
+  local createdAt, ikey = ARGV[b + 9], ARGV[b + 10]
+  local existing = nil
+  if ikey ~= '' then
+    local idemKey = prefix .. 'idem:' .. string.len(tenant) .. ':' .. tenant .. ':' .. ikey
+    local previous = redis.call('GET', idemKey)
+    if previous then
+      local rec = redis.call('HMGET', taskKey(previous), 's', 'ca')
+      if rec[1] then
+        existing = { previous, rec[1], rec[2], '1' }
+      end
+    end
+    if not existing then
+      redis.call('SET', idemKey, id, 'PX', ARGV[b + 11])
+    end
+  end
+  if existing then
+    for _, v in ipairs(existing) do out[#out + 1] = v end
+  else
+    local status = 'queued'
+    if runAt > now then
+      status = 'pending'
+      redis.call('ZADD', kDelayed, runAt, id)
+    else
+      redis.call('LPUSH', readyKey(priority), id)
+    end
+    redis.call('HSET', taskKey(id), 'n', ARGV[b + 2], 't', tenant, 'd', ARGV[b + 4], 'p', priority,
+      's', status, 'a', 0, 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)
+    out[#out + 1] = id
+    out[#out + 1] = status
+    out[#out + 1] = createdAt
+    out[#out + 1] = '0'
+  end
+end
+if count > 0 then wake() end
+return out

@@ -1,0 +1,32 @@
+-- fail.lua: ends failed attempts when their fencing token is still current: back to the delayed
+-- set until retryAt, straight back to the queue, or into the dead-letter queue.
+-- ARGV: 2 now, 3 count, then 5 per task: id, token, error json, outcome, retryAt ('' = dead-letter).
+-- Returns: one integer per task: 1 applied, 0 stale.
+local now, count = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, woke = {}, false
+for i = 0, count - 1 do
+  local b = 3 + i * 5
+  local id, token, errJson, outcome, retryAt = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local key = taskKey(id)
+  local rec = redis.call('HMGET', key, 's', 'k', 'a', 'w', 'sa', 'p')
+  local ok = 0
+  if rec[1] == 'processing' and rec[2] == token then
+    recordAttempt(key, rec[3], rec[4], rec[5], now, outcome, errJson)
+    redis.call('ZREM', kLeases, id)
+    if retryAt == '' then
+      bury(key, id, now)
+    elseif tonumber(retryAt) > now then
+      redis.call('HSET', key, 's', 'pending', 'ra', retryAt)
+      redis.call('ZADD', kDelayed, retryAt, id)
+      woke = true
+    else
+      redis.call('HSET', key, 's', 'queued', 'ra', now)
+      redis.call('LPUSH', readyKey(rec[6]), id)
+      woke = true
+    end
+    ok = 1
+  end
+  out[i + 1] = ok
+end
+if woke then wake() end
+return out

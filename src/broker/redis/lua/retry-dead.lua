@@ -1,0 +1,23 @@
+-- retry-dead.lua: moves dead-lettered tasks back to the queue with a fresh attempt budget.
+-- ARGV: 2 now, 3 mode ('ids' or 'all'), 4 max (mode 'all'), then ids (mode 'ids').
+-- Returns: how many moved.
+local now, mode = ARGV[2], ARGV[3]
+local ids
+if mode == 'all' then
+  ids = redis.call('ZRANGE', kDlq, 0, tonumber(ARGV[4]) - 1)
+else
+  ids = {}
+  for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local moved = 0
+for _, id in ipairs(ids) do
+  if redis.call('ZREM', kDlq, id) == 1 then
+    local key = taskKey(id)
+    redis.call('HSET', key, 's', 'queued', 'a', 0, 'ra', now)
+    redis.call('HDEL', key, 'fa')
+    redis.call('LPUSH', readyKey(redis.call('HGET', key, 'p')), id)
+    moved = moved + 1
+  end
+end
+if moved > 0 then wake() end
+return moved

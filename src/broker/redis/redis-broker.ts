@@ -1,0 +1,208 @@
+/**
+ * The production Broker: one Lua script call per operation and batch (see ./lua), so a busy worker
+ * moves many tasks per round trip.
+ */
+import type { Redis } from 'ioredis'
+import { TaskloomError } from '../../errors.js'
+import { PRIORITIES, type Priority } from '../../task/model.js'
+import type {
+  Broker,
+  BrokerOptions,
+  ClaimResult,
+  ClaimedTask,
+  Completion,
+  EnqueueResult,
+  Failure,
+  Fenced,
+  FencedOutcome,
+  NewTask,
+  Page,
+  QueueCounts,
+  TaskRecord,
+} from '../broker.js'
+import { decodeTask, pairsToObject } from './codec.js'
+import { connectRedis, type RedisHandle, type RedisInput } from './connection.js'
+import { type QueueKeys, queueKeys } from './keys.js'
+import { runScript, type ScriptName } from './scripts.js'
+
+const DAY = 86_400_000
+/** Delayed promotions and lease expiries handled per claim call, so one call stays short. */
+const MAINTENANCE_LIMIT = 1000
+const LEASE_EXPIRED = JSON.stringify({ name: 'LeaseExpiredError', message: 'the lease expired before the task finished' })
+
+const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
+const outcomes = (reply: unknown): FencedOutcome[] => (reply as number[]).map((v) => (v === 1 ? 'ok' : 'stale'))
+
+export interface RedisBrokerOptions extends BrokerOptions {
+  redis: RedisInput
+}
+
+export class RedisBroker implements Broker {
+  readonly queueName: string
+  private readonly keys: QueueKeys
+  private readonly handle: RedisHandle
+  private readonly redis: Redis
+  private readonly retentionMs: number
+  private blocking: Redis | undefined
+  private closed = false
+
+  constructor(queueName: string, options: RedisBrokerOptions) {
+    this.queueName = queueName
+    this.keys = queueKeys(queueName)
+    this.handle = connectRedis(options.redis)
+    this.redis = this.handle.client
+    this.retentionMs = options.retentionMs ?? DAY
+  }
+
+  private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
+    if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
+    return runScript(this.redis, name, this.keys.script, [this.keys.prefix, ...args])
+  }
+
+  async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
+    if (tasks.length === 0) return []
+    const args: (string | number)[] = [now, tasks.length]
+    for (const t of tasks) {
+      args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
+      args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs)
+    }
+    const reply = (await this.run('enqueue', args)) as string[]
+    const out: EnqueueResult[] = []
+    for (let i = 0; i < reply.length; i += 4) {
+      out.push({
+        id: reply[i]!,
+        status: reply[i + 1] as EnqueueResult['status'],
+        createdAt: Number(reply[i + 2]),
+        deduplicated: reply[i + 3] === '1',
+      })
+    }
+    return out
+  }
+
+  async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
+    const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
+    const reply = (await this.run('claim', args)) as string[]
+    const tasks: ClaimedTask[] = []
+    for (let i = 1; i < reply.length; i += 11) {
+      tasks.push({
+        id: reply[i]!,
+        name: reply[i + 1]!,
+        tenantId: reply[i + 2]!,
+        payload: reply[i + 3]!,
+        priority: PRIORITIES[Number(reply[i + 4])] ?? 'normal',
+        attempt: Number(reply[i + 5]),
+        maxRetries: Number(reply[i + 6]),
+        timeoutMs: Number(reply[i + 7]),
+        createdAt: Number(reply[i + 8]),
+        runAt: Number(reply[i + 9]),
+        token: Number(reply[i + 10]),
+      })
+    }
+    return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }
+  }
+
+  async complete(items: readonly Completion[], now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now, this.retentionMs, items.length]
+    for (const c of items) args.push(c.id, c.token, c.result)
+    return outcomes(await this.run('complete', args))
+  }
+
+  async fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now, items.length]
+    for (const f of items) args.push(f.id, f.token, JSON.stringify(f.error), f.outcome, f.retryAt ?? '')
+    return outcomes(await this.run('fail', args))
+  }
+
+  async extend(items: readonly Fenced[], leaseMs: number, now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now + leaseMs, items.length]
+    for (const f of items) args.push(f.id, f.token)
+    return outcomes(await this.run('extend', args))
+  }
+
+  async release(items: readonly Fenced[], now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now, items.length]
+    for (const f of items) args.push(f.id, f.token)
+    return outcomes(await this.run('release', args))
+  }
+
+  async cancel(id: string, now: number): Promise<TaskRecord> {
+    const reply = await this.run('cancel', [now, this.retentionMs, id])
+    if (reply === -1) throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
+    if (reply === -2) throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
+    if (reply === -3) throw new TaskloomError('TASK_FINISHED', `task ${id} has already finished`)
+    return decodeTask(id, pairsToObject(reply as string[]))!
+  }
+
+  async get(id: string): Promise<TaskRecord | null> {
+    this.assertOpen()
+    return decodeTask(id, await this.redis.hgetall(this.keys.task(id)))
+  }
+
+  async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
+    this.assertOpen()
+    const [ids, total] = await Promise.all([
+      this.redis.zrevrange(this.keys.dlq, offset, offset + limit - 1),
+      this.redis.zcard(this.keys.dlq),
+    ])
+    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.task(id))))
+    const items = ids.flatMap((id, i) => decodeTask(id, hashes[i]!) ?? [])
+    return { items, total }
+  }
+
+  async retryDead(ids: readonly string[], now: number): Promise<number> {
+    if (ids.length === 0) return 0
+    return Number(await this.run('retryDead', [now, 'ids', 0, ...ids]))
+  }
+
+  async retryAllDead(max: number, now: number): Promise<number> {
+    return Number(await this.run('retryDead', [now, 'all', max]))
+  }
+
+  async counts(): Promise<QueueCounts> {
+    this.assertOpen()
+    const k = this.keys
+    const [c, h, n, l, delayed, processing, dead] = await Promise.all([
+      ...k.ready.map((key) => this.redis.llen(key)),
+      this.redis.zcard(k.delayed),
+      this.redis.zcard(k.leases),
+      this.redis.zcard(k.dlq),
+    ])
+    return { ready: { critical: c!, high: h!, normal: n!, low: l! }, delayed: delayed!, processing: processing!, dead: dead! }
+  }
+
+  async waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.closed || signal.aborted) return
+    this.blocking ??= this.handle.duplicate()
+    const blocking = this.blocking
+    const onAbort = () => {
+      // A blocking command cannot be cancelled; drop its connection and open a new one next time.
+      if (this.blocking === blocking) this.blocking = undefined
+      blocking.disconnect()
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await blocking.bzpopmin(this.keys.marker, Math.max(timeoutMs, 10) / 1000)
+    } catch {
+      // Disconnected by abort or close, or a dropped connection: the caller claims and waits again.
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.blocking?.disconnect()
+    this.blocking = undefined
+    await this.handle.close()
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new TaskloomError('CLOSED', `queue ${this.queueName} is closed`)
+  }
+}
+

@@ -1,0 +1,46 @@
+/**
+ * Loads the Lua scripts (one operation per file, `common.lua` prepended) and runs them with
+ * EVALSHA, falling back to EVAL once when the server does not know the script yet.
+ */
+import { createHash } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import cancel from './lua/cancel.lua'
+import claim from './lua/claim.lua'
+import common from './lua/common.lua'
+import complete from './lua/complete.lua'
+import enqueue from './lua/enqueue.lua'
+import extend from './lua/extend.lua'
+import fail from './lua/fail.lua'
+import release from './lua/release.lua'
+import retryDead from './lua/retry-dead.lua'
+
+const sources = { cancel, claim, complete, enqueue, extend, fail, release, retryDead }
+export type ScriptName = keyof typeof sources
+
+interface Script {
+  body: string
+  sha: string
+}
+
+const scripts = Object.fromEntries(
+  Object.entries(sources).map(([name, source]) => {
+    const body = `${common}\n${source}`
+    return [name, { body, sha: createHash('sha1').update(body).digest('hex') }]
+  }),
+) as Record<ScriptName, Script>
+
+/** Runs `name` with the queue's fixed keys and the given arguments. */
+export async function runScript(
+  redis: Redis,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  const script = scripts[name]
+  try {
+    return await redis.evalsha(script.sha, keys.length, ...keys, ...args)
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+    return redis.eval(script.body, keys.length, ...keys, ...args)
+  }
+}

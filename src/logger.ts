@@ -1,0 +1,40 @@
+/**
+ * A pino-compatible logger interface: pass `pino()` (or anything with these methods) as `logger`.
+ * The default writes JSON lines to stderr at `warn` and above.
+ */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+  child?(bindings: object): Logger
+}
+
+const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const
+export type LogLevel = keyof typeof LEVELS
+
+/** JSON lines with `timestamp`, `level`, `service` and the given fields. */
+export function createJsonLogger(
+  options: { level?: LogLevel; service?: string; write?: (line: string) => void; bindings?: object } = {},
+): Logger {
+  const min = LEVELS[options.level ?? 'warn']
+  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'))
+  const base = { service: options.service ?? 'taskloom', ...options.bindings }
+  const log = (level: LogLevel) => (obj: object, msg?: string) => {
+    if (LEVELS[level] < min) return
+    write(JSON.stringify({ timestamp: new Date().toISOString(), level, ...base, ...obj, message: msg }))
+  }
+  return {
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    child: (bindings) => createJsonLogger({ ...options, bindings: { ...options.bindings, ...bindings } }),
+  }
+}
+
+export function childLogger(logger: Logger, bindings: object): Logger {
+  if (logger.child) return logger.child(bindings)
+  const wrap = (fn: Logger['info']) => (obj: object, msg?: string) => fn.call(logger, { ...bindings, ...obj }, msg)
+  return { debug: wrap(logger.debug), info: wrap(logger.info), warn: wrap(logger.warn), error: wrap(logger.error) }
+}

@@ -1,0 +1,66 @@
+/** The public view of a task: what `queue.get` answers. */
+import type { TaskRecord } from '../broker/broker.js'
+import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
+
+export interface TaskInfo<Result = unknown> {
+  id: string
+  name: string
+  tenantId: string
+  status: TaskStatus
+  priority: Priority
+  /** The input as submitted. */
+  input: unknown
+  /** The handler's return value, once completed. */
+  result?: Result | undefined
+  /** The last failed attempt's error. */
+  error?: ErrorInfo | undefined
+  /** Attempts started within the current budget (reset by a DLQ retry). */
+  attempts: number
+  /** Failed attempts so far, over the task's whole life. */
+  retryCount: number
+  maxRetries: number
+  timeoutMs: number
+  createdAt: Date
+  /** When it became (or becomes) claimable. */
+  runAt: Date
+  /** Start of the latest attempt. */
+  startedAt?: Date | undefined
+  /** When it completed, was dead-lettered, or was cancelled. */
+  completedAt?: Date | undefined
+  /** From the latest attempt's start to completion. */
+  durationMs?: number | undefined
+  /** Failed attempts, oldest first. */
+  history: AttemptRecord[]
+  workerId?: string | undefined
+  idempotencyKey?: string | undefined
+}
+
+const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
+
+export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown): TaskInfo<Result> {
+  return {
+    id: r.id,
+    name: r.name,
+    tenantId: r.tenantId,
+    status: r.status,
+    priority: r.priority,
+    input: decode(r.payload),
+    result: r.result === undefined ? undefined : (decode(r.result) as Result),
+    error: r.error,
+    attempts: r.attempt,
+    retryCount: r.history.length,
+    maxRetries: r.maxRetries,
+    timeoutMs: r.timeoutMs,
+    createdAt: new Date(r.createdAt),
+    runAt: new Date(r.runAt),
+    startedAt: date(r.startedAt),
+    completedAt: date(r.finishedAt),
+    durationMs:
+      r.status === 'completed' && r.startedAt !== undefined && r.finishedAt !== undefined
+        ? r.finishedAt - r.startedAt
+        : undefined,
+    history: r.history,
+    workerId: r.workerId,
+    idempotencyKey: r.idempotencyKey,
+  }
+}

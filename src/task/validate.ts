@@ -1,0 +1,70 @@
+/** Input and option validation with errors that name every bad field. */
+import { z } from 'zod'
+import { type Issue, TaskloomError } from '../errors.js'
+import type { TaskDefinition } from './define-task.js'
+import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from './define-task.js'
+import { PRIORITIES, type Priority } from './model.js'
+
+export interface SubmitOptions {
+  /** Overrides the task's default priority. */
+  priority?: Priority
+  /** Run no sooner than this many milliseconds from now. */
+  delayMs?: number
+  /** Run no sooner than this time (a Date or epoch milliseconds). Wins over `delayMs`. */
+  runAt?: Date | number
+  /** Per-attempt timeout; overrides the task's default. */
+  timeoutMs?: number
+  /** Retries after the first attempt; overrides the task's default. */
+  maxRetries?: number
+  /** At most one task per (tenant, key) within the queue's idempotency retention. */
+  idempotencyKey?: string
+  /** Owner of the task. Default: the queue's `defaultTenantId` (`'default'`). */
+  tenantId?: string
+}
+
+const optionsSchema = z.strictObject({
+  priority: z.enum(PRIORITIES).optional(),
+  delayMs: z.number().int().min(0).max(366 * 86_400_000).optional(),
+  runAt: z.union([z.date(), z.number().int().nonnegative()]).optional(),
+  timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
+  maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
+  idempotencyKey: z.string().min(1).max(255).optional(),
+  tenantId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
+    .optional(),
+})
+
+function issuesOf(error: z.ZodError, prefix: string): Issue[] {
+  return error.issues.map((i) => ({
+    path: [prefix, ...i.path.map(String)].filter(Boolean).join('.'),
+    message: i.message,
+  }))
+}
+
+function describe(issues: readonly Issue[]): string {
+  return issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')
+}
+
+export function checkOptions(options: unknown, where = 'options'): SubmitOptions {
+  const parsed = optionsSchema.safeParse(options ?? {})
+  if (parsed.success) {
+    const runAt = parsed.data.runAt
+    if (runAt instanceof Date && Number.isNaN(runAt.getTime())) {
+      throw new TaskloomError('INVALID_OPTIONS', `invalid ${where}: runAt is an invalid date`, {
+        issues: [{ path: `${where}.runAt`, message: 'invalid date' }],
+      })
+    }
+    return parsed.data
+  }
+  const issues = issuesOf(parsed.error, where)
+  throw new TaskloomError('INVALID_OPTIONS', `invalid ${where}: ${describe(issues)}`, { issues })
+}
+
+/** Validates `input` against the task's schema; throws INVALID_INPUT listing every bad field. */
+export function checkInput<In, Out>(task: TaskDefinition<In, Out>, input: unknown, where = 'input'): Out {
+  const parsed = task.input.safeParse(input)
+  if (parsed.success) return parsed.data
+  const issues = issuesOf(parsed.error, where)
+  throw new TaskloomError('INVALID_INPUT', `invalid input for task ${task.name}: ${describe(issues)}`, { issues })
+}

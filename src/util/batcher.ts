@@ -1,0 +1,81 @@
+/**
+ * Group commit: calls made while a flush is running (or within the same tick) share the next one.
+ * At low load a call flushes on the next microtask; under load batches grow by themselves, so a
+ * burst of N calls costs a few round trips, not N.
+ */
+export interface BatcherOptions {
+  /** Largest batch handed to `run`. */
+  maxBatch: number
+  /** Flushes allowed in flight at once. Default 1. */
+  concurrency?: number
+}
+
+interface Pending<I, O> {
+  item: I
+  resolve(value: O): void
+  reject(reason: unknown): void
+}
+
+export class Batcher<I, O> {
+  private queue: Pending<I, O>[] = []
+  private inFlight = 0
+  private scheduled = false
+  private readonly idle: (() => void)[] = []
+  private readonly concurrency: number
+
+  constructor(
+    private readonly run: (items: I[]) => Promise<O[]>,
+    private readonly options: BatcherOptions,
+  ) {
+    this.concurrency = options.concurrency ?? 1
+  }
+
+  /** Queues one item; resolves with its own answer from the batch. */
+  add(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  /** Items waiting or being flushed. */
+  get size(): number {
+    return this.queue.length + this.inFlight
+  }
+
+  /** Resolves once everything added so far has been flushed. */
+  drain(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idle.push(resolve))
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.concurrency) return
+    this.scheduled = true
+    queueMicrotask(() => {
+      this.scheduled = false
+      this.flush()
+    })
+  }
+
+  private flush(): void {
+    while (this.queue.length > 0 && this.inFlight < this.concurrency) {
+      const batch = this.queue.splice(0, this.options.maxBatch)
+      this.inFlight += 1
+      this.run(batch.map((p) => p.item))
+        .then(
+          (answers) => {
+            for (let i = 0; i < batch.length; i++) batch[i]!.resolve(answers[i] as O)
+          },
+          (err: unknown) => {
+            for (const p of batch) p.reject(err)
+          },
+        )
+        .finally(() => {
+          this.inFlight -= 1
+          if (this.queue.length > 0) this.flush()
+          else if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()
+        })
+    }
+  }
+}

@@ -1,0 +1,20 @@
+/** What a handler receives besides its input. */
+import type { Logger } from '../logger.js'
+
+export interface TaskContext {
+  taskId: string
+  /** 1 on the first attempt. */
+  attempt: number
+  tenantId: string
+  /**
+   * Strictly greater than every token issued before in this queue. Pass it to the systems you
+   * write to, and have them reject writes with a smaller token, for exactly-once effects.
+   */
+  fencingToken: number
+  /** Aborts on timeout, on a lost lease, and at the end of a graceful shutdown's grace period. */
+  signal: AbortSignal
+  /** Pushes this task's lease out to `ms` from now (and keeps renewing it at that length). */
+  extendLease(ms: number): Promise<void>
+  /** Logger bound to task_id, tenant_id and worker_id. */
+  logger: Logger
+}

@@ -1,0 +1,44 @@
+/**
+ * Typed, namespaced worker events. A throwing listener is caught and logged; it never breaks the
+ * worker's loop (graphile-worker's safeEmit).
+ */
+import type { ClaimedTask } from '../broker/broker.js'
+import type { Logger } from '../logger.js'
+import { type ErrorInfo, toErrorInfo } from '../task/model.js'
+
+export interface WorkerEvents {
+  'task:started': { task: ClaimedTask }
+  'task:completed': { task: ClaimedTask; result: unknown; durationMs: number }
+  'task:failed': { task: ClaimedTask; error: ErrorInfo; willRetry: boolean; retryAt: number | null }
+  /** The task's lease was lost (expired and taken by another worker); its outcome was discarded. */
+  'task:stale': { task: ClaimedTask; stage: 'extend' | 'complete' | 'fail' }
+  'worker:error': { error: unknown; stage: string }
+}
+
+export type WorkerEventName = keyof WorkerEvents
+type Listener<E extends WorkerEventName> = (payload: WorkerEvents[E]) => void
+
+export class WorkerEmitter {
+  private readonly listeners = new Map<WorkerEventName, Set<Listener<any>>>()
+
+  constructor(private readonly logger: Logger) {}
+
+  on<E extends WorkerEventName>(event: E, listener: Listener<E>): () => void {
+    let set = this.listeners.get(event)
+    if (!set) this.listeners.set(event, (set = new Set()))
+    set.add(listener)
+    return () => set.delete(listener)
+  }
+
+  emit<E extends WorkerEventName>(event: E, payload: WorkerEvents[E]): void {
+    const set = this.listeners.get(event)
+    if (!set) return
+    for (const listener of set) {
+      try {
+        listener(payload)
+      } catch (err) {
+        this.logger.error({ err: toErrorInfo(err), event }, 'a worker event listener threw')
+      }
+    }
+  }
+}

@@ -1,0 +1,363 @@
+/**
+ * `createWorker`: claims tasks in batches, runs typed handlers with leases, timeouts, retries and
+ * fencing, and shuts down gracefully.
+ */
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
+import { LeaseLostError, NonRetryableError, TaskTimeoutError, TaskloomError } from '../errors.js'
+import { childLogger, type Logger } from '../logger.js'
+import { internals, type QueueInternals } from '../queue/internal.js'
+import type { Queue } from '../queue/queue.js'
+import type { TaskDefinition } from '../task/define-task.js'
+import { type AttemptOutcome, toErrorInfo } from '../task/model.js'
+import { checkInput } from '../task/validate.js'
+import { Batcher } from '../util/batcher.js'
+import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay } from './backoff.js'
+import type { TaskContext } from './context.js'
+import { type WorkerEventName, type WorkerEvents, WorkerEmitter } from './events.js'
+
+export interface WorkerOptions {
+  queue: Queue
+  /** Handlers running at once. Default 10. */
+  concurrency?: number
+  /** Lease (visibility timeout): a task whose worker stops renewing becomes claimable again after it. Default 30,000 ms. */
+  leaseMs?: number
+  /** Most tasks taken per claim round trip. Default: `concurrency`. */
+  batchSize?: number
+  /** Longest an idle worker waits before looking again. Default 1,000 ms. */
+  pollIntervalMs?: number
+  /** Retry delays. Default 1 s, 2 s, 4 s ... capped at 5 min, 20% jitter. */
+  backoff?: BackoffOptions
+  /** Default: `<hostname>:<pid>:<random>`. */
+  id?: string
+  /** Default: the queue's logger. */
+  logger?: Logger
+}
+
+export interface CloseOptions {
+  /** How long in-flight handlers may run on before their leases are given back. Default 10,000 ms. */
+  graceMs?: number
+}
+
+type Handler = (input: any, ctx: TaskContext) => unknown
+
+interface Running {
+  task: ClaimedTask
+  controller: AbortController
+  leaseMs: number
+  /** Set once the outcome is decided (or abandoned): a late result is then discarded. */
+  settled: boolean
+}
+
+const DEFAULTS = { concurrency: 10, leaseMs: 30_000, pollIntervalMs: 1000 }
+const ERROR_PAUSE_MS = 250
+
+export class Worker {
+  readonly id: string
+  private readonly broker: Broker
+  private readonly q: QueueInternals
+  private readonly logger: Logger
+  private readonly options: typeof DEFAULTS & { batchSize: number; backoff: Required<BackoffOptions> }
+  private readonly handlers = new Map<string, { task: TaskDefinition<any, any>; fn: Handler }>()
+  private readonly running = new Map<string, Running>()
+  private readonly events: WorkerEmitter
+  private readonly completions: Batcher<Completion, FencedOutcome>
+  private readonly failures: Batcher<Failure, FencedOutcome>
+  private stopController = new AbortController()
+  private loopDone: Promise<void> | undefined
+  private renewTimer: NodeJS.Timeout | undefined
+  private slotWaiter: (() => void) | undefined
+  private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
+
+  constructor(options: WorkerOptions) {
+    if (!options?.queue?.[internals]) throw new TaskloomError('INVALID_OPTIONS', 'createWorker needs a `queue`')
+    const concurrency = options.concurrency ?? DEFAULTS.concurrency
+    this.options = {
+      concurrency,
+      leaseMs: options.leaseMs ?? DEFAULTS.leaseMs,
+      pollIntervalMs: options.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
+      batchSize: options.batchSize ?? concurrency,
+      backoff: { ...BACKOFF_DEFAULTS, ...options.backoff },
+    }
+    checkWorkerOptions(this.options)
+    this.q = options.queue[internals]
+    this.broker = this.q.broker
+    this.id = options.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+    this.logger = childLogger(options.logger ?? this.q.logger, { worker_id: this.id })
+    this.events = new WorkerEmitter(this.logger)
+    this.completions = new Batcher((items) => this.broker.complete(items, Date.now()), { maxBatch: 500 })
+    this.failures = new Batcher((items) => this.broker.fail(items, Date.now()), { maxBatch: 500 })
+  }
+
+  /** Registers the handler of one task; its input is typed by the task's schema. */
+  handle<In, Out, R>(task: TaskDefinition<In, Out>, fn: (input: Out, ctx: TaskContext) => R | Promise<R>): this {
+    if (!task || typeof task.name !== 'string') throw new TaskloomError('INVALID_OPTIONS', 'handle needs a task made by defineTask()')
+    if (this.handlers.has(task.name)) {
+      throw new TaskloomError('INVALID_OPTIONS', `a handler for task ${task.name} is already registered`)
+    }
+    this.handlers.set(task.name, { task, fn })
+    return this
+  }
+
+  on<E extends WorkerEventName>(event: E, listener: (payload: WorkerEvents[E]) => void): () => void {
+    return this.events.on(event, listener)
+  }
+
+  /** Handlers running now. */
+  get activeCount(): number {
+    return this.running.size
+  }
+
+  /** Starts claiming. Resolves at once; the loop runs until `close()`. */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') throw new TaskloomError('INVALID_OPTIONS', `worker ${this.id} was already started`)
+    this.state = 'running'
+    const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
+    this.renewTimer = setInterval(() => void this.renewLeases(), every)
+    this.loopDone = this.loop()
+    this.logger.info({ concurrency: this.options.concurrency }, 'worker started')
+  }
+
+  /**
+   * Stops claiming, lets running handlers finish for up to `graceMs`, then aborts the rest and gives
+   * their leases back at once, so other workers pick them up without waiting for the lease to expire.
+   */
+  async close(options: CloseOptions = {}): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return
+    const started = this.state === 'running'
+    this.state = 'closing'
+    this.stopController.abort()
+    this.slotWaiter?.()
+    await this.loopDone
+    if (started) await this.waitForRunning(options.graceMs ?? 10_000)
+    const left = [...this.running.values()].filter((r) => !r.settled)
+    for (const r of left) {
+      r.settled = true
+      r.controller.abort(new TaskloomError('CLOSED', 'the worker shut down before the task finished'))
+    }
+    clearInterval(this.renewTimer)
+    await Promise.all([this.completions.drain(), this.failures.drain()])
+    if (left.length > 0) {
+      try {
+        await this.broker.release(left.map((r) => ({ id: r.task.id, token: r.task.token })), Date.now())
+      } catch (error) {
+        this.events.emit('worker:error', { error, stage: 'release' })
+      }
+    }
+    this.state = 'closed'
+    this.logger.info({ released: left.length }, 'worker closed')
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.stopController.signal
+    while (!signal.aborted) {
+      const free = this.options.concurrency - this.running.size
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotWaiter = resolve))
+        this.slotWaiter = undefined
+        continue
+      }
+      const want = Math.min(free, this.options.batchSize)
+      let claimed: ClaimedTask[]
+      let nextWakeAt: number | null
+      try {
+        ;({ tasks: claimed, nextWakeAt } = await this.broker.claim(this.id, want, this.options.leaseMs, Date.now()))
+      } catch (error) {
+        if (signal.aborted) return
+        this.events.emit('worker:error', { error, stage: 'claim' })
+        this.logger.error({ err: toErrorInfo(error) }, 'claim failed; retrying')
+        await sleep(ERROR_PAUSE_MS, signal)
+        continue
+      }
+      for (const task of claimed) void this.execute(task)
+      if (claimed.length < want && !signal.aborted) {
+        // Nothing more is ready: sleep until woken by new work, the next due task, or the poll interval.
+        const poll = this.options.pollIntervalMs
+        const wait = nextWakeAt === null ? poll : Math.min(poll, Math.max(nextWakeAt - Date.now(), 0))
+        if (wait > 0) await this.broker.waitForWork(wait, signal)
+      }
+    }
+  }
+
+  private async execute(task: ClaimedTask): Promise<void> {
+    const r: Running = { task, controller: new AbortController(), leaseMs: this.options.leaseMs, settled: false }
+    this.running.set(task.id, r)
+    const started = Date.now()
+    const timer = setTimeout(() => {
+      r.controller.abort(new TaskTimeoutError(`task ${task.id} timed out after ${task.timeoutMs} ms`))
+    }, task.timeoutMs)
+    this.events.emit('task:started', { task })
+    let result: unknown
+    let error: unknown
+    let failed = false
+    try {
+      result = await this.invoke(task, r)
+    } catch (err) {
+      failed = true
+      error = err
+    } finally {
+      clearTimeout(timer)
+      // The slot frees as soon as the handler is done; the outcome is acknowledged in a batch.
+      this.running.delete(task.id)
+      this.slotWaiter?.()
+    }
+    if (r.settled) return
+    r.settled = true
+    if (failed) return this.recordFailure(task, error)
+    const durationMs = Date.now() - started
+    let encoded: string
+    try {
+      encoded = this.q.encode(result)
+    } catch (err) {
+      return this.recordFailure(task, err)
+    }
+    try {
+      const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
+      if (outcome === 'stale') this.events.emit('task:stale', { task, stage: 'complete' })
+      else this.events.emit('task:completed', { task, result, durationMs })
+    } catch (err) {
+      this.events.emit('worker:error', { error: err, stage: 'complete' })
+    }
+  }
+
+  /** Runs the handler; rejects with the handler's error, or the abort reason if the signal fires first. */
+  private async invoke(task: ClaimedTask, r: Running): Promise<unknown> {
+    const handler = this.handlers.get(task.name)
+    if (!handler) throw Object.assign(new Error(`no handler for task ${task.name} on worker ${this.id}`), { outcome: 'no-handler' })
+    let input: unknown
+    try {
+      input = checkInput(handler.task, this.q.decode(task.payload))
+    } catch (err) {
+      throw Object.assign(new NonRetryableError((err as Error).message), { outcome: 'invalid-input' })
+    }
+    const signal = r.controller.signal
+    const ctx: TaskContext = {
+      taskId: task.id,
+      attempt: task.attempt,
+      tenantId: task.tenantId,
+      fencingToken: task.token,
+      signal,
+      extendLease: (ms) => this.extendOne(r, ms),
+      logger: childLogger(this.logger, { task_id: task.id, tenant_id: task.tenantId }),
+    }
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason)
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      Promise.resolve()
+        .then(() => handler.fn(input, ctx))
+        .then(resolve, reject)
+        .finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
+
+  private async recordFailure(task: ClaimedTask, error: unknown): Promise<void> {
+    const info = toErrorInfo(error)
+    const outcome: AttemptOutcome =
+      (error as { outcome?: AttemptOutcome }).outcome ?? (error instanceof TaskTimeoutError ? 'timeout' : 'error')
+    const final = error instanceof NonRetryableError || task.attempt > task.maxRetries
+    const retryAt = final ? null : Date.now() + backoffDelay(task.attempt, this.options.backoff)
+    try {
+      const applied = await this.failures.add({ id: task.id, token: task.token, error: info, outcome, retryAt })
+      if (applied === 'stale') return this.events.emit('task:stale', { task, stage: 'fail' })
+    } catch (err) {
+      this.events.emit('worker:error', { error: err, stage: 'fail' })
+      return
+    }
+    const fields = { task_id: task.id, tenant_id: task.tenantId, attempt: task.attempt, err: info, outcome }
+    if (final) this.logger.error(fields, `task ${task.name} failed for good; moved to the dead-letter queue`)
+    else this.logger.warn({ ...fields, retry_at: new Date(retryAt!).toISOString() }, `task ${task.name} failed; will retry`)
+    this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt })
+  }
+
+  private async extendOne(r: Running, ms: number): Promise<void> {
+    if (!Number.isInteger(ms) || ms < 1) throw new TaskloomError('INVALID_OPTIONS', 'extendLease needs a positive integer of milliseconds')
+    if (r.settled) throw new LeaseLostError(`task ${r.task.id} is no longer held by this worker`)
+    r.leaseMs = ms
+    const [outcome] = await this.broker.extend([{ id: r.task.id, token: r.task.token }], ms, Date.now())
+    if (outcome === 'stale') {
+      this.loseLease(r)
+      throw new LeaseLostError(`task ${r.task.id}: the lease was lost`)
+    }
+  }
+
+  /** One round trip per lease length (usually one) renews every running task's lease. */
+  private async renewLeases(): Promise<void> {
+    const groups = new Map<number, Running[]>()
+    for (const r of this.running.values()) {
+      if (r.settled) continue
+      const group = groups.get(r.leaseMs)
+      if (group) group.push(r)
+      else groups.set(r.leaseMs, [r])
+    }
+    for (const [leaseMs, group] of groups) {
+      try {
+        const outcomes = await this.broker.extend(
+          group.map((r) => ({ id: r.task.id, token: r.task.token })),
+          leaseMs,
+          Date.now(),
+        )
+        outcomes.forEach((o, i) => o === 'stale' && this.loseLease(group[i]!))
+      } catch (error) {
+        this.events.emit('worker:error', { error, stage: 'extend' })
+      }
+    }
+  }
+
+  private loseLease(r: Running): void {
+    if (r.settled) return
+    r.settled = true
+    r.controller.abort(new LeaseLostError(`task ${r.task.id}: the lease was lost to another worker`))
+    this.logger.warn({ task_id: r.task.id }, 'lease lost; the outcome of this attempt will be discarded')
+    this.events.emit('task:stale', { task: r.task, stage: 'extend' })
+  }
+
+  private async waitForRunning(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(50, deadline - Date.now()))
+        this.slotWaiter = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+    }
+  }
+}
+
+/** Creates a worker for a queue. Register handlers with `handle`, then `start()`. */
+export function createWorker(options: WorkerOptions): Worker {
+  return new Worker(options)
+}
+
+function checkWorkerOptions(o: Worker['options']): void {
+  const bad: string[] = []
+  const int = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max
+  if (!int(o.concurrency, 1, 100_000)) bad.push('concurrency must be an integer from 1 to 100000')
+  if (!int(o.leaseMs, 100, 86_400_000)) bad.push('leaseMs must be an integer from 100 to 86400000')
+  if (!int(o.batchSize, 1, 10_000)) bad.push('batchSize must be an integer from 1 to 10000')
+  if (!int(o.pollIntervalMs, 1, 60_000)) bad.push('pollIntervalMs must be an integer from 1 to 60000')
+  const b = o.backoff
+  if (!int(b.baseMs, 0, 86_400_000) || !int(b.maxMs, 0, 86_400_000) || !(b.jitter >= 0 && b.jitter <= 1)) {
+    bad.push('backoff needs integer baseMs and maxMs (0-86400000) and a jitter from 0 to 1')
+  }
+  if (bad.length > 0) {
+    throw new TaskloomError('INVALID_OPTIONS', `invalid worker options: ${bad.join('; ')}`, {
+      issues: bad.map((message) => ({ path: 'options', message })),
+    })
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(t)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
+}
