@@ -3,7 +3,14 @@
  * test creates, closes them after it, and fails a test that leaves a worker running.
  */
 import { afterEach, expect } from 'vitest'
-import { createQueue, createWorker, type Queue, type QueueOptions, type Worker, type WorkerOptions } from '../../src/index.js'
+import {
+  createQueue,
+  createWorker,
+  type Queue,
+  type QueueOptions,
+  type Worker,
+  type WorkerOptions,
+} from '../../src/index.js'
 import { hasRedis, REDIS_URL, uniqueName } from './services.js'
 
 /** Tests assert on behaviour, not log lines: keep the output readable. */
@@ -65,7 +72,11 @@ export const backends: Backend[] = [
 ]
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function until<T>(check: () => T | Promise<T>, timeoutMs = 5000, what = 'condition'): Promise<NonNullable<T>> {
+export async function until<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const value = await check()

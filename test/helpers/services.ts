@@ -26,7 +26,9 @@ async function available(what: string, url: string, port: number): Promise<boole
   if (await reachable(url, port)) return true
   const message = `${what} is unreachable at ${url}`
   if (process.env.CI) throw new Error(`${message}; CI is set, so this is a failure, not a skip`)
-  console.warn(`\n!!!!!!!!\n!!! SKIPPING: ${message}. Start it or set the URL to run these tests.\n!!!!!!!!\n`)
+  console.warn(
+    `\n!!!!!!!!\n!!! SKIPPING: ${message}. Start it or set the URL to run these tests.\n!!!!!!!!\n`,
+  )
   return false
 }
 
