@@ -10,9 +10,9 @@ import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
+import { Batcher } from '../util/batcher.js'
 import { internals, type QueueInternals } from './internal.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
-import { Batcher } from '../util/batcher.js'
 
 export interface QueueOptions {
   /** The queue's name: 1-200 letters, digits, '.', '_', ':' or '-'. */
@@ -118,7 +118,11 @@ export class Queue {
    * @example
    * const { id } = await queue.submit(sendEmail, { to: 'a@b.co', subject: 'hi' }, { priority: 'high' })
    */
-  async submit<In, Out>(task: TaskDefinition<In, Out>, input: In, options?: SubmitOptions): Promise<SubmitResult> {
+  async submit<In, Out>(
+    task: TaskDefinition<In, Out>,
+    input: In,
+    options?: SubmitOptions,
+  ): Promise<SubmitResult> {
     const row = this.prepare(task, input, options, 'input', 'options')
     return toSubmitResult(await this.submits.add(row))
   }
@@ -126,7 +130,9 @@ export class Queue {
   /** Validates every entry first (nothing is submitted if one is bad), then submits in one round trip. */
   async submitMany(entries: readonly SubmitEntry<any, any>[]): Promise<SubmitResult[]> {
     if (!Array.isArray(entries)) throw new TaskloomError('INVALID_INPUT', 'submitMany takes an array')
-    const rows = entries.map((e, i) => this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`))
+    const rows = entries.map((e, i) =>
+      this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
+    )
     const out: SubmitResult[] = []
     for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
       const results = await this.broker.enqueue(rows.slice(i, i + this.options.maxSubmitBatch), Date.now())
@@ -210,7 +216,9 @@ function encode(value: unknown): string {
   try {
     return JSON.stringify(value === undefined ? null : value)
   } catch (err) {
-    throw new TaskloomError('INVALID_INPUT', `value is not JSON-serialisable: ${(err as Error).message}`, { cause: err })
+    throw new TaskloomError('INVALID_INPUT', `value is not JSON-serialisable: ${(err as Error).message}`, {
+      cause: err,
+    })
   }
 }
 
@@ -226,7 +234,10 @@ function checkPage(page: { limit?: number; offset?: number }): { limit: number; 
   const limit = page.limit ?? 50
   const offset = page.offset ?? 0
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000 || !Number.isInteger(offset) || offset < 0) {
-    throw new TaskloomError('INVALID_OPTIONS', 'limit must be an integer from 1 to 1000 and offset a non-negative integer')
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      'limit must be an integer from 1 to 1000 and offset a non-negative integer',
+    )
   }
   return { limit, offset }
 }

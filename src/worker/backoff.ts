@@ -11,7 +11,11 @@ export interface BackoffOptions {
 export const BACKOFF_DEFAULTS: Required<BackoffOptions> = { baseMs: 1000, maxMs: 300_000, jitter: 0.2 }
 
 /** Delay before retry number `attempt` (1 after the first failure). */
-export function backoffDelay(attempt: number, options: Required<BackoffOptions>, random = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  options: Required<BackoffOptions>,
+  random = Math.random,
+): number {
   const exponent = Math.min(Math.max(attempt - 1, 0), 40)
   const delay = Math.min(options.maxMs, options.baseMs * 2 ** exponent)
   return Math.round(delay * (1 - options.jitter * random()))

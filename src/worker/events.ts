@@ -24,8 +24,8 @@ export class WorkerEmitter {
   constructor(private readonly logger: Logger) {}
 
   on<E extends WorkerEventName>(event: E, listener: Listener<E>): () => void {
-    let set = this.listeners.get(event)
-    if (!set) this.listeners.set(event, (set = new Set()))
+    const set = this.listeners.get(event) ?? new Set()
+    this.listeners.set(event, set)
     set.add(listener)
     return () => set.delete(listener)
   }

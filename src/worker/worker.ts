@@ -2,10 +2,11 @@
  * `createWorker`: claims tasks in batches, runs typed handlers with leases, timeouts, retries and
  * fencing, and shuts down gracefully.
  */
-import { hostname } from 'node:os'
+
 import { randomBytes } from 'node:crypto'
+import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
-import { LeaseLostError, NonRetryableError, TaskTimeoutError, TaskloomError } from '../errors.js'
+import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
 import { childLogger, type Logger } from '../logger.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
@@ -15,7 +16,7 @@ import { checkInput } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay } from './backoff.js'
 import type { TaskContext } from './context.js'
-import { type WorkerEventName, type WorkerEvents, WorkerEmitter } from './events.js'
+import { WorkerEmitter, type WorkerEventName, type WorkerEvents } from './events.js'
 
 export interface WorkerOptions {
   queue: Queue
@@ -71,7 +72,8 @@ export class Worker {
   private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
 
   constructor(options: WorkerOptions) {
-    if (!options?.queue?.[internals]) throw new TaskloomError('INVALID_OPTIONS', 'createWorker needs a `queue`')
+    if (!options?.queue?.[internals])
+      throw new TaskloomError('INVALID_OPTIONS', 'createWorker needs a `queue`')
     const concurrency = options.concurrency ?? DEFAULTS.concurrency
     this.options = {
       concurrency,
@@ -91,8 +93,12 @@ export class Worker {
   }
 
   /** Registers the handler of one task; its input is typed by the task's schema. */
-  handle<In, Out, R>(task: TaskDefinition<In, Out>, fn: (input: Out, ctx: TaskContext) => R | Promise<R>): this {
-    if (!task || typeof task.name !== 'string') throw new TaskloomError('INVALID_OPTIONS', 'handle needs a task made by defineTask()')
+  handle<In, Out, R>(
+    task: TaskDefinition<In, Out>,
+    fn: (input: Out, ctx: TaskContext) => R | Promise<R>,
+  ): this {
+    if (!task || typeof task.name !== 'string')
+      throw new TaskloomError('INVALID_OPTIONS', 'handle needs a task made by defineTask()')
     if (this.handlers.has(task.name)) {
       throw new TaskloomError('INVALID_OPTIONS', `a handler for task ${task.name} is already registered`)
     }
@@ -111,7 +117,8 @@ export class Worker {
 
   /** Starts claiming. Resolves at once; the loop runs until `close()`. */
   async start(): Promise<void> {
-    if (this.state !== 'idle') throw new TaskloomError('INVALID_OPTIONS', `worker ${this.id} was already started`)
+    if (this.state !== 'idle')
+      throw new TaskloomError('INVALID_OPTIONS', `worker ${this.id} was already started`)
     this.state = 'running'
     const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
     this.renewTimer = setInterval(() => void this.renewLeases(), every)
@@ -140,7 +147,10 @@ export class Worker {
     await Promise.all([this.completions.drain(), this.failures.drain()])
     if (left.length > 0) {
       try {
-        await this.broker.release(left.map((r) => ({ id: r.task.id, token: r.task.token })), Date.now())
+        await this.broker.release(
+          left.map((r) => ({ id: r.task.id, token: r.task.token })),
+          Date.now(),
+        )
       } catch (error) {
         this.events.emit('worker:error', { error, stage: 'release' })
       }
@@ -162,7 +172,12 @@ export class Worker {
       let claimed: ClaimedTask[]
       let nextWakeAt: number | null
       try {
-        ;({ tasks: claimed, nextWakeAt } = await this.broker.claim(this.id, want, this.options.leaseMs, Date.now()))
+        ;({ tasks: claimed, nextWakeAt } = await this.broker.claim(
+          this.id,
+          want,
+          this.options.leaseMs,
+          Date.now(),
+        ))
       } catch (error) {
         if (signal.aborted) return
         this.events.emit('worker:error', { error, stage: 'claim' })
@@ -181,7 +196,12 @@ export class Worker {
   }
 
   private async execute(task: ClaimedTask): Promise<void> {
-    const r: Running = { task, controller: new AbortController(), leaseMs: this.options.leaseMs, settled: false }
+    const r: Running = {
+      task,
+      controller: new AbortController(),
+      leaseMs: this.options.leaseMs,
+      settled: false,
+    }
     this.running.set(task.id, r)
     const started = Date.now()
     const timer = setTimeout(() => {
@@ -224,7 +244,10 @@ export class Worker {
   /** Runs the handler; rejects with the handler's error, or the abort reason if the signal fires first. */
   private async invoke(task: ClaimedTask, r: Running): Promise<unknown> {
     const handler = this.handlers.get(task.name)
-    if (!handler) throw Object.assign(new Error(`no handler for task ${task.name} on worker ${this.id}`), { outcome: 'no-handler' })
+    if (!handler)
+      throw Object.assign(new Error(`no handler for task ${task.name} on worker ${this.id}`), {
+        outcome: 'no-handler',
+      })
     let input: unknown
     try {
       input = checkInput(handler.task, this.q.decode(task.payload))
@@ -255,11 +278,18 @@ export class Worker {
   private async recordFailure(task: ClaimedTask, error: unknown): Promise<void> {
     const info = toErrorInfo(error)
     const outcome: AttemptOutcome =
-      (error as { outcome?: AttemptOutcome }).outcome ?? (error instanceof TaskTimeoutError ? 'timeout' : 'error')
+      (error as { outcome?: AttemptOutcome }).outcome ??
+      (error instanceof TaskTimeoutError ? 'timeout' : 'error')
     const final = error instanceof NonRetryableError || task.attempt > task.maxRetries
     const retryAt = final ? null : Date.now() + backoffDelay(task.attempt, this.options.backoff)
     try {
-      const applied = await this.failures.add({ id: task.id, token: task.token, error: info, outcome, retryAt })
+      const applied = await this.failures.add({
+        id: task.id,
+        token: task.token,
+        error: info,
+        outcome,
+        retryAt,
+      })
       if (applied === 'stale') return this.events.emit('task:stale', { task, stage: 'fail' })
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'fail' })
@@ -267,12 +297,17 @@ export class Worker {
     }
     const fields = { task_id: task.id, tenant_id: task.tenantId, attempt: task.attempt, err: info, outcome }
     if (final) this.logger.error(fields, `task ${task.name} failed for good; moved to the dead-letter queue`)
-    else this.logger.warn({ ...fields, retry_at: new Date(retryAt!).toISOString() }, `task ${task.name} failed; will retry`)
+    else
+      this.logger.warn(
+        { ...fields, retry_at: new Date(retryAt!).toISOString() },
+        `task ${task.name} failed; will retry`,
+      )
     this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt })
   }
 
   private async extendOne(r: Running, ms: number): Promise<void> {
-    if (!Number.isInteger(ms) || ms < 1) throw new TaskloomError('INVALID_OPTIONS', 'extendLease needs a positive integer of milliseconds')
+    if (!Number.isInteger(ms) || ms < 1)
+      throw new TaskloomError('INVALID_OPTIONS', 'extendLease needs a positive integer of milliseconds')
     if (r.settled) throw new LeaseLostError(`task ${r.task.id} is no longer held by this worker`)
     r.leaseMs = ms
     const [outcome] = await this.broker.extend([{ id: r.task.id, token: r.task.token }], ms, Date.now())
@@ -298,7 +333,9 @@ export class Worker {
           leaseMs,
           Date.now(),
         )
-        outcomes.forEach((o, i) => o === 'stale' && this.loseLease(group[i]!))
+        outcomes.forEach((o, i) => {
+          if (o === 'stale') this.loseLease(group[i]!)
+        })
       } catch (error) {
         this.events.emit('worker:error', { error, stage: 'extend' })
       }

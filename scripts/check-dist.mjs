@@ -1,0 +1,24 @@
+// Smoke test of the built package as a user gets it: ESM import and CJS require of every entry,
+// then one task through the in-process broker.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const esm = await import('taskloom')
+const cjs = require('taskloom')
+const testing = await import('taskloom/testing')
+require('taskloom/testing')
+for (const name of ['createQueue', 'createWorker', 'defineTask', 'NonRetryableError', 'TaskloomError']) {
+  if (typeof esm[name] !== 'function' || typeof cjs[name] !== 'function')
+    throw new Error(`missing export ${name}`)
+}
+const { z } = await import('zod')
+const task = esm.defineTask({ name: 'check', input: z.object({ n: z.number() }) })
+const queue = esm.createQueue({ name: 'check-dist' })
+const worker = esm.createWorker({ queue }).handle(task, ({ n }) => n + 1)
+await worker.start()
+const { id } = await queue.submit(task, { n: 41 })
+const done = await testing.waitForTask(queue, id)
+await worker.close()
+await queue.close()
+if (done.result !== 42) throw new Error(`dist smoke test: expected 42, got ${JSON.stringify(done)}`)
+console.log('dist: ESM and CJS entries load; a task ran through the built package')
