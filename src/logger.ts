@@ -35,6 +35,12 @@ export function createJsonLogger(
 
 export function childLogger(logger: Logger, bindings: object): Logger {
   if (logger.child) return logger.child(bindings)
-  const wrap = (fn: Logger['info']) => (obj: object, msg?: string) => fn.call(logger, { ...bindings, ...obj }, msg)
-  return { debug: wrap(logger.debug), info: wrap(logger.info), warn: wrap(logger.warn), error: wrap(logger.error) }
+  const wrap = (fn: Logger['info']) => (obj: object, msg?: string) =>
+    fn.call(logger, { ...bindings, ...obj }, msg)
+  return {
+    debug: wrap(logger.debug),
+    info: wrap(logger.info),
+    warn: wrap(logger.warn),
+    error: wrap(logger.error),
+  }
 }

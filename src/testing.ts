@@ -1,9 +1,10 @@
 /**
  * Helpers for testing applications that use taskloom: `taskloom/testing`.
  */
+
+import { TaskloomError } from './errors.js'
 import type { Queue } from './queue/queue.js'
 import type { TaskInfo } from './queue/task-info.js'
-import { TaskloomError } from './errors.js'
 import { TERMINAL_STATUSES } from './task/model.js'
 
 export { MemoryBroker } from './broker/memory/memory-broker.js'
@@ -25,7 +26,10 @@ export async function waitForTask<Result = unknown>(
     const task = await queue.get<Result>(id)
     if (task && TERMINAL_STATUSES.has(task.status)) return task
     if (Date.now() > deadline) {
-      throw new TaskloomError('INTERNAL', `task ${id} did not finish in time (status: ${task?.status ?? 'unknown'})`)
+      throw new TaskloomError(
+        'INTERNAL',
+        `task ${id} did not finish in time (status: ${task?.status ?? 'unknown'})`,
+      )
     }
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 10))
   }

@@ -49,5 +49,5 @@ export function toErrorInfo(err: unknown): ErrorInfo {
     if (err.stack) info.stack = err.stack
     return info
   }
-  return { name: 'Error', message: typeof err === 'string' ? err : JSON.stringify(err) ?? String(err) }
+  return { name: 'Error', message: typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err)) }
 }

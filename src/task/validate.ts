@@ -24,7 +24,12 @@ export interface SubmitOptions {
 
 const optionsSchema = z.strictObject({
   priority: z.enum(PRIORITIES).optional(),
-  delayMs: z.number().int().min(0).max(366 * 86_400_000).optional(),
+  delayMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(366 * 86_400_000)
+    .optional(),
   runAt: z.union([z.date(), z.number().int().nonnegative()]).optional(),
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
@@ -66,5 +71,7 @@ export function checkInput<In, Out>(task: TaskDefinition<In, Out>, input: unknow
   const parsed = task.input.safeParse(input)
   if (parsed.success) return parsed.data
   const issues = issuesOf(parsed.error, where)
-  throw new TaskloomError('INVALID_INPUT', `invalid input for task ${task.name}: ${describe(issues)}`, { issues })
+  throw new TaskloomError('INVALID_INPUT', `invalid input for task ${task.name}: ${describe(issues)}`, {
+    issues,
+  })
 }

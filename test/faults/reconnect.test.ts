@@ -27,10 +27,13 @@ describe.skipIf(!canRun)('Redis connections dropped while workers run', () => {
   it('resumes without a restart after CLIENT KILL', async () => {
     const done = new Set<number>()
     // A claim whose reply is lost with its connection is recovered by lease expiry: keep it short.
-    const worker = trackWorker({ queue, concurrency: 20, pollIntervalMs: 200, leaseMs: 1000 }).handle(job, async ({ n }) => {
-      await new Promise((r) => setTimeout(r, 2))
-      done.add(n)
-    })
+    const worker = trackWorker({ queue, concurrency: 20, pollIntervalMs: 200, leaseMs: 1000 }).handle(
+      job,
+      async ({ n }) => {
+        await new Promise((r) => setTimeout(r, 2))
+        done.add(n)
+      },
+    )
     await worker.start()
     const total = 600
     const producer = (async () => {

@@ -52,7 +52,12 @@ for (const backend of backends) {
         { to: 'a@b.co', subject: 'hi' },
         { priority: 'critical', maxRetries: 0, timeoutMs: 60_000, tenantId: 'acme' },
       )
-      expect(await queue.get(id)).toMatchObject({ priority: 'critical', maxRetries: 0, timeoutMs: 60_000, tenantId: 'acme' })
+      expect(await queue.get(id)).toMatchObject({
+        priority: 'critical',
+        maxRetries: 0,
+        timeoutMs: 60_000,
+        tenantId: 'acme',
+      })
     })
 
     it('rejects invalid input naming every bad field, and stores nothing', async () => {
@@ -134,7 +139,9 @@ for (const backend of backends) {
       const queue = backend.queue()
       const broker = (queue as unknown as { broker: { enqueue: (...a: unknown[]) => unknown } }).broker
       const spy = vi.spyOn(broker, 'enqueue')
-      await Promise.all(Array.from({ length: 100 }, (_, i) => queue.submit(sendEmail, { to: 'a@b.co', subject: `${i}` })))
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => queue.submit(sendEmail, { to: 'a@b.co', subject: `${i}` })),
+      )
       expect(spy.mock.calls.length).toBeLessThanOrEqual(3)
       expect((await queue.counts()).ready.normal).toBe(100)
     })
@@ -197,7 +204,9 @@ for (const backend of backends) {
 describe('defineTask', () => {
   it('rejects bad names and defaults at definition time', () => {
     expect(() => defineTask({ name: '', input: z.object({}) })).toThrow(TaskloomError)
-    expect(() => defineTask({ name: 'x', input: z.object({}), defaults: { maxRetries: -1 } })).toThrow(/maxRetries/)
+    expect(() => defineTask({ name: 'x', input: z.object({}), defaults: { maxRetries: -1 } })).toThrow(
+      /maxRetries/,
+    )
     expect(() => defineTask({ name: 'x', input: {} as never })).toThrow(/zod schema/)
   })
 })

@@ -66,7 +66,10 @@ for (const backend of backends) {
       const { id } = await queue.submit(job, { n: 1 })
       await until(async () => (await queue.get(id))?.status === 'processing')
 
-      const fast = trackWorker({ queue: backend.peer(queue), id: 'fast' }).handle(job, () => 'from the fast worker')
+      const fast = trackWorker({ queue: backend.peer(queue), id: 'fast' }).handle(
+        job,
+        () => 'from the fast worker',
+      )
       await fast.start()
       const done = await waitForTask(queue, id)
       expect(done).toMatchObject({ result: 'from the fast worker', workerId: 'fast', attempts: 2 })

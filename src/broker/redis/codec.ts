@@ -1,8 +1,10 @@
 /** Turns a task hash (short field names, see lua/common.lua) into a TaskRecord. */
-import type { TaskRecord } from '../broker.js'
-import { type AttemptRecord, type ErrorInfo, PRIORITIES, type TaskStatus } from '../../task/model.js'
 
-const num = (v: string | undefined): number | undefined => (v === undefined || v === '' ? undefined : Number(v))
+import { type AttemptRecord, type ErrorInfo, PRIORITIES, type TaskStatus } from '../../task/model.js'
+import type { TaskRecord } from '../broker.js'
+
+const num = (v: string | undefined): number | undefined =>
+  v === undefined || v === '' ? undefined : Number(v)
 
 export function decodeTask(id: string, h: Record<string, string>): TaskRecord | null {
   if (h.s === undefined) return null

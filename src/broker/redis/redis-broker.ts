@@ -8,8 +8,8 @@ import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
   Broker,
   BrokerOptions,
-  ClaimResult,
   ClaimedTask,
+  ClaimResult,
   Completion,
   EnqueueResult,
   Failure,
@@ -28,10 +28,14 @@ import { runScript, type ScriptName } from './scripts.js'
 const DAY = 86_400_000
 /** Delayed promotions and lease expiries handled per claim call, so one call stays short. */
 const MAINTENANCE_LIMIT = 1000
-const LEASE_EXPIRED = JSON.stringify({ name: 'LeaseExpiredError', message: 'the lease expired before the task finished' })
+const LEASE_EXPIRED = JSON.stringify({
+  name: 'LeaseExpiredError',
+  message: 'the lease expired before the task finished',
+})
 
 const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
-const outcomes = (reply: unknown): FencedOutcome[] => (reply as number[]).map((v) => (v === 1 ? 'ok' : 'stale'))
+const outcomes = (reply: unknown): FencedOutcome[] =>
+  (reply as number[]).map((v) => (v === 1 ? 'ok' : 'stale'))
 
 export interface RedisBrokerOptions extends BrokerOptions {
   redis: RedisInput
@@ -132,7 +136,8 @@ export class RedisBroker implements Broker {
   async cancel(id: string, now: number): Promise<TaskRecord> {
     const reply = await this.run('cancel', [now, this.retentionMs, id])
     if (reply === -1) throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
-    if (reply === -2) throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
+    if (reply === -2)
+      throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
     if (reply === -3) throw new TaskloomError('TASK_FINISHED', `task ${id} has already finished`)
     return decodeTask(id, pairsToObject(reply as string[]))!
   }
@@ -171,7 +176,12 @@ export class RedisBroker implements Broker {
       this.redis.zcard(k.leases),
       this.redis.zcard(k.dlq),
     ])
-    return { ready: { critical: c!, high: h!, normal: n!, low: l! }, delayed: delayed!, processing: processing!, dead: dead! }
+    return {
+      ready: { critical: c!, high: h!, normal: n!, low: l! },
+      delayed: delayed!,
+      processing: processing!,
+      dead: dead!,
+    }
   }
 
   async waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void> {
@@ -205,4 +215,3 @@ export class RedisBroker implements Broker {
     if (this.closed) throw new TaskloomError('CLOSED', `queue ${this.queueName} is closed`)
   }
 }
-
