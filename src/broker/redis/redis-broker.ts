@@ -30,7 +30,7 @@ const DAY = 86_400_000
 const MAINTENANCE_LIMIT = 1000
 const LEASE_EXPIRED = JSON.stringify({
   name: 'LeaseExpiredError',
-  message: 'the lease expired before the task finished',
+  message: 'lease expired before the task finished',
 })
 
 const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
@@ -48,6 +48,7 @@ export class RedisBroker implements Broker {
   private readonly redis: Redis
   private readonly retentionMs: number
   private blocking: Redis | undefined
+  private sharedWait: Promise<void> | undefined
   private closed = false
 
   constructor(queueName: string, options: RedisBrokerOptions) {
@@ -184,22 +185,34 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /**
+   * Idle workers block on the marker zset (BZPOPMIN) on one connection per broker; concurrent
+   * waiters in this process share that one blocking call, and each keeps its own timeout and abort.
+   */
   async waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (this.closed || signal.aborted) return
+    this.sharedWait ??= this.blockOnMarker(timeoutMs).finally(() => {
+      this.sharedWait = undefined
+    })
+    const shared = this.sharedWait
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(finish, timeoutMs)
+      signal.addEventListener('abort', finish, { once: true })
+      void shared.then(finish)
+      function finish() {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', finish)
+        resolve()
+      }
+    })
+  }
+
+  private async blockOnMarker(timeoutMs: number): Promise<void> {
     this.blocking ??= this.handle.duplicate()
-    const blocking = this.blocking
-    const onAbort = () => {
-      // A blocking command cannot be cancelled; drop its connection and open a new one next time.
-      if (this.blocking === blocking) this.blocking = undefined
-      blocking.disconnect()
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
     try {
-      await blocking.bzpopmin(this.keys.marker, Math.max(timeoutMs, 10) / 1000)
+      await this.blocking.bzpopmin(this.keys.marker, Math.max(timeoutMs, 10) / 1000)
     } catch {
-      // Disconnected by abort or close, or a dropped connection: the caller claims and waits again.
-    } finally {
-      signal.removeEventListener('abort', onAbort)
+      // Closed, or a dropped connection: the caller claims and waits again.
     }
   }
 

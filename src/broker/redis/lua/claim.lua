@@ -19,8 +19,10 @@ for _, id in ipairs(due) do
 end
 if #due > 0 then redis.call('ZREM', kDelayed, unpack(due)) end
 
+-- Expired leases go back to the head of their level, earliest expiry first.
 local expired = redis.call('ZRANGEBYSCORE', kLeases, '-inf', now, 'LIMIT', 0, limit)
-for _, id in ipairs(expired) do
+for i = #expired, 1, -1 do
+  local id = expired[i]
   local key = taskKey(id)
   local rec = redis.call('HMGET', key, 's', 'p', 'a', 'mr', 'w', 'sa')
   if rec[1] == 'processing' then
@@ -34,6 +36,10 @@ for _, id in ipairs(expired) do
   end
 end
 if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end
+
+-- The marker means "ready work nobody is claiming": this call is claiming, so it takes the marker
+-- and puts it back below if it leaves work behind.
+redis.call('DEL', kMarker)
 
 local out = { '' }
 local leases = {}

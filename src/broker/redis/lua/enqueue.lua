@@ -1,6 +1,8 @@
 -- enqueue.lua: adds a batch of tasks, honouring idempotency keys.
 -- ARGV: 2 now, 3 count, then 11 per task: id, name, tenant, payload, priority index, runAt,
 --   timeoutMs, maxRetries, createdAt, idempotency key ('' for none), idempotency ttl ms.
+-- An idempotency key maps to "<id>|<expires at>"; expiry is judged on ARGV now (PX only cleans up).
+-- An id that already exists is answered with the stored task, so a retried submit adds nothing.
 -- Returns: 4 per task: id, status, createdAt, deduplicated ('1' or '0').
 local now = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
@@ -10,17 +12,25 @@ for i = 0, count - 1 do
   local id, tenant, priority, runAt = ARGV[b + 1], ARGV[b + 3], ARGV[b + 5], tonumber(ARGV[b + 6])
   local createdAt, ikey = ARGV[b + 9], ARGV[b + 10]
   local existing = nil
-  if ikey ~= '' then
+  local same = redis.call('HMGET', taskKey(id), 's', 'ca')
+  if same[1] then
+    existing = { id, same[1], same[2], '1' }
+  elseif ikey ~= '' then
     local idemKey = prefix .. 'idem:' .. string.len(tenant) .. ':' .. tenant .. ':' .. ikey
     local previous = redis.call('GET', idemKey)
     if previous then
-      local rec = redis.call('HMGET', taskKey(previous), 's', 'ca')
-      if rec[1] then
-        existing = { previous, rec[1], rec[2], '1' }
+      local sep = string.find(previous, '|', 1, true)
+      if tonumber(string.sub(previous, sep + 1)) > now then
+        local prevId = string.sub(previous, 1, sep - 1)
+        local rec = redis.call('HMGET', taskKey(prevId), 's', 'ca')
+        if rec[1] then
+          existing = { prevId, rec[1], rec[2], '1' }
+        end
       end
     end
-    if not existing then
-      redis.call('SET', idemKey, id, 'PX', ARGV[b + 11])
+    local ttl = tonumber(ARGV[b + 11])
+    if not existing and ttl > 0 then
+      redis.call('SET', idemKey, id .. '|' .. (now + ttl), 'PX', ttl)
     end
   end
   if existing then

@@ -4,7 +4,8 @@
 -- Returns: one integer per task: 1 released, 0 stale.
 local count = tonumber(ARGV[3])
 local out, woke = {}, false
-for i = 0, count - 1 do
+-- Last given first, so that the batch keeps its order at the head of each level.
+for i = count - 1, 0, -1 do
   local id, token = ARGV[4 + i * 2], ARGV[5 + i * 2]
   local key = taskKey(id)
   local rec = redis.call('HMGET', key, 's', 'k', 'p')

@@ -1,0 +1,372 @@
+/**
+ * The in-process broker: the embedded default for quick starts, demos and app unit tests. It keeps
+ * the exact semantics of `RedisBroker` (both pass test/broker/conformance.ts) with the same shapes:
+ * a deque per priority, a delayed timeline by due time, a lease timeline by deadline, a DLQ by time
+ * of death and idempotency keys with an expiry. Every method works on the `now` it is given.
+ *
+ * ```ts
+ * const broker = new MemoryBroker('emails', { retentionMs: 60 * 60 * 1000 })
+ * const { tasks, nextWakeAt } = await broker.claim('worker-1', 10, 30_000, Date.now())
+ * ```
+ */
+import { TaskloomError } from '../../errors.js'
+import type { Priority, TaskStatus } from '../../task/model.js'
+import { PRIORITIES, TERMINAL_STATUSES } from '../../task/model.js'
+import type {
+  Broker,
+  BrokerOptions,
+  ClaimedTask,
+  ClaimResult,
+  Completion,
+  EnqueueResult,
+  Failure,
+  Fenced,
+  FencedOutcome,
+  NewTask,
+  Page,
+  QueueCounts,
+  TaskRecord,
+} from '../broker.js'
+import { DeadLetters } from './dead-letters.js'
+import { IdempotencyKeys } from './idempotency-keys.js'
+import { ReadyLists } from './ready-lists.js'
+import { createTask, leaseExpired, recordAttempt, type TaskState, toClaimed, toRecord } from './task-state.js'
+import { Timeline } from './timeline.js'
+import { Waiters } from './waiters.js'
+
+const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000
+
+export class MemoryBroker implements Broker {
+  readonly queueName: string
+  private readonly retentionMs: number
+
+  private readonly tasks = new Map<string, TaskState>()
+  /** Ready tasks per level; cancelled ones stay behind as tombstones and are skipped by claim. */
+  private readonly ready = new ReadyLists<TaskState>()
+  private readonly delayed = new Timeline<TaskState>()
+  private readonly leases = new Timeline<TaskState>()
+  private readonly dead = new DeadLetters<TaskState>()
+  /** Completed and cancelled records by the time they are purged. */
+  private readonly expiring = new Timeline<TaskState>()
+  private readonly idempotency = new IdempotencyKeys<TaskState>()
+  private readonly waiters = new Waiters()
+
+  private readonly queued: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 }
+  private pending = 0
+  private processing = 0
+  private lastToken = 0
+  /** The latest `now` seen; `get` has none of its own. */
+  private clock = Number.NEGATIVE_INFINITY
+  private closed = false
+
+  constructor(queueName: string, options: BrokerOptions = {}) {
+    this.queueName = queueName
+    this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
+  }
+
+  async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
+    this.advance(now)
+    const results: EnqueueResult[] = []
+    let added = false
+    for (const input of tasks) {
+      // A re-sent id (a retried submit) answers the task it already created.
+      const existing = this.tasks.get(input.id) ?? this.findIdempotent(input, now)
+      if (existing) {
+        results.push({
+          id: existing.id,
+          status: existing.status,
+          createdAt: existing.createdAt,
+          deduplicated: true,
+        })
+        continue
+      }
+      const task = createTask(input)
+      this.tasks.set(task.id, task)
+      this.tally(task, 1) // born pending; queueAtTail or schedule moves it from there
+      this.rememberKey(task, input.idempotencyTtlMs, now)
+      if (task.runAt <= now) this.queueAtTail(task)
+      else this.schedule(task, task.runAt)
+      results.push({ id: task.id, status: task.status, createdAt: task.createdAt, deduplicated: false })
+      added = true
+    }
+    // Delayed tasks wake waiters too: they may now have an earlier `nextWakeAt` to wait for.
+    if (added) this.waiters.wakeAll()
+    return results
+  }
+
+  async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
+    this.advance(now)
+    const promoted = this.promoteDue(now)
+    const returned = this.reapExpired(now)
+    const tasks = this.ready
+      .take(max, (task) => task.status === 'queued')
+      .map((task) => this.lease(task, workerId, leaseMs, now))
+    if ((promoted || returned) && this.hasReady()) this.waiters.wakeAll()
+    return { tasks, nextWakeAt: this.nextWakeAt() }
+  }
+
+  async complete(items: readonly Completion[], now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    return items.map((item) => {
+      const task = this.tasks.get(item.id)
+      if (task?.token !== item.token) return 'stale'
+      if (task.status === 'completed') return 'ok'
+      if (task.status !== 'processing') return 'stale'
+      this.endLease(task)
+      this.setStatus(task, 'completed')
+      task.result = item.result
+      this.finish(task, now)
+      return 'ok'
+    })
+  }
+
+  async fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    let retried = false
+    const outcomes = items.map((item): FencedOutcome => {
+      const task = this.holding(item)
+      if (!task) return 'stale'
+      this.endLease(task)
+      recordAttempt(task, item.outcome, item.error, now)
+      if (item.retryAt === null) {
+        this.bury(task, now)
+      } else if (item.retryAt > now) {
+        this.schedule(task, item.retryAt)
+        retried = true
+      } else {
+        task.runAt = now
+        this.queueAtTail(task)
+        retried = true
+      }
+      return 'ok'
+    })
+    if (retried) this.waiters.wakeAll()
+    return outcomes
+  }
+
+  async extend(items: readonly Fenced[], leaseMs: number, now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    return items.map((item) => {
+      const task = this.holding(item)
+      if (!task) return 'stale'
+      this.endLease(task)
+      task.timer = this.leases.add(now + leaseMs, task)
+      return 'ok'
+    })
+  }
+
+  async release(items: readonly Fenced[], now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    const released: TaskState[] = []
+    const outcomes = items.map((item): FencedOutcome => {
+      const task = this.holding(item)
+      if (!task) return 'stale'
+      this.endLease(task)
+      task.attempt -= 1
+      released.push(task)
+      return 'ok'
+    })
+    this.queueAtHead(released)
+    if (released.length > 0) this.waiters.wakeAll()
+    return outcomes
+  }
+
+  async cancel(id: string, now: number): Promise<TaskRecord> {
+    this.advance(now)
+    const task = this.tasks.get(id)
+    if (!task) throw new TaskloomError('NOT_FOUND', `task ${id} not found in queue ${this.queueName}`)
+    if (task.status === 'processing') {
+      throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
+    }
+    if (TERMINAL_STATUSES.has(task.status)) {
+      throw new TaskloomError('TASK_FINISHED', `task ${id} already finished as ${task.status}`)
+    }
+    // A pending task leaves the delayed timeline; a queued one stays in its deque as a tombstone.
+    this.delayed.remove(task.timer)
+    task.timer = undefined
+    this.setStatus(task, 'cancelled')
+    this.finish(task, now)
+    return toRecord(task)
+  }
+
+  async get(id: string): Promise<TaskRecord | null> {
+    this.advance(this.clock)
+    const task = this.tasks.get(id)
+    return task ? toRecord(task) : null
+  }
+
+  async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
+    this.open()
+    return { items: this.dead.newestFirst(limit, offset).map(toRecord), total: this.dead.length }
+  }
+
+  async retryDead(ids: readonly string[], now: number): Promise<number> {
+    this.advance(now)
+    const revived = new Set<TaskState>()
+    for (const id of ids) {
+      const task = this.tasks.get(id)
+      if (task?.status === 'failed') revived.add(task)
+    }
+    this.dead.remove(revived)
+    return this.revive([...revived], now)
+  }
+
+  async retryAllDead(max: number, now: number): Promise<number> {
+    this.advance(now)
+    return this.revive(this.dead.takeOldest(max), now)
+  }
+
+  async counts(): Promise<QueueCounts> {
+    this.open()
+    return {
+      ready: { ...this.queued },
+      delayed: this.pending,
+      processing: this.processing,
+      dead: this.dead.length,
+    }
+  }
+
+  waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    // Work that is ready already (enqueued between a claim and this call) must not be slept through.
+    if (this.closed || this.hasReady()) return Promise.resolve()
+    return this.waiters.wait(timeoutMs, signal)
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.waiters.wakeAll()
+  }
+
+  /** Every stateful call starts here: refuses once closed, moves the clock, purges what expired. */
+  private advance(now: number): void {
+    this.open()
+    if (now > this.clock) this.clock = now
+    for (const task of this.expiring.popAllDue(this.clock)) {
+      if (this.tasks.get(task.id) === task) this.tasks.delete(task.id)
+    }
+    this.idempotency.sweep(this.clock)
+  }
+
+  private open(): void {
+    if (this.closed) throw new TaskloomError('CLOSED', `broker for queue ${this.queueName} is closed`)
+  }
+
+  private findIdempotent(input: NewTask, now: number): TaskState | undefined {
+    if (input.idempotencyKey === undefined) return undefined
+    const task = this.idempotency.find(input.tenantId, input.idempotencyKey, now)
+    // A purged record frees its key: the next submit creates a new task.
+    return task && this.tasks.get(task.id) === task ? task : undefined
+  }
+
+  private rememberKey(task: TaskState, ttlMs: number, now: number): void {
+    if (task.idempotencyKey === undefined || !(ttlMs > 0)) return
+    this.idempotency.remember(task.tenantId, task.idempotencyKey, task, now + ttlMs)
+  }
+
+  /** Moves due delayed tasks to the tail of their level, earliest first. */
+  private promoteDue(now: number): boolean {
+    const due = this.delayed.popAllDue(now)
+    for (const task of due) {
+      task.timer = undefined
+      this.queueAtTail(task)
+    }
+    return due.length > 0
+  }
+
+  /** Returns expired leases: dead-lettered after the last attempt, else first in line again. */
+  private reapExpired(now: number): boolean {
+    const returned: TaskState[] = []
+    for (const task of this.leases.popAllDue(now)) {
+      task.timer = undefined
+      recordAttempt(task, 'lease-expired', leaseExpired(task), now)
+      if (task.attempt > task.maxRetries) this.bury(task, now)
+      else returned.push(task)
+    }
+    this.queueAtHead(returned)
+    return returned.length > 0
+  }
+
+  private lease(task: TaskState, workerId: string, leaseMs: number, now: number): ClaimedTask {
+    this.setStatus(task, 'processing')
+    task.attempt += 1
+    task.token = ++this.lastToken
+    task.startedAt = now
+    task.workerId = workerId
+    task.timer = this.leases.add(now + leaseMs, task)
+    return toClaimed(task)
+  }
+
+  /** The task if `item.token` is its current lease, else undefined. */
+  private holding(item: Fenced): TaskState | undefined {
+    const task = this.tasks.get(item.id)
+    return task?.status === 'processing' && task.token === item.token ? task : undefined
+  }
+
+  private endLease(task: TaskState): void {
+    this.leases.remove(task.timer)
+    task.timer = undefined
+  }
+
+  private schedule(task: TaskState, runAt: number): void {
+    this.setStatus(task, 'pending')
+    task.runAt = runAt
+    task.timer = this.delayed.add(runAt, task)
+  }
+
+  private queueAtTail(task: TaskState): void {
+    this.setStatus(task, 'queued')
+    this.ready.pushTail(task)
+  }
+
+  /** Queues tasks first in line again; the first given is claimed first. */
+  private queueAtHead(tasks: readonly TaskState[]): void {
+    for (const task of tasks) this.setStatus(task, 'queued')
+    this.ready.pushHead(tasks)
+  }
+
+  private bury(task: TaskState, now: number): void {
+    this.setStatus(task, 'failed')
+    task.finishedAt = now
+    this.dead.add(now, task)
+  }
+
+  private revive(tasks: readonly TaskState[], now: number): number {
+    for (const task of tasks) {
+      task.attempt = 0
+      task.finishedAt = undefined
+      task.runAt = now
+      this.queueAtTail(task)
+    }
+    if (tasks.length > 0) this.waiters.wakeAll()
+    return tasks.length
+  }
+
+  /** Completed and cancelled records are kept for `retentionMs`. */
+  private finish(task: TaskState, now: number): void {
+    task.finishedAt = now
+    this.expiring.add(now + this.retentionMs, task)
+  }
+
+  private setStatus(task: TaskState, status: TaskStatus): void {
+    this.tally(task, -1)
+    task.status = status
+    this.tally(task, 1)
+  }
+
+  private tally(task: TaskState, delta: number): void {
+    if (task.status === 'queued') this.queued[task.priority] += delta
+    else if (task.status === 'pending') this.pending += delta
+    else if (task.status === 'processing') this.processing += delta
+  }
+
+  private hasReady(): boolean {
+    return PRIORITIES.some((priority) => this.queued[priority] > 0)
+  }
+
+  private nextWakeAt(): number | null {
+    const due = this.delayed.peek()?.at
+    const deadline = this.leases.peek()?.at
+    if (due === undefined) return deadline ?? null
+    return deadline === undefined ? due : Math.min(due, deadline)
+  }
+}
