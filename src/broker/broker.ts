@@ -6,7 +6,14 @@
  * Payloads and results cross this boundary as strings: the queue serialises, the broker stores.
  * Times are epoch milliseconds. Every batch method answers item by item, in the order given.
  */
-import type { AttemptOutcome, AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
+import type {
+  AttemptOutcome,
+  AttemptRecord,
+  ErrorInfo,
+  Priority,
+  TaskChange,
+  TaskStatus,
+} from '../task/model.js'
 
 /** A task as the queue hands it to the broker. */
 export interface NewTask {
@@ -21,7 +28,7 @@ export interface NewTask {
   timeoutMs: number
   maxRetries: number
   createdAt: number
-  /** At most one live task per (tenantId, idempotencyKey) for `idempotencyTtlMs`. */
+  /** At most one task per (tenantId, idempotencyKey) for `idempotencyTtlMs`, whatever its status. */
   idempotencyKey?: string | undefined
   idempotencyTtlMs: number
 }
@@ -134,6 +141,18 @@ export interface Page<T> {
 export interface BrokerOptions {
   /** How long finished (completed, cancelled) task records are kept. Default 24 h. */
   retentionMs?: number
+  /**
+   * Durable mode: every state change after enqueue (claim, lease expiry, completion, failure,
+   * release, cancel, DLQ retry) is also written to a change feed, atomically with the change, for the
+   * store to apply. Default false.
+   */
+  changeFeed?: boolean
+}
+
+/** Changes handed to one consumer; acknowledge `ids` once applied. */
+export interface ChangeBatch {
+  ids: string[]
+  changes: TaskChange[]
 }
 
 export interface Broker {
@@ -192,9 +211,22 @@ export interface Broker {
 
   /**
    * Resolves when work may be available (a task was enqueued or released), after `timeoutMs`,
-   * or when `signal` aborts; whichever comes first. Never rejects on timeout or abort.
+   * or when `signal` aborts; whichever comes first. Never rejects on timeout or abort. Every waiter
+   * of this broker object wakes; across processes at least one does, and a claim that leaves work
+   * behind wakes the next.
    */
   waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void>
+
+  /**
+   * The change feed (only with `changeFeed`): changes not yet handed out, oldest first, at most `max`
+   * entries, waiting up to `blockMs` when there are none. An entry handed to a consumer that did not
+   * acknowledge it within `reclaimAfterMs` is handed out again (the consumer died). Changes of one
+   * entry are in the order they happened; applying an entry twice must be harmless.
+   */
+  readChanges(consumer: string, max: number, blockMs: number, reclaimAfterMs: number): Promise<ChangeBatch>
+
+  /** Drops applied change-feed entries. */
+  ackChanges(ids: readonly string[]): Promise<void>
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>

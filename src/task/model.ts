@@ -51,3 +51,29 @@ export function toErrorInfo(err: unknown): ErrorInfo {
   }
   return { name: 'Error', message: typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err)) }
 }
+
+/**
+ * One state change of a task, as the broker reports it on its change feed and the store applies it.
+ * See the Store's `applyUpdates` for how changes are ordered so a replay never moves a task back.
+ */
+export interface TaskChange {
+  id: string
+  status: TaskStatus
+  /** Attempts started in the current budget, as the broker counts them (0 before the first claim). */
+  attempt: number
+  /** When the change happened. */
+  at: number
+  /** A new due time (a retry's backoff, a delay). */
+  runAt?: number | undefined
+  /** Start of the attempt that is now running. */
+  startedAt?: number | undefined
+  workerId?: string | undefined
+  /** JSON text, with `completed`. */
+  result?: string | undefined
+  /** The latest attempt's error. */
+  error?: ErrorInfo | undefined
+  /** A failed attempt to append to the history. */
+  failedAttempt?: AttemptRecord | undefined
+  /** A dead-lettered task sent back to the queue. */
+  revive?: boolean | undefined
+}

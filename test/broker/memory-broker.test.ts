@@ -6,6 +6,7 @@ import { MemoryBroker } from '../../src/broker/memory/memory-broker.js'
 import { Timeline } from '../../src/broker/memory/timeline.js'
 import { TaskloomError } from '../../src/errors.js'
 import { uniqueName } from '../helpers/services.js'
+import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
 
 brokerConformance('MemoryBroker', (name) => new MemoryBroker(name))
@@ -182,3 +183,5 @@ describe('DeadLetters', () => {
     expect(dead.length).toBe(1)
   })
 })
+
+changeFeedConformance('MemoryBroker', (name, options) => new MemoryBroker(name, options))

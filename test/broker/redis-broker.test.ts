@@ -3,6 +3,7 @@ import { describe } from 'vitest'
 import type { Broker } from '../../src/broker/broker.js'
 import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
 import { hasRedis, REDIS_URL } from '../helpers/services.js'
+import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
 
 const up = await hasRedis()
@@ -23,6 +24,14 @@ describe.skipIf(!up)('Redis', () => {
   brokerConformance(
     'RedisBroker',
     (name) => new RedisBroker(name, { redis: REDIS_URL }),
+    async (broker) => {
+      await broker.close()
+      await dropKeys(broker)
+    },
+  )
+  changeFeedConformance(
+    'RedisBroker',
+    (name, options) => new RedisBroker(name, { redis: REDIS_URL, ...options }),
     async (broker) => {
       await broker.close()
       await dropKeys(broker)

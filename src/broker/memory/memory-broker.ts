@@ -10,11 +10,12 @@
  * ```
  */
 import { TaskloomError } from '../../errors.js'
-import type { Priority, TaskStatus } from '../../task/model.js'
+import type { Priority, TaskChange, TaskStatus } from '../../task/model.js'
 import { PRIORITIES, TERMINAL_STATUSES } from '../../task/model.js'
 import type {
   Broker,
   BrokerOptions,
+  ChangeBatch,
   ClaimedTask,
   ClaimResult,
   Completion,
@@ -27,6 +28,7 @@ import type {
   QueueCounts,
   TaskRecord,
 } from '../broker.js'
+import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
 import { IdempotencyKeys } from './idempotency-keys.js'
 import { ReadyLists } from './ready-lists.js'
@@ -50,6 +52,8 @@ export class MemoryBroker implements Broker {
   private readonly expiring = new Timeline<TaskState>()
   private readonly idempotency = new IdempotencyKeys<TaskState>()
   private readonly waiters = new Waiters()
+  /** The change feed, in durable mode. */
+  private readonly changes: ChangeLog | undefined
 
   private readonly queued: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 }
   private pending = 0
@@ -62,6 +66,7 @@ export class MemoryBroker implements Broker {
   constructor(queueName: string, options: BrokerOptions = {}) {
     this.queueName = queueName
     this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
+    this.changes = options.changeFeed ? new ChangeLog() : undefined
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -102,12 +107,13 @@ export class MemoryBroker implements Broker {
       .take(max, (task) => task.status === 'queued')
       .map((task) => this.lease(task, workerId, leaseMs, now))
     if ((promoted || returned) && this.hasReady()) this.waiters.wakeAll()
+    this.changes?.commit()
     return { tasks, nextWakeAt: this.nextWakeAt() }
   }
 
   async complete(items: readonly Completion[], now: number): Promise<FencedOutcome[]> {
     this.advance(now)
-    return items.map((item) => {
+    const outcomes = items.map((item): FencedOutcome => {
       const task = this.tasks.get(item.id)
       if (task?.token !== item.token) return 'stale'
       if (task.status === 'completed') return 'ok'
@@ -116,8 +122,11 @@ export class MemoryBroker implements Broker {
       this.setStatus(task, 'completed')
       task.result = item.result
       this.finish(task, now)
+      this.note(task, now, { result: item.result })
       return 'ok'
     })
+    this.changes?.commit()
+    return outcomes
   }
 
   async fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]> {
@@ -138,9 +147,15 @@ export class MemoryBroker implements Broker {
         this.queueAtTail(task)
         retried = true
       }
+      this.note(task, now, {
+        runAt: item.retryAt === null ? undefined : task.runAt,
+        error: item.error,
+        failedAttempt: task.history.at(-1),
+      })
       return 'ok'
     })
     if (retried) this.waiters.wakeAll()
+    this.changes?.commit()
     return outcomes
   }
 
@@ -167,6 +182,8 @@ export class MemoryBroker implements Broker {
       return 'ok'
     })
     this.queueAtHead(released)
+    for (const task of released) this.note(task, now)
+    this.changes?.commit()
     if (released.length > 0) this.waiters.wakeAll()
     return outcomes
   }
@@ -186,6 +203,8 @@ export class MemoryBroker implements Broker {
     task.timer = undefined
     this.setStatus(task, 'cancelled')
     this.finish(task, now)
+    this.note(task, now)
+    this.changes?.commit()
     return toRecord(task)
   }
 
@@ -235,6 +254,27 @@ export class MemoryBroker implements Broker {
   async close(): Promise<void> {
     this.closed = true
     this.waiters.wakeAll()
+    this.changes?.close()
+  }
+
+  async readChanges(
+    _consumer: string,
+    max: number,
+    blockMs: number,
+    reclaimAfterMs: number,
+  ): Promise<ChangeBatch> {
+    this.open()
+    if (!this.changes) return { ids: [], changes: [] }
+    return this.changes.read(max, blockMs, reclaimAfterMs)
+  }
+
+  async ackChanges(ids: readonly string[]): Promise<void> {
+    this.changes?.ack(ids)
+  }
+
+  /** Records the task's new state on the change feed (durable mode). */
+  private note(task: TaskState, now: number, extra: Partial<TaskChange> = {}): void {
+    this.changes?.record({ id: task.id, status: task.status, attempt: task.attempt, at: now, ...extra })
   }
 
   /** Every stateful call starts here: refuses once closed, moves the clock, purges what expired. */
@@ -275,14 +315,17 @@ export class MemoryBroker implements Broker {
 
   /** Returns expired leases: dead-lettered after the last attempt, else first in line again. */
   private reapExpired(now: number): boolean {
+    const expired = this.leases.popAllDue(now)
     const returned: TaskState[] = []
-    for (const task of this.leases.popAllDue(now)) {
+    for (const task of expired) {
       task.timer = undefined
       recordAttempt(task, 'lease-expired', leaseExpired(task), now)
       if (task.attempt > task.maxRetries) this.bury(task, now)
       else returned.push(task)
     }
     this.queueAtHead(returned)
+    for (const task of expired)
+      this.note(task, now, { error: task.error, failedAttempt: task.history.at(-1) })
     return returned.length > 0
   }
 
@@ -293,6 +336,7 @@ export class MemoryBroker implements Broker {
     task.startedAt = now
     task.workerId = workerId
     task.timer = this.leases.add(now + leaseMs, task)
+    this.note(task, now, { startedAt: now, workerId })
     return toClaimed(task)
   }
 
@@ -336,7 +380,9 @@ export class MemoryBroker implements Broker {
       task.finishedAt = undefined
       task.runAt = now
       this.queueAtTail(task)
+      this.note(task, now, { runAt: now, revive: true })
     }
+    this.changes?.commit()
     if (tasks.length > 0) this.waiters.wakeAll()
     return tasks.length
   }

@@ -8,6 +8,7 @@ import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
   Broker,
   BrokerOptions,
+  ChangeBatch,
   ClaimedTask,
   ClaimResult,
   Completion,
@@ -20,6 +21,7 @@ import type {
   QueueCounts,
   TaskRecord,
 } from '../broker.js'
+import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
 import { connectRedis, type RedisHandle, type RedisInput } from './connection.js'
 import { type QueueKeys, queueKeys } from './keys.js'
@@ -48,6 +50,10 @@ export class RedisBroker implements Broker {
   private readonly redis: Redis
   private readonly retentionMs: number
   private blocking: Redis | undefined
+  private feedConnection: Redis | undefined
+  private readonly feed: ChangeFeedReader
+  /** '+' or '-' (change feed on or off) and the key prefix: ARGV[1] of every script. */
+  private readonly scriptPrefix: string
   private sharedWait: Promise<void> | undefined
   private closed = false
 
@@ -57,11 +63,13 @@ export class RedisBroker implements Broker {
     this.handle = connectRedis(options.redis)
     this.redis = this.handle.client
     this.retentionMs = options.retentionMs ?? DAY
+    this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
+    this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
   }
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
-    return runScript(this.redis, name, this.keys.script, [this.keys.prefix, ...args])
+    return runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args])
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -216,11 +224,29 @@ export class RedisBroker implements Broker {
     }
   }
 
+  async readChanges(
+    consumer: string,
+    max: number,
+    blockMs: number,
+    reclaimAfterMs: number,
+  ): Promise<ChangeBatch> {
+    this.assertOpen()
+    this.feedConnection ??= this.handle.duplicate()
+    return this.feed.read(this.feedConnection, consumer, max, blockMs, reclaimAfterMs)
+  }
+
+  async ackChanges(ids: readonly string[]): Promise<void> {
+    this.assertOpen()
+    await this.feed.ack(ids)
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
     this.blocking?.disconnect()
     this.blocking = undefined
+    this.feedConnection?.disconnect()
+    this.feedConnection = undefined
     await this.handle.close()
   }
 

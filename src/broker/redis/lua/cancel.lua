@@ -11,4 +11,6 @@ if status ~= 'pending' and status ~= 'queued' then return -3 end
 if status == 'pending' then redis.call('ZREM', kDelayed, id) end
 redis.call('HSET', key, 's', 'cancelled', 'fa', now)
 redis.call('PEXPIRE', key, retention)
+change({ id = id, status = 'cancelled', attempt = tonumber(redis.call('HGET', key, 'a')), at = tonumber(now) })
+publishChanges()
 return redis.call('HGETALL', key)

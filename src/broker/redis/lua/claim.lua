@@ -26,13 +26,16 @@ for i = #expired, 1, -1 do
   local key = taskKey(id)
   local rec = redis.call('HMGET', key, 's', 'p', 'a', 'mr', 'w', 'sa')
   if rec[1] == 'processing' then
-    recordAttempt(key, rec[3], rec[5], rec[6], now, 'lease-expired', expiredErr)
+    local record = recordAttempt(key, rec[3], rec[5], rec[6], now, 'lease-expired', expiredErr)
+    local status = 'queued'
     if tonumber(rec[3]) > tonumber(rec[4]) then
+      status = 'failed'
       bury(key, id, now)
     else
       redis.call('HSET', key, 's', 'queued')
       redis.call('RPUSH', readyKey(rec[2]), id)
     end
+    change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, error = expiredErr, failedAttempt = record })
   end
 end
 if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end
@@ -55,6 +58,7 @@ for p = 1, 4 do
         local token = redis.call('INCR', kFence)
         local attempt = tonumber(rec[5]) + 1
         redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
+        change({ id = id, status = 'processing', attempt = attempt, at = now, startedAt = now, workerId = worker })
         leases[#leases + 1] = deadline
         leases[#leases + 1] = id
         local n = #out
@@ -77,4 +81,5 @@ if d[2] then nextWake = tonumber(d[2]) end
 local l = redis.call('ZRANGE', kLeases, 0, 0, 'WITHSCORES')
 if l[2] and (not nextWake or tonumber(l[2]) < nextWake) then nextWake = tonumber(l[2]) end
 if nextWake then out[1] = string.format('%d', nextWake) end
+publishChanges()
 return out

@@ -6,12 +6,14 @@
 --   7 dlq      zset  id -> time of death (ms)
 --   8 marker   zset  one member; idle workers BZPOPMIN it to learn that work may be ready
 --   9 fence    string counter of fencing tokens
--- ARGV[1]: the key prefix "tl:{queue}:"; task hashes are prefix .. "task:" .. id.
+-- ARGV[1]: '+' or '-' (change feed on or off) followed by the key prefix "tl:{queue}:"; task
+--   hashes are prefix .. "task:" .. id, the change feed stream prefix .. "changes".
 -- Task hash fields: n name, t tenant, d payload, p priority index, s status, a attempts started,
 --   mr max retries, to timeout ms, ca created at, ra runnable at, sa started at, fa finished at,
 --   r result, e last error (json), h failed-attempt history (json lines), w worker, k token,
 --   ik idempotency key.
-local prefix = ARGV[1]
+local feed = string.sub(ARGV[1], 1, 1) == '+'
+local prefix = string.sub(ARGV[1], 2)
 local kDelayed, kLeases, kDlq, kMarker, kFence = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 local function taskKey(id)
@@ -26,16 +28,30 @@ local function wake()
   redis.call('ZADD', kMarker, 0, 'w')
 end
 
--- Appends one failed attempt (a JSON object) to the task's history.
+-- The change feed (durable mode): every state change of a script call goes into one stream entry,
+-- a JSON array of {id, status, attempt, at, ...}, which the store flusher applies to PostgreSQL.
+local changes = {}
+local function change(c)
+  if feed then changes[#changes + 1] = c end
+end
+local function publishChanges()
+  if #changes > 0 then
+    redis.call('XADD', prefix .. 'changes', '*', 'c', cjson.encode(changes))
+  end
+end
+
+-- Appends one failed attempt (a JSON object) to the task's history; answers the entry.
 local function recordAttempt(key, attempt, worker, startedAt, now, outcome, errJson)
-  local entry = '{"attempt":' .. (tonumber(attempt) or 0) .. ',"workerId":' .. cjson.encode(worker or '')
+  local record = '{"attempt":' .. (tonumber(attempt) or 0) .. ',"workerId":' .. cjson.encode(worker or '')
     .. ',"startedAt":' .. (tonumber(startedAt) or 0) .. ',"endedAt":' .. now
     .. ',"outcome":' .. cjson.encode(outcome) .. ',"error":' .. errJson .. '}'
   local history = redis.call('HGET', key, 'h')
+  local all = record
   if history and history ~= '' then
-    entry = history .. '\n' .. entry
+    all = history .. '\n' .. record
   end
-  redis.call('HSET', key, 'h', entry, 'e', errJson)
+  redis.call('HSET', key, 'h', all, 'e', errJson)
+  return record
 end
 
 -- Dead-letters a task whose attempts are spent.

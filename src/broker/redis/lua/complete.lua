@@ -7,12 +7,13 @@ for i = 0, count - 1 do
   local b = 4 + i * 3
   local id, token = ARGV[b + 1], ARGV[b + 2]
   local key = taskKey(id)
-  local rec = redis.call('HMGET', key, 's', 'k')
+  local rec = redis.call('HMGET', key, 's', 'k', 'a')
   local ok = 0
   if rec[2] == token then
     if rec[1] == 'processing' then
       redis.call('HSET', key, 's', 'completed', 'r', ARGV[b + 3], 'fa', now)
       redis.call('PEXPIRE', key, retention)
+      change({ id = id, status = 'completed', attempt = tonumber(rec[3]), at = tonumber(now), result = ARGV[b + 3] })
       done[#done + 1] = id
       ok = 1
     elseif rec[1] == 'completed' then
@@ -22,4 +23,5 @@ for i = 0, count - 1 do
   out[i + 1] = ok
 end
 if #done > 0 then redis.call('ZREM', kLeases, unpack(done)) end
+publishChanges()
 return out

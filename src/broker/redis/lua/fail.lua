@@ -11,22 +11,28 @@ for i = 0, count - 1 do
   local rec = redis.call('HMGET', key, 's', 'k', 'a', 'w', 'sa', 'p')
   local ok = 0
   if rec[1] == 'processing' and rec[2] == token then
-    recordAttempt(key, rec[3], rec[4], rec[5], now, outcome, errJson)
+    local record = recordAttempt(key, rec[3], rec[4], rec[5], now, outcome, errJson)
     redis.call('ZREM', kLeases, id)
+    local status, runAt = 'failed', nil
     if retryAt == '' then
       bury(key, id, now)
     elseif tonumber(retryAt) > now then
+      status, runAt = 'pending', tonumber(retryAt)
       redis.call('HSET', key, 's', 'pending', 'ra', retryAt)
       redis.call('ZADD', kDelayed, retryAt, id)
       woke = true
     else
+      status, runAt = 'queued', now
       redis.call('HSET', key, 's', 'queued', 'ra', now)
       redis.call('LPUSH', readyKey(rec[6]), id)
       woke = true
     end
+    change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, runAt = runAt, error = errJson,
+      failedAttempt = record })
     ok = 1
   end
   out[i + 1] = ok
 end
 if woke then wake() end
+publishChanges()
 return out

@@ -8,17 +8,19 @@ local out, woke = {}, false
 for i = count - 1, 0, -1 do
   local id, token = ARGV[4 + i * 2], ARGV[5 + i * 2]
   local key = taskKey(id)
-  local rec = redis.call('HMGET', key, 's', 'k', 'p')
+  local rec = redis.call('HMGET', key, 's', 'k', 'p', 'a')
   local ok = 0
   if rec[1] == 'processing' and rec[2] == token then
     redis.call('HSET', key, 's', 'queued')
     redis.call('HINCRBY', key, 'a', -1)
     redis.call('ZREM', kLeases, id)
     redis.call('RPUSH', readyKey(rec[3]), id)
+    change({ id = id, status = 'queued', attempt = tonumber(rec[4]) - 1, at = tonumber(ARGV[2]) })
     woke = true
     ok = 1
   end
   out[i + 1] = ok
 end
 if woke then wake() end
+publishChanges()
 return out

@@ -17,7 +17,9 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', key, 'fa')
     redis.call('LPUSH', readyKey(redis.call('HGET', key, 'p')), id)
     moved = moved + 1
+    change({ id = id, status = 'queued', attempt = 0, at = tonumber(now), runAt = tonumber(now), revive = true })
   end
 end
 if moved > 0 then wake() end
+publishChanges()
 return moved

@@ -1,0 +1,89 @@
+/**
+ * Reads the change feed stream (`tl:{queue}:changes`) as consumer group `store`: the scripts append
+ * one entry per call, the store flusher reads, applies and acknowledges. Entries a dead consumer
+ * left unacknowledged are taken over with XAUTOCLAIM.
+ */
+import type { Redis } from 'ioredis'
+import type { AttemptRecord, ErrorInfo, TaskChange } from '../../task/model.js'
+import type { ChangeBatch } from '../broker.js'
+
+const GROUP = 'store'
+
+type RawChange = Omit<TaskChange, 'error' | 'failedAttempt'> & { error?: string; failedAttempt?: string }
+type StreamEntry = [id: string, fields: string[]]
+
+export class ChangeFeedReader {
+  private groupReady = false
+  private lastReclaim = 0
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly stream: string,
+  ) {}
+
+  async read(
+    blocking: Redis,
+    consumer: string,
+    max: number,
+    blockMs: number,
+    reclaimAfterMs: number,
+  ): Promise<ChangeBatch> {
+    await this.ensureGroup()
+    if (Date.now() - this.lastReclaim >= Math.min(reclaimAfterMs, 1000)) {
+      this.lastReclaim = Date.now()
+      const reply = (await this.redis.xautoclaim(
+        this.stream,
+        GROUP,
+        consumer,
+        reclaimAfterMs,
+        '0-0',
+        'COUNT',
+        max,
+      )) as [string, StreamEntry[]]
+      if (reply[1].length > 0) return decode(reply[1])
+    }
+    const args: (string | number)[] = ['GROUP', GROUP, consumer, 'COUNT', max]
+    if (blockMs > 0) args.push('BLOCK', blockMs)
+    args.push('STREAMS', this.stream, '>')
+    const reply = (await blocking.call('XREADGROUP', ...args)) as [string, StreamEntry[]][] | null
+    return decode(reply?.[0]?.[1] ?? [])
+  }
+
+  async ack(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.redis
+      .multi()
+      .xack(this.stream, GROUP, ...ids)
+      .xdel(this.stream, ...ids)
+      .exec()
+  }
+
+  private async ensureGroup(): Promise<void> {
+    if (this.groupReady) return
+    try {
+      await this.redis.xgroup('CREATE', this.stream, GROUP, '0', 'MKSTREAM')
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.includes('BUSYGROUP')) throw err
+    }
+    this.groupReady = true
+  }
+}
+
+function decode(entries: StreamEntry[]): ChangeBatch {
+  const ids: string[] = []
+  const changes: TaskChange[] = []
+  for (const [id, fields] of entries) {
+    ids.push(id)
+    // Deleted entries still listed by XAUTOCLAIM come back without fields.
+    const json = fields?.[1]
+    if (!json) continue
+    for (const raw of JSON.parse(json) as RawChange[]) {
+      const { error, failedAttempt, ...rest } = raw
+      const change: TaskChange = { ...rest }
+      if (error) change.error = JSON.parse(error) as ErrorInfo
+      if (failedAttempt) change.failedAttempt = JSON.parse(failedAttempt) as AttemptRecord
+      changes.push(change)
+    }
+  }
+  return { ids, changes }
+}
