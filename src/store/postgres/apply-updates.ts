@@ -1,0 +1,98 @@
+/**
+ * Applying broker state changes as multi-row `UPDATE ... FROM unnest(...)` statements, guarded in
+ * SQL so that a replayed or late change never moves a task backwards (the rules are on `TaskUpdate`).
+ *
+ * One UPDATE may match each row once, so a batch holding several changes for one task is cut into
+ * layers: the first change of every task, then the second, and so on, applied in that order.
+ * Usually that is one or two statements per batch.
+ */
+import { type Kysely, sql } from 'kysely'
+import type { TaskUpdate } from '../store.js'
+import type { Database } from './tables.js'
+import { TERMINAL_SQL, UNFINISHED_SQL } from './task-rows.js'
+
+/** Answers, per update, whether it was applied. */
+export async function applyUpdates(
+  db: Kysely<Database>,
+  schema: string,
+  queue: string,
+  updates: readonly TaskUpdate[],
+): Promise<boolean[]> {
+  const applied: boolean[] = new Array(updates.length).fill(false)
+  for (const layer of layers(updates)) {
+    const ids = await applyLayer(
+      db,
+      schema,
+      queue,
+      layer.map((i) => updates[i]!),
+    )
+    for (const i of layer) if (ids.has(updates[i]!.id)) applied[i] = true
+  }
+  return applied
+}
+
+/** Indexes of the updates, cut so that no layer holds two updates of one task. */
+function layers(updates: readonly TaskUpdate[]): number[][] {
+  const seen = new Map<string, number>()
+  const out: number[][] = []
+  updates.forEach((update, i) => {
+    const depth = seen.get(update.id) ?? 0
+    seen.set(update.id, depth + 1)
+    let layer = out[depth]
+    if (!layer) {
+      layer = []
+      out.push(layer)
+    }
+    layer.push(i)
+  })
+  return out
+}
+
+const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value))
+
+async function applyLayer(db: Kysely<Database>, schema: string, queue: string, updates: TaskUpdate[]) {
+  const at = sql`to_timestamp(u.at / 1000)`
+  const appends = sql`u.failed_attempt is not null and not t.history @> jsonb_build_array(u.failed_attempt)`
+  const result = await sql<{ id: string }>`
+    update ${sql.id(schema, 'tasks')} as t set
+      status = u.status,
+      attempt = u.attempt,
+      updated_at = ${at},
+      scheduled_at = coalesce(to_timestamp(u.run_at / 1000), t.scheduled_at),
+      started_at = case
+        when u.started_at is not null then to_timestamp(u.started_at / 1000)
+        when u.status = 'processing' then ${at}
+        else t.started_at end,
+      completed_at = case when u.status in ${TERMINAL_SQL} then ${at} end,
+      dead_lettered_at = case when u.status = 'failed' then ${at} end,
+      revived_at = case when u.revive then ${at} else t.revived_at end,
+      enqueued_at = coalesce(t.enqueued_at, ${at}),
+      worker_id = coalesce(u.worker_id, t.worker_id),
+      result = coalesce(u.result, t.result),
+      error = coalesce(u.error, t.error),
+      history = case when ${appends} then t.history || jsonb_build_array(u.failed_attempt) else t.history end,
+      retry_count = t.retry_count + case when ${appends} then 1 else 0 end
+    from unnest(
+      ${updates.map((u) => u.id)}::text[], ${updates.map((u) => u.status)}::text[],
+      ${updates.map((u) => u.attempt)}::int4[], ${updates.map((u) => u.at)}::float8[],
+      ${updates.map((u) => u.runAt ?? null)}::float8[], ${updates.map((u) => u.startedAt ?? null)}::float8[],
+      ${updates.map((u) => u.workerId ?? null)}::text[], ${updates.map((u) => u.result ?? null)}::jsonb[],
+      ${updates.map((u) => json(u.error))}::jsonb[], ${updates.map((u) => json(u.failedAttempt))}::jsonb[],
+      ${updates.map((u) => u.revive === true)}::bool[]
+    ) as u(id, status, attempt, at, run_at, started_at, worker_id, result, error, failed_attempt, revive)
+    where t.queue = ${queue} and t.id = u.id
+      -- spelled out for the planner: primary-key lookups, even before the table has statistics
+      and t.id = any(${updates.map((u) => u.id)}::text[])
+      and case
+      when u.revive then t.status = 'failed' and ${at} >= t.dead_lettered_at
+      else t.status in ${UNFINISHED_SQL}
+        and (t.revived_at is null or ${at} >= t.revived_at)
+        and case
+          when u.status in ${TERMINAL_SQL} then true
+          when u.status = 'processing' then u.attempt > t.attempt or (u.attempt = t.attempt and ${at} >= t.updated_at)
+          else ${at} >= t.updated_at
+        end
+      end
+    returning t.id`.execute(db)
+  return new Set(result.rows.map((row) => row.id))
+}

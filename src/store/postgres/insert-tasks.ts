@@ -1,0 +1,139 @@
+/**
+ * Inserting a batch of tasks in one statement (`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO
+ * NOTHING`), then settling the rows that conflicted: an id already stored (a retried write), a live
+ * idempotency key (answered as deduplicated), or an expired key (released, then the row tries again).
+ * Without conflicts, a batch is exactly one statement.
+ */
+import { type Kysely, sql } from 'kysely'
+import { TaskloomError } from '../../errors.js'
+import type { TaskStatus } from '../../task/model.js'
+import type { InsertResult, NewTaskRow } from '../store.js'
+import type { Database } from './tables.js'
+
+/** Rounds of release-and-retry before giving up (only reached under a storm of reuses of one key). */
+const MAX_ROUNDS = 5
+
+interface Pending {
+  row: NewTaskRow
+  index: number
+}
+
+interface Existing {
+  id: string
+  tenant_id: string
+  idempotency_key: string | null
+  idempotency_expires_at: Date | null
+  status: TaskStatus
+  created_at: Date
+}
+
+export function initialStatus(row: NewTaskRow): TaskStatus {
+  return row.runAt > row.createdAt ? 'pending' : 'queued'
+}
+
+export async function insertTasks(
+  db: Kysely<Database>,
+  schema: string,
+  queue: string,
+  rows: readonly NewTaskRow[],
+): Promise<InsertResult[]> {
+  const results: InsertResult[] = new Array(rows.length)
+  let pending: Pending[] = rows.map((row, index) => ({ row, index }))
+  for (let round = 0; pending.length > 0; round += 1) {
+    if (round === MAX_ROUNDS) {
+      throw new TaskloomError('INTERNAL', 'could not settle idempotency keys; try again', { retryable: true })
+    }
+    const inserted = await insertRows(db, schema, queue, pending)
+    const conflicted: Pending[] = []
+    for (const p of pending) {
+      if (!inserted.has(p.row.id)) conflicted.push(p)
+      else
+        results[p.index] = {
+          id: p.row.id,
+          status: initialStatus(p.row),
+          createdAt: p.row.createdAt,
+          deduplicated: false,
+        }
+    }
+    pending = conflicted.length === 0 ? [] : await settle(db, schema, queue, conflicted, results)
+  }
+  return results
+}
+
+async function insertRows(db: Kysely<Database>, schema: string, queue: string, batch: Pending[]) {
+  const rows = batch.map((p) => p.row)
+  const result = await sql<{ id: string }>`
+    insert into ${sql.id(schema, 'tasks')} (id, queue, tenant_id, name, payload, priority, status, schedule,
+      scheduled_at, timeout_ms, max_retries, idempotency_key, idempotency_expires_at, created_at, updated_at)
+    select u.id, ${queue}, u.tenant_id, u.name, u.payload, u.priority,
+      case when u.run_at > u.created_at then 'pending' else 'queued' end,
+      u.schedule, to_timestamp(u.run_at / 1000), u.timeout_ms, u.max_retries, u.idempotency_key,
+      case when u.idempotency_key is not null then to_timestamp((u.created_at + u.ttl_ms) / 1000) end,
+      to_timestamp(u.created_at / 1000), to_timestamp(u.created_at / 1000)
+    from unnest(
+      ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.tenantId)}::text[],
+      ${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.payload)}::jsonb[],
+      ${rows.map((r) => r.priority)}::text[], ${rows.map((r) => r.schedule ?? null)}::text[],
+      ${rows.map((r) => r.runAt)}::float8[], ${rows.map((r) => r.timeoutMs)}::int4[],
+      ${rows.map((r) => r.maxRetries)}::int4[], ${rows.map((r) => r.idempotencyKey ?? null)}::text[],
+      ${rows.map((r) => r.idempotencyTtlMs)}::float8[], ${rows.map((r) => r.createdAt)}::float8[]
+    ) with ordinality as u(id, tenant_id, name, payload, priority, schedule, run_at, timeout_ms, max_retries,
+      idempotency_key, ttl_ms, created_at, ord)
+    order by u.ord
+    on conflict do nothing
+    returning id`.execute(db)
+  return new Set(result.rows.map((row) => row.id))
+}
+
+/** Answers what it can; returns the rows to insert again (their key was free or just released). */
+async function settle(
+  db: Kysely<Database>,
+  schema: string,
+  queue: string,
+  conflicted: Pending[],
+  results: InsertResult[],
+): Promise<Pending[]> {
+  const keyed = conflicted.filter((p) => p.row.idempotencyKey !== undefined)
+  const found = await sql<Existing>`
+    select id, tenant_id, idempotency_key, idempotency_expires_at, status, created_at
+    from ${sql.id(schema, 'tasks')}
+    where queue = ${queue} and (id = any(${conflicted.map((p) => p.row.id)}::text[])
+      or (tenant_id, idempotency_key) in (select * from unnest(
+        ${keyed.map((p) => p.row.tenantId)}::text[], ${keyed.map((p) => p.row.idempotencyKey!)}::text[])))`.execute(
+    db,
+  )
+  const byId = new Map(found.rows.map((row) => [row.id, row]))
+  const byKey = new Map<string, Existing>()
+  for (const row of found.rows)
+    if (row.idempotency_key !== null) byKey.set(keyOf(row.tenant_id, row.idempotency_key), row)
+
+  const again: Pending[] = []
+  const expired: string[] = []
+  for (const p of conflicted) {
+    const same = byId.get(p.row.id)
+    if (same) {
+      results[p.index] = answer(same, false)
+      continue
+    }
+    const key = p.row.idempotencyKey
+    const holder = key === undefined ? undefined : byKey.get(keyOf(p.row.tenantId, key))
+    const expiresAt = holder?.idempotency_expires_at?.getTime() ?? Infinity
+    if (holder && expiresAt > p.row.createdAt) {
+      results[p.index] = answer(holder, true)
+      continue
+    }
+    if (holder) expired.push(holder.id)
+    again.push(p)
+  }
+  if (expired.length > 0) {
+    await sql`update ${sql.id(schema, 'tasks')} set idempotency_key = null
+      where queue = ${queue} and id = any(${expired}::text[])`.execute(db)
+  }
+  return again
+}
+
+const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`
+
+function answer(row: Existing, deduplicated: boolean): InsertResult {
+  return { id: row.id, status: row.status, createdAt: row.created_at.getTime(), deduplicated }
+}

@@ -1,0 +1,7 @@
+/** Every migration, in version order. Append new ones; never edit one that has shipped. */
+import { initial } from './0001-initial.js'
+import type { Migration } from './migration.js'
+
+export type { Migration } from './migration.js'
+
+export const MIGRATIONS: readonly Migration[] = [initial]

@@ -1,0 +1,293 @@
+/**
+ * `PostgresStore`: the Store over kysely, on PostgreSQL (`pg`) or embedded PGlite. Writes go through
+ * group commit (concurrent calls share one statement); reads are plain indexed queries.
+ */
+import { Kysely, sql } from 'kysely'
+import { TaskloomError } from '../../errors.js'
+import { TASK_STATUSES, type TaskStatus } from '../../task/model.js'
+import { GroupCommit } from '../batch.js'
+import type {
+  CursorPage,
+  InsertResult,
+  ListFilter,
+  NewTaskRow,
+  Store,
+  StoredTask,
+  TaskPage,
+  TaskUpdate,
+} from '../store.js'
+import { applyUpdates } from './apply-updates.js'
+import { chooseDialect, type PoolSettings, type PostgresInput } from './connection.js'
+import { insertTasks } from './insert-tasks.js'
+import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from './migrator.js'
+import type { Database } from './tables.js'
+import { TASK_COLUMNS, timestamp, toStoredTask, UNFINISHED_SQL } from './task-rows.js'
+
+export interface QueryEvent {
+  sql: string
+  durationMs: number
+  error?: unknown
+}
+
+export interface PostgresStoreOptions extends PoolSettings {
+  /**
+   * Where the record lives: a postgres:// URL or a `pg.Pool` (PostgreSQL), or omitted, `{ dataDir }`
+   * or `{ pglite }` (embedded PGlite; in memory unless `dataDir` is given). Default: in-memory PGlite.
+   */
+  postgres?: PostgresInput | undefined
+  /** The queue whose tasks this store records. Default 'default'. */
+  queue?: string | undefined
+  /** The PostgreSQL schema of taskloom's tables. Default 'taskloom'. */
+  schema?: string | undefined
+  /**
+   * Apply missing migrations when opening. Default: true for PGlite, false for PostgreSQL, where an
+   * older schema is refused (INVALID_OPTIONS) with a message saying how to migrate.
+   */
+  migrate?: boolean | undefined
+  /** Most rows in one INSERT or UPDATE. Default 1000. */
+  maxBatchRows?: number | undefined
+  /** Called after every statement (metrics, tests). */
+  onQuery?: ((event: QueryEvent) => void) | undefined
+}
+
+const MAX_LIST_LIMIT = 1000
+const DEFAULT_LIST_LIMIT = 50
+
+/** Opens a store: connects, checks (or migrates) the schema, and answers the ready store. */
+export async function openPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA)
+  const queue = options.queue ?? 'default'
+  if (queue.length === 0 || queue.length > 200) {
+    throw new TaskloomError('INVALID_OPTIONS', 'queue must be 1 to 200 characters', {
+      issues: [{ path: 'queue', message: 'expected 1 to 200 characters' }],
+    })
+  }
+  const { dialect, kind } = chooseDialect(options.postgres, options)
+  const onQuery = options.onQuery
+  const db = new Kysely<Database>({
+    dialect,
+    log: onQuery
+      ? (event) =>
+          onQuery({
+            sql: event.query.sql,
+            durationMs: event.queryDurationMillis,
+            ...(event.level === 'error' ? { error: event.error } : {}),
+          })
+      : undefined,
+  })
+  try {
+    if (options.migrate ?? kind === 'pglite') await migrate(db, { schema })
+    else await assertSchemaCurrent(db, { schema })
+  } catch (err) {
+    await db.destroy()
+    throw err
+  }
+  return new PostgresStore(db, { schema, queue, kind, maxBatchRows: options.maxBatchRows ?? 1000 })
+}
+
+/** A data error (SQLSTATE class 22 or 23): one caller's bad row, not a broken connection. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'))
+}
+
+export class PostgresStore implements Store {
+  readonly queue: string
+  readonly schema: string
+  /** Which engine answers: a PostgreSQL server or embedded PGlite. */
+  readonly kind: 'postgres' | 'pglite'
+  /** The kysely instance, for the rest of taskloom's tables (api_keys, schedules, audit_log…). */
+  readonly db: Kysely<Database>
+  readonly #inserts: GroupCommit<NewTaskRow, InsertResult>
+  readonly #enqueued: GroupCommit<{ id: string; at: number }, null>
+  readonly #updates: GroupCommit<TaskUpdate, boolean>
+  #closing: Promise<void> | undefined
+  /** Rows inserted since open, and the count at which statistics are refreshed next. */
+  #inserted = 0
+  #analyzeAt = 1000
+  #analyzing: Promise<void> | undefined
+
+  constructor(
+    db: Kysely<Database>,
+    options: { schema: string; queue: string; kind: 'postgres' | 'pglite'; maxBatchRows: number },
+  ) {
+    this.db = db
+    this.schema = options.schema
+    this.queue = options.queue
+    this.kind = options.kind
+    const maxItems = options.maxBatchRows
+    this.#inserts = new GroupCommit({
+      maxItems,
+      isolate: isDataError,
+      write: async (rows) => {
+        const results = await insertTasks(db, this.schema, this.queue, rows)
+        this.#grew(rows.length)
+        return results
+      },
+    })
+    this.#enqueued = new GroupCommit({ maxItems, write: (items) => this.#markEnqueued(items) })
+    this.#updates = new GroupCommit({
+      maxItems,
+      isolate: isDataError,
+      write: (updates) => applyUpdates(db, this.schema, this.queue, updates),
+    })
+  }
+
+  insertTasks(rows: readonly NewTaskRow[]): Promise<InsertResult[]> {
+    return this.#inserts.add(rows)
+  }
+
+  async markEnqueued(ids: readonly string[], at: number): Promise<void> {
+    await this.#enqueued.add(ids.map((id) => ({ id, at })))
+  }
+
+  async applyUpdates(updates: readonly TaskUpdate[]): Promise<number> {
+    const applied = await this.#updates.add(updates)
+    return applied.filter(Boolean).length
+  }
+
+  async get(id: string, tenantId?: string): Promise<StoredTask | null> {
+    let query = this.#tasks().select(TASK_COLUMNS).where('id', '=', id).where('queue', '=', this.queue)
+    if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId)
+    const row = await query.executeTakeFirst()
+    return row ? toStoredTask(row) : null
+  }
+
+  async list(filter: ListFilter = {}): Promise<TaskPage> {
+    const limit = Math.min(Math.max(1, Math.floor(filter.limit ?? DEFAULT_LIST_LIMIT)), MAX_LIST_LIMIT)
+    const offset = Math.max(0, Math.floor(filter.offset ?? 0))
+    const statuses =
+      filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : filter.status
+    for (const status of statuses)
+      if (!TASK_STATUSES.includes(status)) throw invalidInput('status', `unknown status ${status}`)
+
+    let base = this.#tasks().where('queue', '=', this.queue)
+    if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId)
+    if (filter.name !== undefined) base = base.where('name', '=', filter.name)
+    if (statuses.length > 0) base = base.where('status', 'in', statuses as TaskStatus[])
+
+    let page = base.select(TASK_COLUMNS)
+    if (filter.cursor !== undefined) {
+      const [createdAt, id] = decodeCursor(filter.cursor)
+      page = page.where(sql<boolean>`(created_at, id) < (${timestamp(createdAt)}, ${id})`)
+    }
+    const [rows, count] = await Promise.all([
+      page
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit + 1)
+        .offset(offset)
+        .execute(),
+      base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow(),
+    ])
+    const items = rows.slice(0, limit).map(toStoredTask)
+    const last = items[items.length - 1]
+    return {
+      items,
+      total: Number(count.total),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    }
+  }
+
+  async listUnfinished(cursor: string | null, limit: number): Promise<CursorPage<StoredTask>> {
+    let query = this.#tasks()
+      .select(TASK_COLUMNS)
+      .where('queue', '=', this.queue)
+      .where(sql<boolean>`status in ${UNFINISHED_SQL}`)
+    if (cursor !== null) query = query.where('id', '>', cursor)
+    const rows = await query.orderBy('id').limit(limit).execute()
+    const items = rows.map(toStoredTask)
+    return { items, nextCursor: items.length === limit ? items[items.length - 1]!.id : null }
+  }
+
+  async listUnenqueued(olderThan: number, limit: number): Promise<StoredTask[]> {
+    const rows = await this.#tasks()
+      .select(TASK_COLUMNS)
+      .where('queue', '=', this.queue)
+      .where('enqueued_at', 'is', null)
+      .where('created_at', '<', timestamp(olderThan))
+      .where(sql<boolean>`status in ${UNFINISHED_SQL}`)
+      .orderBy('created_at')
+      .limit(limit)
+      .execute()
+    return rows.map(toStoredTask)
+  }
+
+  async purgeFinished(olderThan: number, batchSize = 1000): Promise<number> {
+    const tasks = sql.id(this.schema, 'tasks')
+    const before = timestamp(olderThan)
+    let total = 0
+    for (;;) {
+      const result = await sql`delete from ${tasks} where id in (
+        select id from ${tasks}
+        where queue = ${this.queue} and completed_at < ${before}
+          and (idempotency_expires_at is null or idempotency_expires_at < ${before})
+        limit ${batchSize} for update skip locked)`.execute(this.db)
+      const deleted = Number(result.numAffectedRows ?? 0)
+      total += deleted
+      if (deleted < batchSize) return total
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all([this.#inserts.close(), this.#enqueued.close(), this.#updates.close()])
+      await this.#analyzing
+      await this.db.destroy()
+    })()
+    return this.#closing
+  }
+
+  /**
+   * Refreshes the planner's statistics as the table grows (at 1 k, 4 k, 16 k… rows inserted). A fresh
+   * table has none, and the planner then takes a whole queue for a few rows and scans it on every
+   * batched UPDATE. PGlite has no autovacuum to fix that; on a server this only gets there sooner.
+   */
+  #grew(rows: number): void {
+    this.#inserted += rows
+    if (this.#inserted < this.#analyzeAt || this.#analyzing) return
+    this.#analyzeAt = this.#inserted * 4
+    this.#analyzing = sql`analyze ${sql.id(this.schema, 'tasks')}`
+      .execute(this.db)
+      .then(
+        () => {},
+        () => {}, // best effort: a role that does not own the table gets a warning, not stats
+      )
+      .finally(() => {
+        this.#analyzing = undefined
+      })
+  }
+
+  #tasks() {
+    return this.db.withSchema(this.schema).selectFrom('tasks')
+  }
+
+  async #markEnqueued(items: { id: string; at: number }[]): Promise<null[]> {
+    // One UPDATE uses one source row per target row, so keep only each id's earliest confirmation.
+    const earliest = new Map<string, number>()
+    for (const { id, at } of items) earliest.set(id, Math.min(at, earliest.get(id) ?? at))
+    await sql`update ${sql.id(this.schema, 'tasks')} as t set enqueued_at = to_timestamp(u.at / 1000)
+      from unnest(${[...earliest.keys()]}::text[], ${[...earliest.values()]}::float8[]) as u(id, at)
+      where t.queue = ${this.queue} and t.id = u.id and t.id = any(${[...earliest.keys()]}::text[])
+        and t.enqueued_at is null`.execute(this.db)
+    return new Array<null>(items.length).fill(null)
+  }
+}
+
+function encodeCursor(createdAt: number, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url')
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
+      return [value[0], value[1]]
+    }
+  } catch {}
+  throw invalidInput('cursor', 'not a cursor this store issued')
+}
+
+function invalidInput(path: string, message: string): TaskloomError {
+  return new TaskloomError('INVALID_INPUT', `${path}: ${message}`, { issues: [{ path, message }] })
+}

@@ -1,0 +1,128 @@
+/**
+ * Row types of the schema that migrations/ creates, for kysely. Timestamps are `timestamptz`
+ * (read back as Date by both `pg` and PGlite); JSON columns are `jsonb`, written as JSON text.
+ */
+import type { ColumnType, Generated } from 'kysely'
+import type { Priority, TaskStatus } from '../../task/model.js'
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+type OptionalTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>
+/** jsonb: read as the parsed value (select `col::text` to get JSON text), written as JSON text. */
+type Jsonb = ColumnType<unknown, string, string>
+type OptionalJsonb = ColumnType<unknown, string | null | undefined, string | null>
+
+export interface TasksTable {
+  id: string
+  /** The queue the task belongs to; every Store query is scoped to one. */
+  queue: string
+  tenant_id: string
+  name: string
+  payload: Jsonb
+  priority: Priority
+  status: TaskStatus
+  /** The schedule that produced the task. */
+  schedule: string | null
+  /** When the task becomes claimable (the spec's scheduled_at). */
+  scheduled_at: Timestamp
+  timeout_ms: number
+  max_retries: number
+  /** Failed attempts over the task's life (the length of `history`). */
+  retry_count: Generated<number>
+  /** Attempts started in the current budget, as the broker counts them. */
+  attempt: Generated<number>
+  idempotency_key: string | null
+  idempotency_expires_at: OptionalTimestamp
+  created_at: Timestamp
+  /** When the last applied state change happened (orders replays). */
+  updated_at: Timestamp
+  /** When the broker confirmed it holds the task. */
+  enqueued_at: OptionalTimestamp
+  started_at: OptionalTimestamp
+  /** When it reached a terminal status (the spec's completed_at). */
+  completed_at: OptionalTimestamp
+  dead_lettered_at: OptionalTimestamp
+  /** When a dead-letter retry revived it; older changes are ignored. */
+  revived_at: OptionalTimestamp
+  result: OptionalJsonb
+  /** ErrorInfo of the latest failed attempt. */
+  error: OptionalJsonb
+  /** AttemptRecord[] of failed attempts, oldest first. */
+  history: ColumnType<unknown, string | undefined, string>
+  worker_id: string | null
+}
+
+export interface ApiKeysTable {
+  id: string
+  /** A hash of the secret; the secret itself is never stored. */
+  key_hash: string
+  tenant_id: string
+  name: string | null
+  scopes: ColumnType<string[], string[] | undefined, string[]>
+  /** Requests per minute. */
+  rate_limit: number | null
+  monthly_quota: number | null
+  is_active: Generated<boolean>
+  created_at: DefaultTimestamp
+  expires_at: OptionalTimestamp
+  last_used_at: OptionalTimestamp
+}
+
+export interface WorkersTable {
+  id: string
+  queue: string
+  status: 'active' | 'idle' | 'unhealthy' | 'stopped'
+  hostname: string | null
+  pid: number | null
+  concurrency: number | null
+  current_task_id: string | null
+  /** int8: `pg` reads it as a string, PGlite as a number. */
+  tasks_processed: ColumnType<string | number, string | number | undefined, string | number>
+  last_heartbeat: Timestamp
+  created_at: DefaultTimestamp
+}
+
+export interface SchedulesTable {
+  id: string
+  queue: string
+  tenant_id: string
+  task_name: string
+  cron: string
+  timezone: Generated<string>
+  payload: ColumnType<unknown, string | undefined, string>
+  priority: ColumnType<Priority, Priority | undefined, Priority>
+  misfire_policy: Generated<string>
+  enabled: Generated<boolean>
+  next_run_at: OptionalTimestamp
+  last_run_at: OptionalTimestamp
+  created_at: DefaultTimestamp
+  updated_at: DefaultTimestamp
+}
+
+export interface AuditLogTable {
+  /** int8 identity: `pg` reads it as a string, PGlite as a number. */
+  id: Generated<string | number>
+  at: DefaultTimestamp
+  tenant_id: string | null
+  /** Who acted: an API key id, or 'system'. */
+  actor: string | null
+  /** e.g. 'task.submit', 'task.cancel', 'auth.failed', 'rate.limited'. */
+  action: string
+  target_id: string | null
+  details: OptionalJsonb
+}
+
+export interface MigrationsTable {
+  version: number
+  name: string
+  applied_at: DefaultTimestamp
+}
+
+export interface Database {
+  tasks: TasksTable
+  api_keys: ApiKeysTable
+  workers: WorkersTable
+  schedules: SchedulesTable
+  audit_log: AuditLogTable
+  taskloom_migrations: MigrationsTable
+}

@@ -1,0 +1,186 @@
+/**
+ * The Store contract: the durable record of one queue's tasks. `PostgresStore` implements it over
+ * PostgreSQL (`pg`) or PGlite; both pass one conformance suite (test/store/conformance.ts).
+ *
+ * The Store never sees the broker. The queue writes a task here first (`insertTasks`), then hands it
+ * to the broker, then confirms (`markEnqueued`); state changes flow back from the broker in batches
+ * (`applyUpdates`). Times are epoch milliseconds. Batch methods answer item by item, in order.
+ *
+ * Payloads and results cross this boundary as JSON text: what the queue serialised or, when the queue
+ * encrypts, a JSON value holding the ciphertext envelope (e.g. `JSON.stringify(envelope)`). They are
+ * kept as `jsonb`, so SQL can look inside plain payloads, and come back as JSON text that is equal as
+ * JSON but not byte for byte (jsonb normalises whitespace and key order, and rejects `\u0000`).
+ */
+import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
+
+/** A task to record. Structurally a superset of the broker's `NewTask`, so one object serves both. */
+export interface NewTaskRow {
+  id: string
+  name: string
+  tenantId: string
+  /** JSON text. */
+  payload: string
+  priority: Priority
+  /** When the task becomes claimable. After `createdAt`: stored `pending`, else `queued`. */
+  runAt: number
+  timeoutMs: number
+  maxRetries: number
+  createdAt: number
+  /** At most one task per (queue, tenantId, idempotencyKey) until the key expires. */
+  idempotencyKey?: string | undefined
+  /** The key expires at `createdAt + idempotencyTtlMs`; after that a new task may take it. */
+  idempotencyTtlMs: number
+  /** The schedule that produced this task, when one did. */
+  schedule?: string | undefined
+}
+
+export interface InsertResult {
+  /** The new task's id, or the existing task's when `deduplicated`. */
+  id: string
+  status: TaskStatus
+  createdAt: number
+  /**
+   * True when a live idempotency key matched another task. Inserting an id that is already stored
+   * is a no-op answered with the stored row and `deduplicated: false`, so a retried write is harmless.
+   */
+  deduplicated: boolean
+}
+
+/**
+ * One state change reported by the broker. How updates are ordered, so that a replay or a late
+ * batch never moves a task backwards:
+ * - a terminal status (completed, failed, cancelled) always wins and is never overwritten;
+ * - `processing` applies when its attempt is higher than the stored one (same attempt: when not older);
+ * - `pending` and `queued` apply when not older than the last applied change (`at`); this covers a
+ *   retry after a failed attempt and a released lease (where the broker lowers `attempt` again);
+ * - `revive` (a dead-letter retry) is the one way out of `failed`; changes older than it are ignored.
+ * Several updates for one task in one call are applied in the order given.
+ */
+export interface TaskUpdate {
+  id: string
+  status: TaskStatus
+  /** Attempts started in the current budget, as the broker counts them (0 before the first claim). */
+  attempt: number
+  /** When the change happened. */
+  at: number
+  /** A new due time (a retry's backoff, a delay). */
+  runAt?: number | undefined
+  /** Start of the attempt that is now running. Default for `processing`: `at`. */
+  startedAt?: number | undefined
+  workerId?: string | undefined
+  /** JSON text, with `completed`. */
+  result?: string | undefined
+  /** The latest attempt's error. */
+  error?: ErrorInfo | undefined
+  /** A failed attempt to append to the history (an identical record is appended once). */
+  failedAttempt?: AttemptRecord | undefined
+  /** A dead-lettered task sent back to the queue; applies only to a `failed` task. */
+  revive?: boolean | undefined
+}
+
+/** The stored record of one task. */
+export interface StoredTask {
+  id: string
+  queue: string
+  tenantId: string
+  name: string
+  /** JSON text. */
+  payload: string
+  priority: Priority
+  status: TaskStatus
+  schedule?: string | undefined
+  /** When it became (or becomes) claimable. */
+  runAt: number
+  timeoutMs: number
+  maxRetries: number
+  /** Attempts started in the current budget. */
+  attempt: number
+  /** Failed attempts over the task's whole life (the history's length). */
+  retryCount: number
+  idempotencyKey?: string | undefined
+  idempotencyExpiresAt?: number | undefined
+  createdAt: number
+  /** When the last state change happened. */
+  updatedAt: number
+  /** When the broker confirmed it holds the task; unset until then. */
+  enqueuedAt?: number | undefined
+  /** Start of the latest attempt. */
+  startedAt?: number | undefined
+  /** When it completed, was dead-lettered or was cancelled. */
+  finishedAt?: number | undefined
+  /** When it was dead-lettered (status `failed`). */
+  deadLetteredAt?: number | undefined
+  /** JSON text. */
+  result?: string | undefined
+  error?: ErrorInfo | undefined
+  /** Failed attempts, oldest first. */
+  history: AttemptRecord[]
+  workerId?: string | undefined
+}
+
+export interface ListFilter {
+  tenantId?: string | undefined
+  status?: TaskStatus | readonly TaskStatus[] | undefined
+  name?: string | undefined
+  /** Default 50, at most 1000. */
+  limit?: number | undefined
+  /** Rows to skip (after the cursor, when both are given). */
+  offset?: number | undefined
+  /** `nextCursor` of the previous page. */
+  cursor?: string | undefined
+}
+
+export interface TaskPage {
+  /** Newest first (created_at, then id, descending). */
+  items: StoredTask[]
+  /** Tasks matching the filter, ignoring limit, offset and cursor. */
+  total: number
+  /** Cursor of the next page, or null on the last one. */
+  nextCursor: string | null
+}
+
+export interface CursorPage<T> {
+  items: T[]
+  nextCursor: string | null
+}
+
+export interface Store {
+  /** The queue whose tasks this store records; every method is scoped to it. */
+  readonly queue: string
+
+  /**
+   * Records new tasks before the broker sees them. Concurrent calls share one INSERT (group commit).
+   * A live idempotency key answers the existing task instead (`deduplicated`); an expired key is
+   * released from its old task and taken by the new one.
+   */
+  insertTasks(rows: readonly NewTaskRow[]): Promise<InsertResult[]>
+
+  /** Notes that the broker holds these tasks. Concurrent calls share one UPDATE. Idempotent. */
+  markEnqueued(ids: readonly string[], at: number): Promise<void>
+
+  /** Applies state changes from the broker (see `TaskUpdate`). Answers how many were applied. */
+  applyUpdates(updates: readonly TaskUpdate[]): Promise<number>
+
+  /** One task, or null. With `tenantId`, another tenant's task is null too. */
+  get(id: string, tenantId?: string): Promise<StoredTask | null>
+
+  list(filter?: ListFilter): Promise<TaskPage>
+
+  /** Tasks not yet terminal (for re-enqueue after Redis lost its data), in id order. */
+  listUnfinished(cursor: string | null, limit: number): Promise<CursorPage<StoredTask>>
+
+  /**
+   * Tasks stored but never confirmed by the broker and created before `olderThan` (the reconciler
+   * passes now minus a grace period), oldest first.
+   */
+  listUnenqueued(olderThan: number, limit: number): Promise<StoredTask[]>
+
+  /**
+   * Deletes tasks that finished before `olderThan` (and whose idempotency key has expired by then),
+   * `batchSize` rows per statement so no statement holds locks for long. Answers how many went.
+   */
+  purgeFinished(olderThan: number, batchSize?: number): Promise<number>
+
+  /** Flushes pending writes, then releases connections the store opened (not ones passed in). */
+  close(): Promise<void>
+}

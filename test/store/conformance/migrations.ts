@@ -1,0 +1,151 @@
+/** Migrations: versioned, idempotent, safe to run concurrently, and an older schema is refused. */
+import { sql } from 'kysely'
+import { describe, expect, it } from 'vitest'
+import {
+  appliedVersions,
+  assertSchemaCurrent,
+  MIGRATIONS,
+  type Migration,
+  migrate,
+} from '../../../src/store/postgres/index.js'
+import type { Harness } from '../harness.js'
+
+/** A second version, for the refuse-an-older-schema tests. */
+const addColumn: Migration = {
+  version: 2,
+  name: 'add-note',
+  async up(db, schema) {
+    await sql`alter table ${sql.id(schema, 'tasks')} add column note text`.execute(db)
+  },
+}
+
+export function migrationsSuite(h: Harness): void {
+  describe('migrations', () => {
+    it('creates every table, and applies nothing the second time', async () => {
+      const db = h.kysely()
+      const schema = h.newSchema()
+      try {
+        expect(await migrate(db, { schema })).toEqual(MIGRATIONS.map((m) => m.version))
+        expect(await migrate(db, { schema })).toEqual([])
+        expect(await appliedVersions(db, schema)).toEqual([1])
+        const tables = await sql<{ tablename: string }>`select tablename from pg_catalog.pg_tables
+          where schemaname = ${schema} order by tablename`.execute(db)
+        expect(tables.rows.map((r) => r.tablename)).toEqual([
+          'api_keys',
+          'audit_log',
+          'schedules',
+          'taskloom_migrations',
+          'tasks',
+          'workers',
+        ])
+      } finally {
+        await db.destroy()
+      }
+    })
+
+    it('applies each version once when several processes migrate at the same time', async () => {
+      const dbs = [h.kysely(), h.kysely(), h.kysely()]
+      const schema = h.newSchema()
+      try {
+        const applied = await Promise.all(dbs.map((db) => migrate(db, { schema })))
+        expect(applied.flat()).toEqual([1])
+      } finally {
+        await Promise.all(dbs.map((db) => db.destroy()))
+      }
+    })
+
+    it('refuses to open a store on a schema that was never migrated, saying how to migrate', async () => {
+      const schema = h.newSchema()
+      const opening = h.open({ schema, migrate: false })
+      await expect(opening).rejects.toMatchObject({ name: 'TaskloomError', code: 'INVALID_OPTIONS' })
+      await expect(opening).rejects.toThrow(
+        /has no taskloom tables.*run `npx taskloom migrate` or call migrate\(\)/,
+      )
+    })
+
+    it('refuses a schema older than needed, until it is migrated', async () => {
+      const db = h.kysely()
+      const schema = h.newSchema()
+      const needed = [...MIGRATIONS, addColumn]
+      try {
+        await migrate(db, { schema })
+        await expect(assertSchemaCurrent(db, { schema, migrations: needed })).rejects.toThrow(
+          /is at version 1, and this taskloom needs version 2 \(missing: 2-add-note\); run `npx taskloom migrate`/,
+        )
+        expect(await migrate(db, { schema, migrations: needed })).toEqual([2])
+        await expect(assertSchemaCurrent(db, { schema, migrations: needed })).resolves.toBeUndefined()
+      } finally {
+        await db.destroy()
+      }
+    })
+
+    it('stops at a target version', async () => {
+      const db = h.kysely()
+      const schema = h.newSchema()
+      try {
+        expect(await migrate(db, { schema, migrations: [...MIGRATIONS, addColumn], to: 1 })).toEqual([1])
+        expect(await appliedVersions(db, schema)).toEqual([1])
+      } finally {
+        await db.destroy()
+      }
+    })
+
+    it('migrates when asked to on open', async () => {
+      const schema = h.newSchema()
+      const { store } = await h.open({ schema, migrate: true })
+      expect(store.schema).toBe(schema)
+      expect((await store.list()).total).toBe(0)
+    })
+
+    it('rejects a schema name that is not a plain identifier', async () => {
+      await expect(h.open({ schema: 'bad-name; drop table x' })).rejects.toMatchObject({
+        code: 'INVALID_OPTIONS',
+      })
+    })
+
+    it('gives the other tables their spec columns and defaults', async () => {
+      const db = h.kysely().withSchema(h.schema)
+      try {
+        await db
+          .insertInto('api_keys')
+          .values({
+            id: 'key-1',
+            key_hash: 'sha256:abc',
+            tenant_id: 'acme',
+            scopes: ['tasks:read', 'tasks:write'],
+          })
+          .execute()
+        const key = await db
+          .selectFrom('api_keys')
+          .selectAll()
+          .where('id', '=', 'key-1')
+          .executeTakeFirstOrThrow()
+        expect(key).toMatchObject({
+          scopes: ['tasks:read', 'tasks:write'],
+          is_active: true,
+          expires_at: null,
+        })
+        expect(key.created_at).toBeInstanceOf(Date)
+
+        await db
+          .insertInto('workers')
+          .values({ id: 'w1', queue: 'q', status: 'active', last_heartbeat: new Date() })
+          .execute()
+        await db
+          .insertInto('schedules')
+          .values({ id: 's1', queue: 'q', tenant_id: 'acme', task_name: 'report', cron: '0 * * * *' })
+          .execute()
+        await db
+          .insertInto('audit_log')
+          .values({ action: 'task.submit', tenant_id: 'acme', details: '{"id": "t1"}' })
+          .execute()
+        const schedule = await db.selectFrom('schedules').selectAll().executeTakeFirstOrThrow()
+        expect(schedule).toMatchObject({ timezone: 'UTC', priority: 'normal', enabled: true, payload: null })
+        const audit = await db.selectFrom('audit_log').selectAll().executeTakeFirstOrThrow()
+        expect(audit.details).toEqual({ id: 't1' })
+      } finally {
+        await db.destroy()
+      }
+    })
+  })
+}
