@@ -11,8 +11,11 @@ export const ERROR_STATUS = {
   TASK_PROCESSING: 409,
   TASK_FINISHED: 409,
   NOT_IN_DLQ: 409,
+  INVALID_STATE: 409,
   CLOSED: 503,
   BROKER_UNAVAILABLE: 503,
+  STORE_UNAVAILABLE: 503,
+  SCHEMA_OUTDATED: 503,
   INTERNAL: 500,
 } as const satisfies Record<string, number>
 
@@ -39,7 +42,7 @@ export class TaskloomError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
     this.issues = options.issues ?? []
-    this.retryable = options.retryable ?? (code === 'BROKER_UNAVAILABLE' || code === 'CLOSED')
+    this.retryable = options.retryable ?? (code === 'BROKER_UNAVAILABLE' || code === 'STORE_UNAVAILABLE')
   }
 
   get httpStatus(): number {

@@ -3,13 +3,14 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { z } from 'zod'
 import type { Broker, EnqueueResult, NewTask, QueueCounts } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
+import { checkInput, checkOptions, type SubmitOptions, TENANT_ID } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { internals, type QueueInternals } from './internal.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
@@ -94,11 +95,8 @@ export class Queue {
   }
 
   constructor(options: QueueOptions) {
-    if (!options || typeof options.name !== 'string') {
-      throw new TaskloomError('INVALID_OPTIONS', 'createQueue needs a `name`')
-    }
+    this.options = checkQueueOptions(options)
     this.name = options.name
-    this.options = { ...DEFAULTS, ...definedOnly(options) } satisfies typeof DEFAULTS
     const retentionMs = this.options.retentionMs
     this.broker =
       options.broker ??
@@ -242,6 +240,35 @@ function checkPage(page: { limit?: number; offset?: number }): { limit: number; 
   return { limit, offset }
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+const queueOptionsSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/, "1-200 letters, digits, '.', '_', ':' or '-'"),
+  defaultTenantId: TENANT_ID.optional(),
+  idempotencyTtlMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * DAY)
+    .optional(),
+  retentionMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(3660 * DAY)
+    .optional(),
+  maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
+})
+
+function checkQueueOptions(options: QueueOptions): typeof DEFAULTS {
+  const parsed = queueOptionsSchema.safeParse(options ?? {})
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.map(String).join('.'),
+      message: i.message,
+    }))
+    const text = issues.map((i) => `${i.path || '(options)'}: ${i.message}`).join('; ')
+    throw new TaskloomError('INVALID_OPTIONS', `invalid queue options: ${text}`, { issues })
+  }
+  const { name: _name, ...given } = parsed.data
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+  return { ...DEFAULTS, ...defined } satisfies typeof DEFAULTS
 }

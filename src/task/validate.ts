@@ -22,6 +22,11 @@ export interface SubmitOptions {
   tenantId?: string
 }
 
+/** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
+export const TENANT_ID = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
+
 const optionsSchema = z.strictObject({
   priority: z.enum(PRIORITIES).optional(),
   delayMs: z
@@ -34,10 +39,7 @@ const optionsSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
-  tenantId: z
-    .string()
-    .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
-    .optional(),
+  tenantId: TENANT_ID.optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

@@ -79,7 +79,7 @@ export class Worker {
       concurrency,
       leaseMs: options.leaseMs ?? DEFAULTS.leaseMs,
       pollIntervalMs: options.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-      batchSize: options.batchSize ?? concurrency,
+      batchSize: options.batchSize ?? Math.min(concurrency, 1000),
       backoff: { ...BACKOFF_DEFAULTS, ...options.backoff },
     }
     checkWorkerOptions(this.options)
@@ -131,13 +131,17 @@ export class Worker {
    * their leases back at once, so other workers pick them up without waiting for the lease to expire.
    */
   async close(options: CloseOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? 10_000
+    if (!Number.isInteger(graceMs) || graceMs < 0) {
+      throw new TaskloomError('INVALID_OPTIONS', 'graceMs must be a non-negative integer of milliseconds')
+    }
     if (this.state === 'closed' || this.state === 'closing') return
     const started = this.state === 'running'
     this.state = 'closing'
     this.stopController.abort()
     this.slotWaiter?.()
     await this.loopDone
-    if (started) await this.waitForRunning(options.graceMs ?? 10_000)
+    if (started) await this.waitForRunning(graceMs)
     const left = [...this.running.values()].filter((r) => !r.settled)
     for (const r of left) {
       r.settled = true
@@ -306,8 +310,11 @@ export class Worker {
   }
 
   private async extendOne(r: Running, ms: number): Promise<void> {
-    if (!Number.isInteger(ms) || ms < 1)
-      throw new TaskloomError('INVALID_OPTIONS', 'extendLease needs a positive integer of milliseconds')
+    if (!Number.isInteger(ms) || ms < 1 || ms > 86_400_000)
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        'extendLease needs an integer of milliseconds from 1 to 86400000',
+      )
     if (r.settled) throw new LeaseLostError(`task ${r.task.id} is no longer held by this worker`)
     r.leaseMs = ms
     const [outcome] = await this.broker.extend([{ id: r.task.id, token: r.task.token }], ms, Date.now())
