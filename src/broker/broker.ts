@@ -31,6 +31,8 @@ export interface NewTask {
   /** At most one task per (tenantId, idempotencyKey) for `idempotencyTtlMs`, whatever its status. */
   idempotencyKey?: string | undefined
   idempotencyTtlMs: number
+  /** Attempts already spent (recovery from the store re-enqueues in-flight tasks with them). Default 0. */
+  attempt?: number | undefined
 }
 
 export interface EnqueueResult {
@@ -227,6 +229,14 @@ export interface Broker {
 
   /** Drops applied change-feed entries. */
   ackChanges(ids: readonly string[]): Promise<void>
+
+  /**
+   * Marks this broker's data as known: `created` is true when the marker was missing, i.e. the
+   * broker is new or lost its data (a Redis restarted empty), and the caller must restore unfinished
+   * tasks from the store. Exactly one caller sees `created: true` per loss. Fencing tokens issued
+   * afterwards stay above those issued before the loss.
+   */
+  ensureEpoch(now: number): Promise<{ created: boolean }>
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>

@@ -11,7 +11,7 @@
  * kept as `jsonb`, so SQL can look inside plain payloads, and come back as JSON text that is equal as
  * JSON but not byte for byte (jsonb normalises whitespace and key order, and rejects `\u0000`).
  */
-import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
+import type { AttemptRecord, ErrorInfo, Priority, TaskChange, TaskStatus } from '../task/model.js'
 
 /** A task to record. Structurally a superset of the broker's `NewTask`, so one object serves both. */
 export interface NewTaskRow {
@@ -56,27 +56,7 @@ export interface InsertResult {
  * - `revive` (a dead-letter retry) is the one way out of `failed`; changes older than it are ignored.
  * Several updates for one task in one call are applied in the order given.
  */
-export interface TaskUpdate {
-  id: string
-  status: TaskStatus
-  /** Attempts started in the current budget, as the broker counts them (0 before the first claim). */
-  attempt: number
-  /** When the change happened. */
-  at: number
-  /** A new due time (a retry's backoff, a delay). */
-  runAt?: number | undefined
-  /** Start of the attempt that is now running. Default for `processing`: `at`. */
-  startedAt?: number | undefined
-  workerId?: string | undefined
-  /** JSON text, with `completed`. */
-  result?: string | undefined
-  /** The latest attempt's error. */
-  error?: ErrorInfo | undefined
-  /** A failed attempt to append to the history (an identical record is appended once). */
-  failedAttempt?: AttemptRecord | undefined
-  /** A dead-lettered task sent back to the queue; applies only to a `failed` task. */
-  revive?: boolean | undefined
-}
+export type TaskUpdate = TaskChange
 
 /** The stored record of one task. */
 export interface StoredTask {

@@ -232,7 +232,7 @@ export class Worker {
     const durationMs = Date.now() - started
     let encoded: string
     try {
-      encoded = this.q.encode(result)
+      encoded = this.q.encode(result, task.name)
     } catch (err) {
       return this.recordFailure(task, err)
     }

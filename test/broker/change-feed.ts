@@ -50,6 +50,34 @@ export function changeFeedConformance(
       }
     }
 
+    it('creates the epoch marker once, for exactly one caller', async () => {
+      const b = broker()
+      const answers = await Promise.all([b.ensureEpoch(t0), b.ensureEpoch(t0), b.ensureEpoch(t0)])
+      expect(answers.filter((a) => a.created)).toHaveLength(1)
+      expect(await b.ensureEpoch(t0 + 1)).toEqual({ created: false })
+    })
+
+    it('issues tokens after the epoch that still fence correctly, however large', async () => {
+      const b = broker()
+      const t = task()
+      await b.enqueue([t], t0)
+      const before = (await b.claim('w', 1, 1000, t0)).tasks[0]!
+      await b.ensureEpoch(Date.now())
+      await b.release([{ id: t.id, token: before.token }], t0)
+      const after = (await b.claim('w', 1, 1000, t0)).tasks[0]!
+      expect(after.token).toBeGreaterThan(before.token)
+      expect(Number.isSafeInteger(after.token)).toBe(true)
+      expect(await b.complete([{ id: t.id, token: after.token, result: '1' }], t0)).toEqual(['ok'])
+    })
+
+    it('keeps the attempts already spent when a task is re-enqueued by recovery', async () => {
+      const b = broker()
+      const t = task({ attempt: 2, maxRetries: 5 })
+      await b.enqueue([t], t0)
+      expect((await b.get(t.id))?.attempt).toBe(2)
+      expect((await b.claim('w', 1, 1000, t0)).tasks[0]?.attempt).toBe(3)
+    })
+
     it('is silent unless enabled', async () => {
       const b = broker({})
       await b.enqueue([task()], t0)

@@ -62,6 +62,7 @@ export class MemoryBroker implements Broker {
   /** The latest `now` seen; `get` has none of its own. */
   private clock = Number.NEGATIVE_INFINITY
   private closed = false
+  private epochCreated = false
 
   constructor(queueName: string, options: BrokerOptions = {}) {
     this.queueName = queueName
@@ -255,6 +256,13 @@ export class MemoryBroker implements Broker {
     this.closed = true
     this.waiters.wakeAll()
     this.changes?.close()
+  }
+
+  async ensureEpoch(now: number): Promise<{ created: boolean }> {
+    this.advance(now)
+    if (this.epochCreated) return { created: false }
+    this.epochCreated = true
+    return { created: true }
   }
 
   async readChanges(

@@ -22,7 +22,7 @@ export function createTask(task: NewTask): TaskState {
     payload: task.payload,
     priority: task.priority,
     status: 'pending',
-    attempt: 0,
+    attempt: task.attempt ?? 0,
     maxRetries: task.maxRetries,
     timeoutMs: task.timeoutMs,
     createdAt: task.createdAt,

@@ -28,6 +28,24 @@ export class ChangeFeedReader {
     blockMs: number,
     reclaimAfterMs: number,
   ): Promise<ChangeBatch> {
+    try {
+      return await this.readOnce(blocking, consumer, max, blockMs, reclaimAfterMs)
+    } catch (err) {
+      // A Redis that restarted empty lost the group with the stream: create it again, from the
+      // start of the stream (a script may already have written new entries to it).
+      if (!(err instanceof Error) || !err.message.includes('NOGROUP')) throw err
+      this.groupReady = false
+      return this.readOnce(blocking, consumer, max, blockMs, reclaimAfterMs)
+    }
+  }
+
+  private async readOnce(
+    blocking: Redis,
+    consumer: string,
+    max: number,
+    blockMs: number,
+    reclaimAfterMs: number,
+  ): Promise<ChangeBatch> {
     await this.ensureGroup()
     if (Date.now() - this.lastReclaim >= Math.min(reclaimAfterMs, 1000)) {
       this.lastReclaim = Date.now()

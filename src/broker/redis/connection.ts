@@ -16,19 +16,27 @@ export interface RedisHandle {
 const defaults: RedisOptions = {
   // A queue must keep working across reconnects: commands wait for the connection to come back.
   maxRetriesPerRequest: null,
-  enableAutoPipelining: true,
 }
 
 export function connectRedis(input: RedisInput): RedisHandle {
   const owned = typeof input === 'string'
-  const client = owned ? new Redis(input, defaults) : input
+  const client = owned ? quiet(new Redis(input, defaults)) : input
   return {
     client,
-    duplicate: () => client.duplicate({ ...defaults, enableAutoPipelining: false }),
+    duplicate: () => quiet(client.duplicate(defaults)),
     close: async () => {
       if (owned) await quit(client)
     },
   }
+}
+
+/**
+ * Connection errors are retried by ioredis and surface on the commands that fail; without a
+ * listener they would also be printed as "Unhandled error event" on every reconnect attempt.
+ */
+function quiet(client: Redis): Redis {
+  client.on('error', () => {})
+  return client
 }
 
 export async function quit(client: Redis): Promise<void> {

@@ -77,7 +77,7 @@ export class RedisBroker implements Broker {
     const args: (string | number)[] = [now, tasks.length]
     for (const t of tasks) {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
-      args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs)
+      args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
     }
     const reply = (await this.run('enqueue', args)) as string[]
     const out: EnqueueResult[] = []
@@ -222,6 +222,10 @@ export class RedisBroker implements Broker {
     } catch {
       // Closed, or a dropped connection: the caller claims and waits again.
     }
+  }
+
+  async ensureEpoch(now: number): Promise<{ created: boolean }> {
+    return { created: (await this.run('epoch', [now])) === 1 }
   }
 
   async readChanges(

@@ -9,12 +9,13 @@ import claim from './lua/claim.lua'
 import common from './lua/common.lua'
 import complete from './lua/complete.lua'
 import enqueue from './lua/enqueue.lua'
+import epoch from './lua/epoch.lua'
 import extend from './lua/extend.lua'
 import fail from './lua/fail.lua'
 import release from './lua/release.lua'
 import retryDead from './lua/retry-dead.lua'
 
-const sources = { cancel, claim, complete, enqueue, extend, fail, release, retryDead }
+const sources = { cancel, claim, complete, enqueue, epoch, extend, fail, release, retryDead }
 export type ScriptName = keyof typeof sources
 
 interface Script {

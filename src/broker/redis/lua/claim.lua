@@ -55,7 +55,8 @@ for p = 1, 4 do
       local key = taskKey(id)
       local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra')
       if rec[1] == 'queued' then
-        local token = redis.call('INCR', kFence)
+        -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
+        local token = string.format('%d', redis.call('INCR', kFence))
         local attempt = tonumber(rec[5]) + 1
         redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
         change({ id = id, status = 'processing', attempt = attempt, at = now, startedAt = now, workerId = worker })
@@ -64,7 +65,7 @@ for p = 1, 4 do
         local n = #out
         out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
         out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
-        out[n + 9], out[n + 10], out[n + 11] = rec[8], rec[9], tostring(token)
+        out[n + 9], out[n + 10], out[n + 11] = rec[8], rec[9], token
         need = need - 1
       end
     end

@@ -1,6 +1,6 @@
 -- enqueue.lua: adds a batch of tasks, honouring idempotency keys.
--- ARGV: 2 now, 3 count, then 11 per task: id, name, tenant, payload, priority index, runAt,
---   timeoutMs, maxRetries, createdAt, idempotency key ('' for none), idempotency ttl ms.
+-- ARGV: 2 now, 3 count, then 12 per task: id, name, tenant, payload, priority index, runAt,
+--   timeoutMs, maxRetries, createdAt, idempotency key ('' for none), idempotency ttl ms, attempts spent.
 -- An idempotency key maps to "<id>|<expires at>"; expiry is judged on ARGV now (PX only cleans up).
 -- An id that already exists is answered with the stored task, so a retried submit adds nothing.
 -- Returns: 4 per task: id, status, createdAt, deduplicated ('1' or '0').
@@ -8,7 +8,7 @@ local now = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
 local out = {}
 for i = 0, count - 1 do
-  local b = 3 + i * 11
+  local b = 3 + i * 12
   local id, tenant, priority, runAt = ARGV[b + 1], ARGV[b + 3], ARGV[b + 5], tonumber(ARGV[b + 6])
   local createdAt, ikey = ARGV[b + 9], ARGV[b + 10]
   local existing = nil
@@ -44,7 +44,7 @@ for i = 0, count - 1 do
       redis.call('LPUSH', readyKey(priority), id)
     end
     redis.call('HSET', taskKey(id), 'n', ARGV[b + 2], 't', tenant, 'd', ARGV[b + 4], 'p', priority,
-      's', status, 'a', 0, 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)
+      's', status, 'a', ARGV[b + 12], 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)
     out[#out + 1] = id
     out[#out + 1] = status
     out[#out + 1] = createdAt
