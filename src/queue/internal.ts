@@ -7,6 +7,6 @@ export const internals: unique symbol = Symbol('taskloom.queue.internals')
 export interface QueueInternals {
   broker: Broker
   logger: Logger
-  encode(value: unknown): string
+  encode(value: unknown, taskName: string): string
   decode(text: string): unknown
 }

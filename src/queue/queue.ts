@@ -1,41 +1,29 @@
 /**
- * `createQueue`: submit, inspect, cancel and dead-letter handling for one named queue.
+ * `createQueue`: submit, inspect, cancel and dead-letter handling for one named queue. In durable
+ * mode it also coordinates the broker with the store: rows are written before the broker sees a
+ * task, the change feed is drained into the store, and recovery restores what Redis loses.
  */
-import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
-import { z } from 'zod'
-import type { Broker, EnqueueResult, NewTask, QueueCounts } from '../broker/broker.js'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import type { Broker, EnqueueResult, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
+import { Recovery } from '../durable/recovery.js'
+import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
+import { openPostgresStore } from '../store/postgres/postgres-store.js'
+import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import { checkInput, checkOptions, type SubmitOptions, TENANT_ID } from '../task/validate.js'
+import { TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
+import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
+import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
+import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
 
-export interface QueueOptions {
-  /** The queue's name: 1-200 letters, digits, '.', '_', ':' or '-'. */
-  name: string
-  /**
-   * A Redis URL or an ioredis client. Omitted: the in-process broker (one process only; for
-   * quick starts, demos and unit tests).
-   */
-  redis?: string | Redis
-  /** Tenant of tasks submitted without `tenantId`. Default `'default'`. */
-  defaultTenantId?: string
-  /** How long an idempotency key maps to its task. Default 24 h. */
-  idempotencyTtlMs?: number
-  /** How long completed and cancelled task records are kept. Default 24 h. */
-  retentionMs?: number
-  /** Largest batch of submits sent in one round trip. Default 500. */
-  maxSubmitBatch?: number
-  /** Pino-compatible logger. Default: JSON lines on stderr, `warn` and above. */
-  logger?: Logger
-  /** A custom Broker (advanced; for tests and new backends). Wins over `redis`. */
-  broker?: Broker
-}
+export type { QueueOptions } from './options.js'
 
 /** One entry of `submitMany`. */
 export interface SubmitEntry<In = unknown, Out = In> {
@@ -57,17 +45,42 @@ export interface ListPage<T> {
   total: number
   limit: number
   offset: number
+  /** Pass as `cursor` for the next page; null on the last one (`queue.list` only). */
+  nextCursor?: string | null
 }
 
-const DAY = 86_400_000
-const DEFAULTS = { defaultTenantId: 'default', idempotencyTtlMs: DAY, retentionMs: DAY, maxSubmitBatch: 500 }
+export interface ListOptions {
+  status?: TaskStatus | readonly TaskStatus[]
+  tenantId?: string
+  name?: string
+  /** Default 50, at most 1000. */
+  limit?: number
+  offset?: number
+  cursor?: string
+}
+
+export interface TaskResult<Result = unknown> {
+  id: string
+  status: TaskStatus
+  result: Result | null
+  error: TaskInfo['error'] | null
+}
+
+/** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
+const BROKER_HANDOFF_MS = 5000
 
 export class Queue {
   readonly name: string
   readonly [internals]: QueueInternals
   private readonly broker: Broker
-  private readonly options: typeof DEFAULTS
+  private readonly options: QueueSettings
+  private readonly logger: Logger
+  private readonly codec: Codec
   private readonly submits: Batcher<NewTask, EnqueueResult>
+  private store: Store | undefined
+  private sync: StoreSync | undefined
+  private recovery: Recovery | undefined
+  private readonly opening: Promise<void>
   private closed = false
 
   /** Dead-letter queue: tasks whose retries are exhausted. */
@@ -75,16 +88,19 @@ export class Queue {
     /** Most recently dead first. */
     list: async (page: { limit?: number; offset?: number } = {}): Promise<ListPage<TaskInfo>> => {
       const { limit, offset } = checkPage(page)
+      await this.ready()
       const { items, total } = await this.broker.listDead(limit, offset)
-      return { tasks: items.map((r) => toTaskInfo(r, decode)), total, limit, offset }
+      return { tasks: items.map((r) => this.info(r)), total, limit, offset }
     },
     /** Puts a dead task back in the queue with a fresh attempt budget. */
     retry: async (id: string): Promise<void> => {
+      await this.ready()
       const moved = await this.broker.retryDead([id], Date.now())
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
     },
     /** Puts every dead task back; answers how many moved. */
     retryAll: async (): Promise<number> => {
+      await this.ready()
       let total = 0
       for (;;) {
         const moved = await this.broker.retryAllDead(1000, Date.now())
@@ -97,22 +113,41 @@ export class Queue {
   constructor(options: QueueOptions) {
     this.options = checkQueueOptions(options)
     this.name = options.name
-    const retentionMs = this.options.retentionMs
+    this.logger = options.logger ?? createJsonLogger({ service: 'taskloom' })
+    this.codec = createCodec(this.name, options.encryption)
+    const durable = options.postgres !== undefined ? options.postgres !== false : options.redis === undefined
+    const brokerOptions = { retentionMs: this.options.retentionMs, changeFeed: durable }
     this.broker =
       options.broker ??
       (options.redis === undefined
-        ? new MemoryBroker(options.name, { retentionMs })
-        : new RedisBroker(options.name, { redis: options.redis, retentionMs }))
-    const logger = options.logger ?? createJsonLogger({ service: 'taskloom' })
-    this[internals] = { broker: this.broker, logger, encode, decode }
-    this.submits = new Batcher((tasks) => this.broker.enqueue(tasks, Date.now()), {
+        ? new MemoryBroker(this.name, brokerOptions)
+        : new RedisBroker(this.name, { redis: options.redis, ...brokerOptions }))
+    this[internals] = {
+      broker: this.broker,
+      logger: this.logger,
+      encode: (value, taskName) => this.codec.encode(value, taskName),
+      decode: (text) => this.codec.decode(text),
+    }
+    this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
       concurrency: 2,
     })
+    this.opening = durable ? this.openStore(options) : Promise.resolve()
+    // A failed open surfaces from ready() and every call; never as an unhandled rejection.
+    this.opening.catch(() => {})
   }
 
   /**
-   * Validates and submits one task. Concurrent submits share one round trip.
+   * Resolves once the queue can serve: the store is open with a current schema, and a Redis that
+   * lost its data has been restored. Every method waits for it; call it to fail fast at startup.
+   */
+  ready(): Promise<void> {
+    return this.opening
+  }
+
+  /**
+   * Validates and submits one task. Concurrent submits share one round trip. In durable mode it
+   * resolves once the task is stored in PostgreSQL: from then on it will run.
    * @example
    * const { id } = await queue.submit(sendEmail, { to: 'a@b.co', subject: 'hi' }, { priority: 'high' })
    */
@@ -122,28 +157,71 @@ export class Queue {
     options?: SubmitOptions,
   ): Promise<SubmitResult> {
     const row = this.prepare(task, input, options, 'input', 'options')
+    await this.ready()
     return toSubmitResult(await this.submits.add(row))
   }
 
-  /** Validates every entry first (nothing is submitted if one is bad), then submits in one round trip. */
+  /** Validates every entry first (nothing is submitted if one is bad), then submits in batches. */
   async submitMany(entries: readonly SubmitEntry<any, any>[]): Promise<SubmitResult[]> {
     if (!Array.isArray(entries)) throw new TaskloomError('INVALID_INPUT', 'submitMany takes an array')
     const rows = entries.map((e, i) =>
       this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
     )
+    await this.ready()
     const out: SubmitResult[] = []
     for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
-      const results = await this.broker.enqueue(rows.slice(i, i + this.options.maxSubmitBatch), Date.now())
+      const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
       out.push(...results.map(toSubmitResult))
     }
     return out
   }
 
-  /** The task's current state, or null when unknown (or purged after its retention). */
+  /**
+   * The task's current state, or null when unknown: live from the broker while it holds the task,
+   * else from the store (durable mode), where finished tasks stay for `recordRetentionMs`.
+   */
   async get<Result = unknown>(id: string): Promise<TaskInfo<Result> | null> {
     this.assertOpen()
-    const record = await this.broker.get(id)
-    return record && toTaskInfo<Result>(record, decode)
+    await this.ready()
+    const live = await this.broker.get(id)
+    if (live) return this.info<Result>(live)
+    const store = this.store
+    const stored = store ? await this.fromStore(() => store.get(id)) : null
+    return stored ? this.info<Result>(stored) : null
+  }
+
+  /** The outcome of a task: its result once completed, its last error once failed. */
+  async result<Result = unknown>(id: string): Promise<TaskResult<Result> | null> {
+    const task = await this.get<Result>(id)
+    if (!task) return null
+    return { id, status: task.status, result: task.result ?? null, error: task.error ?? null }
+  }
+
+  /**
+   * Tasks from the store, newest first, with live status for those still in flight. Needs a store
+   * (durable or embedded mode).
+   */
+  async list(options: ListOptions = {}): Promise<ListPage<TaskInfo>> {
+    this.assertOpen()
+    const filter = checkList(options)
+    await this.ready()
+    const store = this.store
+    if (!store)
+      throw new TaskloomError('INVALID_STATE', 'queue.list needs a store: pass `postgres` to createQueue')
+    const page = await this.fromStore(() => store.list(filter))
+    const tasks = await Promise.all(
+      page.items.map(async (row) => {
+        if (TERMINAL_STATUSES.has(row.status)) return this.info(row)
+        return this.info((await this.broker.get(row.id)) ?? row)
+      }),
+    )
+    return {
+      tasks,
+      total: page.total,
+      limit: filter.limit ?? 50,
+      offset: filter.offset ?? 0,
+      nextCursor: page.nextCursor,
+    }
   }
 
   /**
@@ -152,21 +230,120 @@ export class Queue {
    */
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
-    return toTaskInfo(await this.broker.cancel(id, Date.now()), decode)
+    await this.ready()
+    return this.info(await this.broker.cancel(id, Date.now()))
   }
 
   /** Tasks waiting, scheduled, running and dead. */
-  counts(): Promise<QueueCounts> {
+  async counts(): Promise<QueueCounts> {
     this.assertOpen()
+    await this.ready()
     return this.broker.counts()
   }
 
-  /** Flushes pending submits and closes connections the queue opened. Close workers first. */
+  /**
+   * Flushes pending submits and the change feed, then closes the connections the queue opened.
+   * Close the workers of this queue first.
+   */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.opening.catch(() => {})
     await this.submits.drain()
+    await this.recovery?.stop()
+    await this.sync?.stop()
+    try {
+      await this.sync?.flush()
+    } catch (err) {
+      this.logger.warn({ err }, 'could not flush the change feed at close; another process will')
+    }
     await this.broker.close()
+    await this.store?.close()
+  }
+
+  private async openStore(options: QueueOptions): Promise<void> {
+    const store = await openPostgresStore({
+      postgres: options.postgres === false ? undefined : options.postgres,
+      queue: this.name,
+      schema: options.postgresSchema,
+      migrate: options.migrate,
+    })
+    this.store = store
+    const consumer = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+    this.sync = new StoreSync(this.broker, store, consumer, this.logger)
+    this.recovery = new Recovery(
+      this.broker,
+      store,
+      this.logger,
+      options.recovery ?? {},
+      this.options.recordRetentionMs,
+      this.options.idempotencyTtlMs,
+    )
+    await this.recovery.start()
+    this.sync.start()
+  }
+
+  /** Durable: store first (the acknowledgement), then the broker. Otherwise the broker alone. */
+  private async write(rows: NewTask[]): Promise<EnqueueResult[]> {
+    const store = this.store
+    if (!store) return this.broker.enqueue(rows, Date.now())
+    const stored = await this.fromStore(() => store.insertTasks(rows))
+    // The store alone judges idempotency keys; the broker gets only the new tasks, by id.
+    const fresh = rows.filter((row, i) => !stored[i]!.deduplicated && stored[i]!.id === row.id)
+    if (fresh.length > 0) await this.handOff(store, fresh)
+    return stored.map((s) => ({
+      id: s.id,
+      status: s.status,
+      createdAt: s.createdAt,
+      deduplicated: s.deduplicated,
+    }))
+  }
+
+  /**
+   * Gives stored tasks to the broker. If the broker is slow or down the submit still succeeds (the
+   * row is the acknowledgement); reconciliation enqueues whatever the broker did not confirm.
+   */
+  private async handOff(store: Store, rows: NewTask[]): Promise<void> {
+    const now = Date.now()
+    const enqueue = this.broker
+      .enqueue(
+        rows.map((r) => ({ ...r, idempotencyKey: undefined })),
+        now,
+      )
+      .then(() =>
+        store.markEnqueued(
+          rows.map((r) => r.id),
+          now,
+        ),
+      )
+    enqueue.catch((err: unknown) => {
+      this.logger.warn(
+        { err, tasks: rows.length },
+        'handing stored tasks to the broker failed; reconciliation will',
+      )
+    })
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, BROKER_HANDOFF_MS)
+    })
+    await Promise.race([enqueue.catch(() => {}), timeout])
+    clearTimeout(timer)
+  }
+
+  private async fromStore<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (err) {
+      if (err instanceof TaskloomError) throw err
+      throw new TaskloomError('STORE_UNAVAILABLE', `the store is unavailable: ${(err as Error).message}`, {
+        cause: err,
+        retryable: true,
+      })
+    }
+  }
+
+  private info<Result>(record: TaskRecord): TaskInfo<Result> {
+    return toTaskInfo<Result>(record, (text) => this.codec.decode(text))
   }
 
   private prepare(
@@ -189,7 +366,7 @@ export class Queue {
       id: randomUUID(),
       name: task.name,
       tenantId: options.tenantId ?? this.options.defaultTenantId,
-      payload: encode(input),
+      payload: this.codec.encode(input, task.name),
       priority: options.priority ?? task.defaults.priority,
       runAt,
       timeoutMs: options.timeoutMs ?? task.defaults.timeoutMs,
@@ -210,20 +387,6 @@ export function createQueue(options: QueueOptions): Queue {
   return new Queue(options)
 }
 
-function encode(value: unknown): string {
-  try {
-    return JSON.stringify(value === undefined ? null : value)
-  } catch (err) {
-    throw new TaskloomError('INVALID_INPUT', `value is not JSON-serialisable: ${(err as Error).message}`, {
-      cause: err,
-    })
-  }
-}
-
-function decode(text: string): unknown {
-  return JSON.parse(text)
-}
-
 function toSubmitResult(r: EnqueueResult): SubmitResult {
   return { id: r.id, status: r.status, createdAt: new Date(r.createdAt), deduplicated: r.deduplicated }
 }
@@ -240,35 +403,22 @@ function checkPage(page: { limit?: number; offset?: number }): { limit: number; 
   return { limit, offset }
 }
 
-const queueOptionsSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/, "1-200 letters, digits, '.', '_', ':' or '-'"),
-  defaultTenantId: TENANT_ID.optional(),
-  idempotencyTtlMs: z
-    .number()
-    .int()
-    .min(1)
-    .max(366 * DAY)
-    .optional(),
-  retentionMs: z
-    .number()
-    .int()
-    .min(1)
-    .max(3660 * DAY)
-    .optional(),
-  maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
-})
-
-function checkQueueOptions(options: QueueOptions): typeof DEFAULTS {
-  const parsed = queueOptionsSchema.safeParse(options ?? {})
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({
-      path: i.path.map(String).join('.'),
-      message: i.message,
-    }))
-    const text = issues.map((i) => `${i.path || '(options)'}: ${i.message}`).join('; ')
-    throw new TaskloomError('INVALID_OPTIONS', `invalid queue options: ${text}`, { issues })
+function checkList(options: ListOptions): ListFilter {
+  const { limit, offset } = checkPage(options)
+  const statuses = options.status === undefined ? [] : [options.status].flat()
+  const bad = statuses.find((s) => !TASK_STATUSES.includes(s))
+  if (bad !== undefined) {
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      `unknown status ${JSON.stringify(bad)}: use ${TASK_STATUSES.join(', ')}`,
+    )
   }
-  const { name: _name, ...given } = parsed.data
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
-  return { ...DEFAULTS, ...defined } satisfies typeof DEFAULTS
+  return {
+    status: options.status,
+    tenantId: options.tenantId,
+    name: options.name,
+    limit,
+    offset,
+    cursor: options.cursor,
+  }
 }

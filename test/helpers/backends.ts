@@ -11,7 +11,7 @@ import {
   type Worker,
   type WorkerOptions,
 } from '../../src/index.js'
-import { hasRedis, REDIS_URL, uniqueName } from './services.js'
+import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from './services.js'
 
 /** Tests assert on behaviour, not log lines: keep the output readable. */
 export const silent = { debug() {}, info() {}, warn() {}, error() {} }
@@ -43,13 +43,17 @@ afterEach(async () => {
 })
 
 const redisUp = await hasRedis()
+const postgresUp = await hasPostgres()
+
+/** Durable-mode tests share one schema; every queue has its own rows (queue names are unique). */
+export const TEST_SCHEMA = 'taskloom_test'
 
 export const backends: Backend[] = [
   {
     label: 'memory',
     available: true,
     queue: (options) => {
-      const q = createQueue({ name: uniqueName(), logger: silent, ...options })
+      const q = createQueue({ name: uniqueName(), postgres: false, logger: silent, ...options })
       queues.push(q)
       return q
     },
@@ -69,7 +73,32 @@ export const backends: Backend[] = [
       return q
     },
   },
+  {
+    label: 'durable',
+    available: redisUp && postgresUp,
+    queue: (options) => {
+      const q = createQueue({ ...durable(uniqueName()), ...options })
+      queues.push(q)
+      return q
+    },
+    peer: (queue) => {
+      const q = createQueue(durable(queue.name))
+      queues.push(q)
+      return q
+    },
+  },
 ]
+
+function durable(name: string): QueueOptions {
+  return {
+    name,
+    redis: REDIS_URL,
+    postgres: DATABASE_URL,
+    postgresSchema: TEST_SCHEMA,
+    migrate: true,
+    logger: silent,
+  }
+}
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
 export async function until<T>(

@@ -52,7 +52,20 @@ export function chooseDialect(input: PostgresInput | undefined, settings: PoolSe
   }
   if (input && isPool(input)) {
     // kysely ends the pool on destroy; the caller owns this one, so ending it is a no-op here.
-    const borrowed: PgPoolLike = { connect: () => input.connect(), end: async () => {} }
+    // Its clients get the same 'error' guard as ours (once each), so a server restart cannot crash.
+    const guarded = new WeakSet<object>()
+    const borrowed: PgPoolLike = {
+      connect: async () => {
+        const client = await input.connect()
+        const emitter = client as unknown as { on?: (event: string, fn: () => void) => void }
+        if (!guarded.has(client) && typeof emitter.on === 'function') {
+          emitter.on('error', () => {})
+          guarded.add(client)
+        }
+        return client
+      },
+      end: async () => {},
+    }
     return { kind: 'postgres', dialect: new PostgresDialect({ pool: borrowed }) }
   }
   if (input && 'pglite' in input) {
@@ -76,6 +89,12 @@ async function openPool(url: string, settings: PoolSettings): Promise<PgPoolLike
   // An idle connection that dies (a server restart) must not crash the process; the next query
   // gets a fresh connection or a clear error.
   pool.on('error', () => {})
+  // A checked-out client whose server goes away emits 'error' too, and pg-pool does not listen
+  // while it is checked out: without this, a PostgreSQL restart would crash the process. The
+  // query in progress still fails, and the store reports STORE_UNAVAILABLE.
+  pool.on('connect', (client) => {
+    client.on('error', () => {})
+  })
   return pool
 }
 

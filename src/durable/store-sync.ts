@@ -1,0 +1,110 @@
+/**
+ * Drains the broker's change feed into the store: read a batch, apply it in one multi-row UPDATE,
+ * acknowledge. Every durable queue process runs one; entries a dead process left unacknowledged are
+ * taken over after `reclaimAfterMs`. While PostgreSQL is down the feed simply grows in Redis, and
+ * the store catches up when it is back. Replays are harmless: the store never moves a task back.
+ */
+import type { Broker } from '../broker/broker.js'
+import type { Logger } from '../logger.js'
+import type { Store } from '../store/store.js'
+import { toErrorInfo } from '../task/model.js'
+
+export interface StoreSyncOptions {
+  /** Entries per read. Default 500. */
+  batch?: number
+  /** How long one read waits for changes. Default 1,000 ms. */
+  blockMs?: number
+  /** After how long another process's unacknowledged entries are taken over. Default 30,000 ms. */
+  reclaimAfterMs?: number
+}
+
+const MAX_PAUSE_MS = 5000
+
+export class StoreSync {
+  private stopped = false
+  private loop: Promise<void> | undefined
+  private readonly batch: number
+  private readonly blockMs: number
+  private readonly reclaimAfterMs: number
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly store: Store,
+    private readonly consumer: string,
+    private readonly logger: Logger,
+    options: StoreSyncOptions = {},
+  ) {
+    this.batch = options.batch ?? 500
+    this.blockMs = options.blockMs ?? 1000
+    this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000
+  }
+
+  start(): void {
+    this.loop ??= this.run()
+  }
+
+  /** Applies whatever is on the feed now, without waiting for more (used at close). */
+  async flush(): Promise<void> {
+    for (;;) {
+      const { ids, changes } = await this.broker.readChanges(
+        this.consumer,
+        this.batch,
+        0,
+        this.reclaimAfterMs,
+      )
+      if (ids.length === 0) return
+      if (changes.length > 0) await this.store.applyUpdates(changes)
+      await this.broker.ackChanges(ids)
+    }
+  }
+
+  /** Stops reading; the read in progress ends within `blockMs` (or at once when the broker closes). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    await this.loop
+  }
+
+  private async run(): Promise<void> {
+    let pause = 100
+    while (!this.stopped) {
+      try {
+        const { ids, changes } = await this.broker.readChanges(
+          this.consumer,
+          this.batch,
+          this.blockMs,
+          this.reclaimAfterMs,
+        )
+        if (ids.length === 0) continue
+        await this.applyUntilDone(changes)
+        await this.broker.ackChanges(ids)
+        pause = 100
+      } catch (err) {
+        if (this.stopped) return
+        this.logger.warn({ err: toErrorInfo(err) }, 'reading the change feed failed; retrying')
+        await sleep(pause)
+        pause = Math.min(pause * 2, MAX_PAUSE_MS)
+      }
+    }
+  }
+
+  /** Retries one batch until the store takes it: the feed entries stay unacknowledged meanwhile. */
+  private async applyUntilDone(changes: Parameters<Store['applyUpdates']>[0]): Promise<void> {
+    let pause = 100
+    for (;;) {
+      try {
+        if (changes.length > 0) await this.store.applyUpdates(changes)
+        return
+      } catch (err) {
+        if (this.stopped) throw err
+        this.logger.warn(
+          { err: toErrorInfo(err), changes: changes.length },
+          'the store refused updates; retrying',
+        )
+        await sleep(pause)
+        pause = Math.min(pause * 2, MAX_PAUSE_MS)
+      }
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

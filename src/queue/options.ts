@@ -1,0 +1,92 @@
+/** `createQueue` options, their defaults and their validation. */
+import type { Redis } from 'ioredis'
+import { z } from 'zod'
+import type { Broker } from '../broker/broker.js'
+import type { RecoveryOptions } from '../durable/recovery.js'
+import { TaskloomError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { PostgresInput } from '../store/postgres/connection.js'
+import { TENANT_ID } from '../task/validate.js'
+import type { EncryptionOptions } from './codec.js'
+
+export interface QueueOptions {
+  /** The queue's name: 1-200 letters, digits, '.', '_', ':' or '-'. */
+  name: string
+  /**
+   * A Redis URL or an ioredis client. Omitted: the in-process broker (one process only; for
+   * quick starts, demos and unit tests).
+   */
+  redis?: string | Redis
+  /**
+   * The durable record: a postgres:// URL or a `pg.Pool` (PostgreSQL), `{ dataDir }` (embedded
+   * PGlite kept on disk) or `{ pglite }` (a PGlite instance of yours). `false`: no store.
+   * Default: with `redis`, no store (Redis-only mode, the record lives in Redis for `retentionMs`);
+   * without `redis`, an in-memory PGlite (embedded mode).
+   */
+  postgres?: PostgresInput | false
+  /** The PostgreSQL schema of taskloom's tables. Default `'taskloom'`. */
+  postgresSchema?: string
+  /**
+   * Apply missing migrations when the store opens. Default: true for PGlite, false for PostgreSQL,
+   * where a queue refuses to start on an older schema (run `npx taskloom migrate`).
+   */
+  migrate?: boolean
+  /** Tenant of tasks submitted without `tenantId`. Default `'default'`. */
+  defaultTenantId?: string
+  /** How long an idempotency key maps to its task. Default 24 h. */
+  idempotencyTtlMs?: number
+  /** How long completed and cancelled task records are kept in the broker. Default 24 h. */
+  retentionMs?: number
+  /** How long finished rows are kept in the store before they are purged. Default 30 days. */
+  recordRetentionMs?: number
+  /** Largest batch of submits sent in one round trip. Default 500. */
+  maxSubmitBatch?: number
+  /** Encrypt inputs and results (AES-256-GCM) before they reach Redis or PostgreSQL. Default: off. */
+  encryption?: EncryptionOptions
+  /** Durable mode: Redis-loss recovery and reconciliation timings. */
+  recovery?: RecoveryOptions
+  /** Pino-compatible logger. Default: JSON lines on stderr, `warn` and above. */
+  logger?: Logger
+  /** A custom Broker (advanced; for tests and new backends). Wins over `redis`. */
+  broker?: Broker
+}
+
+const DAY = 86_400_000
+export const QUEUE_DEFAULTS = {
+  defaultTenantId: 'default',
+  idempotencyTtlMs: DAY,
+  retentionMs: DAY,
+  recordRetentionMs: 30 * DAY,
+  maxSubmitBatch: 500,
+}
+export type QueueSettings = typeof QUEUE_DEFAULTS
+
+const ms = (max: number) => z.number().int().min(1).max(max).optional()
+
+const schema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/, "1-200 letters, digits, '.', '_', ':' or '-'"),
+  defaultTenantId: TENANT_ID.optional(),
+  idempotencyTtlMs: ms(366 * DAY),
+  retentionMs: ms(3660 * DAY),
+  recordRetentionMs: ms(3660 * DAY),
+  maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
+  recovery: z
+    .object({ intervalMs: ms(DAY), reconcileGraceMs: ms(DAY), reconcileIntervalMs: ms(DAY) })
+    .strict()
+    .optional(),
+})
+
+export function checkQueueOptions(options: QueueOptions): QueueSettings {
+  const parsed = schema.safeParse(options ?? {})
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.map(String).join('.'),
+      message: i.message,
+    }))
+    const text = issues.map((i) => `${i.path || '(options)'}: ${i.message}`).join('; ')
+    throw new TaskloomError('INVALID_OPTIONS', `invalid queue options: ${text}`, { issues })
+  }
+  const { name: _name, recovery: _recovery, ...given } = parsed.data
+  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
+  return { ...QUEUE_DEFAULTS, ...defined } satisfies QueueSettings
+}
