@@ -10,6 +10,8 @@ export {
   toTaskloomError,
 } from './errors.js'
 export { createJsonLogger, type Logger, type LogLevel } from './logger.js'
+export type { EncryptionOptions } from './queue/codec.js'
+export type { ListOptions, TaskResult } from './queue/queue.js'
 export {
   createQueue,
   type ListPage,
@@ -19,6 +21,7 @@ export {
   type SubmitResult,
 } from './queue/queue.js'
 export type { TaskInfo } from './queue/task-info.js'
+export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'
 export {
   type AttemptOutcome,

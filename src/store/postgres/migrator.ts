@@ -94,10 +94,11 @@ export async function assertSchemaCurrent<DB>(
   const have = done.size === 0 ? 'has no taskloom tables' : `is at version ${Math.max(...done)}`
   const latest = needed[needed.length - 1]!.version
   throw new TaskloomError(
-    'INVALID_OPTIONS',
+    'SCHEMA_OUTDATED',
     `PostgreSQL schema "${schema}" ${have}, and this taskloom needs version ${latest} ` +
       `(missing: ${missing.map((m) => `${m.version}-${m.name}`).join(', ')}); ` +
       'run `npx taskloom migrate` or call migrate()',
+    { retryable: false },
   )
 }
 

@@ -57,7 +57,7 @@ export function migrationsSuite(h: Harness): void {
     it('refuses to open a store on a schema that was never migrated, saying how to migrate', async () => {
       const schema = h.newSchema()
       const opening = h.open({ schema, migrate: false })
-      await expect(opening).rejects.toMatchObject({ name: 'TaskloomError', code: 'INVALID_OPTIONS' })
+      await expect(opening).rejects.toMatchObject({ name: 'TaskloomError', code: 'SCHEMA_OUTDATED' })
       await expect(opening).rejects.toThrow(
         /has no taskloom tables.*run `npx taskloom migrate` or call migrate\(\)/,
       )

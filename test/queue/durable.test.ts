@@ -1,0 +1,194 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { MemoryBroker } from '../../src/broker/memory/memory-broker.js'
+import { createQueue, defineTask } from '../../src/index.js'
+import { createCodec } from '../../src/queue/codec.js'
+import { waitForTask } from '../../src/testing.js'
+import { backends, silent, TEST_SCHEMA, trackWorker, until } from '../helpers/backends.js'
+import { DATABASE_URL, REDIS_URL, uniqueName } from '../helpers/services.js'
+
+const note = defineTask({ name: 'note', input: z.object({ text: z.string() }) })
+const other = defineTask({ name: 'other', input: z.object({ text: z.string() }) })
+const durable = backends.find((b) => b.label === 'durable')!
+const key = (byte: number) => Buffer.alloc(32, byte)
+
+describe('encryption codec', () => {
+  it('round-trips values and never shows the plaintext', () => {
+    const codec = createCodec('q', { keys: { k1: key(1) }, primaryKeyId: 'k1' })
+    const text = codec.encode({ secret: 'hunter2' }, 'note')
+    expect(text).not.toContain('hunter2')
+    expect(JSON.parse(text)).toMatchObject({ $tl: 'enc1', kid: 'k1' })
+    expect(codec.decode(text)).toEqual({ secret: 'hunter2' })
+  })
+
+  it('rotates keys: old data stays readable with the old key kept in the ring', () => {
+    const old = createCodec('q', { keys: { k1: key(1) }, primaryKeyId: 'k1' })
+    const sealed = old.encode('v1 data', 'note')
+    const rotated = createCodec('q', {
+      keys: { k1: key(1), k2: key(2).toString('base64') },
+      primaryKeyId: 'k2',
+    })
+    expect(rotated.decode(sealed)).toBe('v1 data')
+    expect(JSON.parse(rotated.encode('v2 data', 'note')).kid).toBe('k2')
+    const withoutOld = createCodec('q', { keys: { k2: key(2) }, primaryKeyId: 'k2' })
+    expect(() => withoutOld.decode(sealed)).toThrow(/no key k1/)
+  })
+
+  it('refuses tampered data, data of another queue, and bad keys', () => {
+    const codec = createCodec('q', { keys: { k1: key(1) }, primaryKeyId: 'k1' })
+    const envelope = JSON.parse(codec.encode('x', 'note'))
+    envelope.ct = Buffer.from('tampered').toString('base64')
+    expect(() => codec.decode(JSON.stringify(envelope))).toThrow(/could not decrypt/)
+    const elsewhere = createCodec('other-queue', { keys: { k1: key(1) }, primaryKeyId: 'k1' })
+    expect(() => elsewhere.decode(codec.encode('x', 'note'))).toThrow(/could not decrypt/)
+    expect(() => createCodec('q', { keys: { k1: Buffer.alloc(16) }, primaryKeyId: 'k1' })).toThrow(/32 bytes/)
+    expect(() => createCodec('q', { keys: { k1: key(1) }, primaryKeyId: 'k9' })).toThrow(
+      /not in encryption.keys/,
+    )
+  })
+
+  it('encrypts only the task names it is given', () => {
+    const codec = createCodec('q', { keys: { k1: key(1) }, primaryKeyId: 'k1', tasks: ['note'] })
+    expect(codec.encode('x', 'other')).toBe('"x"')
+    expect(codec.encode('x', 'note')).not.toBe('"x"')
+  })
+})
+
+describe.skipIf(!durable.available)('durable mode', () => {
+  it('keeps inputs and results encrypted in Redis and PostgreSQL, and plain for the handler', async () => {
+    const queue = durable.queue({ encryption: { keys: { k1: randomBytes(32) }, primaryKeyId: 'k1' } })
+    const seen: string[] = []
+    const worker = trackWorker({ queue }).handle(note, ({ text }) => {
+      seen.push(text)
+      return { echoed: text }
+    })
+    await worker.start()
+    const { id } = await queue.submit(note, { text: 'top secret' })
+    const done = await waitForTask(queue, id)
+    await worker.close()
+    expect(seen).toEqual(['top secret'])
+    expect(done).toMatchObject({ input: { text: 'top secret' }, result: { echoed: 'top secret' } })
+
+    const redis = new Redis(REDIS_URL)
+    const hash = await redis.hgetall(`tl:{${queue.name}}:task:${id}`)
+    await redis.quit()
+    expect(JSON.stringify(hash)).not.toContain('top secret')
+    await queue.close() // flushes the change feed: the result is in the store now
+    const client = new pg.Client(DATABASE_URL)
+    await client.connect()
+    const { rows } = await client.query(
+      `select payload::text as payload, result::text as result from "${TEST_SCHEMA}".tasks where id = $1`,
+      [id],
+    )
+    await client.end()
+    expect(rows[0].payload).toContain('enc1')
+    expect(rows[0].result).toContain('enc1')
+    expect(JSON.stringify(rows[0])).not.toContain('top secret')
+  })
+
+  it('lists tasks from the store with filters, paging and live status', async () => {
+    const queue = durable.queue()
+    for (let i = 0; i < 5; i++) await queue.submit(note, { text: `a${i}` }, { tenantId: 'acme' })
+    await queue.submit(other, { text: 'b' }, { tenantId: 'globex' })
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const worker = trackWorker({ queue, concurrency: 1 })
+      .handle(note, async () => gate)
+      .handle(other, () => 1)
+    await worker.start()
+    await until(async () => (await queue.list({ status: 'processing' })).total === 1)
+    const running = await queue.list({ status: ['processing'] })
+    expect(running.tasks[0]?.status).toBe('processing')
+
+    const page1 = await queue.list({ tenantId: 'acme', limit: 2 })
+    expect(page1.total).toBe(5)
+    expect(page1.tasks).toHaveLength(2)
+    const page2 = await queue.list({ tenantId: 'acme', limit: 2, cursor: page1.nextCursor! })
+    expect(page2.tasks.map((t) => t.id)).not.toContain(page1.tasks[0]!.id)
+    expect((await queue.list({ name: 'other' })).tasks.map((t) => t.tenantId)).toEqual(['globex'])
+    await expect(queue.list({ status: 'bogus' as never })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+
+    release()
+    await until(async () => (await queue.list({ status: 'completed' })).total === 6, 10_000)
+    await worker.close()
+    const [first] = (await queue.list({ name: 'other' })).tasks
+    expect(await queue.result(first!.id)).toEqual({
+      id: first!.id,
+      status: 'completed',
+      result: 1,
+      error: null,
+    })
+    expect(await queue.result('00000000-0000-0000-0000-000000000000')).toBeNull()
+  })
+
+  it('lets the store judge idempotency keys', async () => {
+    const queue = durable.queue()
+    const a = await queue.submit(note, { text: 'x' }, { idempotencyKey: 'once' })
+    const b = await queue.submit(note, { text: 'x' }, { idempotencyKey: 'once' })
+    expect(b).toMatchObject({ id: a.id, deduplicated: true })
+    expect((await queue.counts()).ready.normal).toBe(1)
+  })
+})
+
+describe('embedded mode (in-process broker + PGlite)', () => {
+  it('records tasks in PGlite by default, with nothing else to run', async () => {
+    const queue = createQueue({ name: uniqueName(), logger: silent })
+    await queue.ready()
+    const worker = trackWorker({ queue }).handle(note, ({ text }) => text.toUpperCase())
+    await worker.start()
+    const { id } = await queue.submit(note, { text: 'hi' })
+    expect((await waitForTask(queue, id)).result).toBe('HI')
+    await worker.close()
+    await until(async () => (await queue.list({ status: 'completed' })).total === 1)
+    await queue.close()
+  }, 60_000)
+
+  it('keeps unfinished tasks across a restart when given a data directory', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'taskloom-pglite-'))
+    try {
+      const name = uniqueName()
+      const first = createQueue({ name, postgres: { dataDir }, logger: silent })
+      const { id } = await first.submit(note, { text: 'survive' })
+      await first.close()
+
+      const second = createQueue({ name, postgres: { dataDir }, logger: silent })
+      await second.ready() // a fresh in-process broker: recovery restores the task from PGlite
+      const worker = trackWorker({ queue: second }).handle(note, ({ text }) => text)
+      await worker.start()
+      expect((await waitForTask(second, id)).result).toBe('survive')
+      await worker.close()
+      await second.close()
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  it('acknowledges a stored task even when the broker hand-off fails, and reconciliation enqueues it', async () => {
+    const broker = new MemoryBroker(uniqueName(), { changeFeed: true })
+    const realEnqueue = broker.enqueue.bind(broker)
+    let failures = 1
+    broker.enqueue = async (tasks, now) => {
+      if (failures-- > 0) throw new Error('broker hiccup')
+      return realEnqueue(tasks, now)
+    }
+    const queue = createQueue({
+      name: broker.queueName,
+      broker,
+      postgres: {},
+      logger: silent,
+      recovery: { reconcileGraceMs: 50, reconcileIntervalMs: 100 },
+    })
+    const { id } = await queue.submit(note, { text: 'late' })
+    const worker = trackWorker({ queue }).handle(note, ({ text }) => text)
+    await worker.start()
+    expect((await waitForTask(queue, id, { timeoutMs: 10_000 })).result).toBe('late')
+    await worker.close()
+    await queue.close()
+  }, 60_000)
+})
