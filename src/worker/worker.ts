@@ -259,6 +259,8 @@ export class Worker {
       throw Object.assign(new NonRetryableError((err as Error).message), { outcome: 'invalid-input' })
     }
     const signal = r.controller.signal
+    let logger: Logger | undefined
+    const parent = this.logger
     const ctx: TaskContext = {
       taskId: task.id,
       attempt: task.attempt,
@@ -266,7 +268,11 @@ export class Worker {
       fencingToken: task.token,
       signal,
       extendLease: (ms) => this.extendOne(r, ms),
-      logger: childLogger(this.logger, { task_id: task.id, tenant_id: task.tenantId }),
+      // Made on first use: most handlers never log, and a child logger per task is measurable.
+      get logger() {
+        logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
+        return logger
+      },
     }
     return new Promise((resolve, reject) => {
       const onAbort = () => reject(signal.reason)

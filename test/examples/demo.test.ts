@@ -16,7 +16,7 @@ const fromSource = ['--import', 'tsx', '--import', './scripts/register-lua.mjs']
 
 describe('examples/demo.ts', () => {
   it('runs on the in-process broker and exits 0, showing every final status', async () => {
-    const { stdout } = await run('npm', ['run', '--silent', 'demo'], { timeout: 30_000 })
+    const { stdout } = await run('npm', ['run', '--silent', 'demo'], { timeout: 90_000 })
     // Submitted before the worker started, with concurrency 1: strict priority, FIFO within a level.
     const firstRuns = [...stdout.matchAll(/^ran\s+(\S+)\s+attempt 1:/gm)].map((m) => m[1]).slice(0, 5)
     expect(firstRuns).toEqual(['password-reset', 'thumbnail', 'welcome', 'broken-image', 'newsletter'])
@@ -31,7 +31,7 @@ describe('examples/demo.ts', () => {
     expect(stdout).toMatch(/^final\s+digest\s+cancelled\s+attempts=0$/m)
     expect(stdout).not.toMatch(/^final\s+welcome-again/m)
     expect(stdout).toMatch(/^dead-letter queue: 1 task\(s\)$/m)
-  }, 40_000)
+  }, 100_000)
 })
 
 const redisUp = await hasRedis()

@@ -252,6 +252,20 @@ for (const backend of backends) {
       expect(completed.sort()).toEqual([1, 2])
     })
 
+    it('gives the handler a logger bound to its task, tenant and worker', async () => {
+      const lines: object[] = []
+      const capture = { debug() {}, info: (obj: object) => void lines.push(obj), warn() {}, error() {} }
+      const queue = backend.queue({ logger: capture })
+      const worker = trackWorker({ queue }).handle(echo, (_input, ctx) =>
+        ctx.logger.info({ step: 'inside' }, 'hello'),
+      )
+      await worker.start()
+      const { id } = await queue.submit(echo, { n: 1 }, { tenantId: 'acme' })
+      await waitForTask(queue, id)
+      await worker.close()
+      expect(lines).toContainEqual({ worker_id: worker.id, task_id: id, tenant_id: 'acme', step: 'inside' })
+    })
+
     it('rejects bad worker options and a second handler for one task', () => {
       const queue = backend.queue()
       expect(() => trackWorker({ queue, concurrency: 0 })).toThrow(/concurrency/)
