@@ -4,9 +4,15 @@
  */
 export const SCENARIOS = ['submit', 'drain', 'latency', 'flat'] as const
 export type Scenario = (typeof SCENARIOS)[number]
+/** The columns: taskloom Redis-only, taskloom durable (PostgreSQL + Redis), BullMQ. */
+export const LIBS = ['tl', 'tlpg', 'bull'] as const
+export type Lib = (typeof LIBS)[number]
 
 export interface BenchConfig {
   redisUrl: string
+  /** Durable mode's store; its schema `postgresSchema` is created by the run and dropped at the end. */
+  postgresUrl: string
+  postgresSchema: string
   quick: boolean
   /** submit: total submits, and how many are in flight at once. */
   submitN: number
@@ -27,6 +33,7 @@ export interface BenchConfig {
   /** Each scenario runs this many times per library; the table shows the median. */
   rounds: number
   only: Scenario[]
+  libs: Lib[]
   outDir: string
 }
 
@@ -132,12 +139,15 @@ const NUMERIC: Flag[] = [
 
 export function usage(): string {
   const lines = [
-    'usage: npm run bench -- [--quick] [--only=submit,drain,latency,flat] [--<flag>=<n>]...',
+    'usage: npm run bench -- [--quick] [--only=submit,drain,latency,flat] [--libs=tl,tlpg,bull] [--<flag>=<n>]...',
     '',
     '  --quick            short smoke run (env BENCH_QUICK=1)',
     `  --only=<list>      scenarios to run, of ${SCENARIOS.join(', ')} (env BENCH_ONLY)`,
+    `  --libs=<list>      columns to run, of ${LIBS.join(', ')} (tlpg: taskloom durable mode) (env BENCH_LIBS)`,
     '  --out=<dir>        where latest.md and latest.json go (env BENCH_OUT; default .bench-out)',
     '  REDIS_URL          default redis://127.0.0.1:6379',
+    '  DATABASE_URL       durable mode store, default postgres://postgres@127.0.0.1:5432/test;',
+    '                     the run creates schema taskloom_bench there and drops it at the end',
   ]
   for (const f of NUMERIC) {
     lines.push(
@@ -158,13 +168,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     else if (i + 1 < argv.length) flags.set(arg.slice(2), argv[++i]!)
     else throw new Error(`flag ${arg} needs a value\n\n${usage()}`)
   }
-  const known = new Set(['quick', 'help', 'only', 'out', ...NUMERIC.map((f) => f.flag)])
+  const known = new Set(['quick', 'help', 'only', 'libs', 'out', ...NUMERIC.map((f) => f.flag)])
   for (const name of flags.keys())
     if (!known.has(name)) throw new Error(`unknown flag --${name}\n\n${usage()}`)
 
   const quick = truthy(flags.get('quick') ?? env.BENCH_QUICK)
   const config: Record<string, unknown> = {
     redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    postgresUrl: env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    postgresSchema: 'taskloom_bench',
     quick,
     outDir: flags.get('out') ?? env.BENCH_OUT ?? '.bench-out',
   }
@@ -185,6 +197,15 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       throw new Error(`unknown scenario ${s}; use ${SCENARIOS.join(', ')}`)
   }
   config.only = only
+  const libs = (flags.get('libs') ?? env.BENCH_LIBS ?? LIBS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const l of libs) {
+    if (!(LIBS as readonly string[]).includes(l)) throw new Error(`unknown lib ${l}; use ${LIBS.join(', ')}`)
+  }
+  if (libs.length === 0) throw new Error(`--libs needs at least one of ${LIBS.join(', ')}`)
+  config.libs = libs
   if (flags.has('help')) {
     console.log(usage())
     process.exit(0)

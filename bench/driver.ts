@@ -1,7 +1,8 @@
 /**
  * What a scenario needs from a job queue library. Each scenario is written once against this
- * interface, so taskloom and BullMQ are timed by the same code.
+ * interface, so taskloom (Redis-only and durable) and BullMQ are timed by the same code.
  */
+import type { Scenario } from './config.js'
 
 /** Every task's input: when it was submitted, in this process's `performance.now()` clock. */
 export interface BenchInput {
@@ -9,14 +10,20 @@ export interface BenchInput {
 }
 
 export interface Driver {
-  /** Short label, used in queue names: `tl` or `bull`. */
+  /** Short label, used in queue names and as the column key: `tl`, `tlpg` or `bull`. */
   readonly id: string
   /** Column title. */
   readonly label: string
+  /** Scenarios this driver runs; all when absent. */
+  readonly scenarios?: readonly Scenario[]
   /** SCAN pattern of every key of queue `name`. */
   keyPattern(name: string): string
   /** Opens a handle on a fresh queue `name` with its connections ready. */
   open(name: string): Promise<QueueHandle>
+  /** Deletes what queue `name` left outside Redis (durable mode: its rows in the store). */
+  cleanup?(name: string): Promise<void>
+  /** Releases what the driver itself holds, once at the end (durable mode: drops the bench schema). */
+  dispose?(): Promise<void>
 }
 
 export interface QueueHandle {
@@ -28,6 +35,11 @@ export interface QueueHandle {
   worker(spec: WorkerSpec): Promise<WorkerHandle>
   /** From the library's own counters: tasks not finished yet (waiting, delayed, active) and failed ones. */
   counts(): Promise<{ unfinished: number; failed: number }>
+  /**
+   * Durable mode: tasks of this queue the store (PostgreSQL) shows as completed, read on a
+   * connection of the runner's own. Absent for Redis-only libraries.
+   */
+  storeCompleted?(): Promise<number>
   /** Closes the connections this handle opened (not the keys: the runner deletes those). */
   close(): Promise<void>
 }

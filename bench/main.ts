@@ -1,23 +1,26 @@
 /**
- * Runs every scenario for taskloom and BullMQ on fresh queues, prints the markdown table to stdout
+ * Runs every scenario for taskloom (Redis-only and durable mode) and BullMQ on fresh queues, prints the markdown table to stdout
  * (progress goes to stderr) and writes it to `<out>/latest.md` plus `<out>/latest.json`.
- * Exits non-zero on any error; deletes only the keys of queues it created.
+ * Exits non-zero on any error; deletes only the keys (and store rows) of queues it created, and drops
+ * the durable store's bench schema at the end.
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import pg from 'pg'
 import { bullmqDriver } from './bullmq.js'
-import { type BenchConfig, parseConfig, type Scenario } from './config.js'
+import { type BenchConfig, type Lib, parseConfig, type Scenario } from './config.js'
 import type { Driver } from './driver.js'
 import { RedisAdmin } from './redis-admin.js'
 import { atLeastBull, flat, type Meta, type Row, renderReport, under } from './report.js'
 import { type Context, drainFigure, flatFigure, latencyFigure, submitFigure, warmUp } from './scenarios.js'
 import { fmtInt } from './stats.js'
-import { taskloomDriver } from './taskloom.js'
+import { durableDriver, taskloomDriver } from './taskloom.js'
 
-type Samples = Record<string, { tl: number[]; bull: number[] }>
+/** Samples per figure key, per driver id. */
+type Samples = Record<string, Record<string, number[]>>
 
 export async function main(argv: string[]): Promise<void> {
   let config: BenchConfig
@@ -33,7 +36,15 @@ export async function main(argv: string[]): Promise<void> {
   const runId = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
   const prefix = `bench-${runId}-`
   const admin = new RedisAdmin(config.redisUrl)
-  const drivers: Driver[] = [taskloomDriver(config.redisUrl), bullmqDriver(config.redisUrl)]
+  const make: Record<Lib, () => Driver> = {
+    tl: () => taskloomDriver(config.redisUrl),
+    tlpg: () => durableDriver(config.redisUrl, config.postgresUrl, config.postgresSchema),
+    bull: () => bullmqDriver(config.redisUrl),
+  }
+  // Column order is fixed (taskloom, durable, BullMQ) whatever order --libs lists them in.
+  const drivers: Driver[] = (['tl', 'tlpg', 'bull'] as const)
+    .filter((l) => config.libs.includes(l))
+    .map((l) => make[l]())
   const ctx: Context = { config, admin, prefix, progress: (m) => console.error(m) }
 
   let interrupted = false
@@ -48,10 +59,13 @@ export async function main(argv: string[]): Promise<void> {
 
   try {
     const redis = await admin.serverVersion()
+    const postgres = config.libs.includes('tlpg') ? await postgresVersion(config.postgresUrl) : 'not used'
     const samples: Samples = {}
     const add = (key: string, driver: Driver, value: number) => {
-      samples[key] ??= { tl: [], bull: [] }
-      samples[key][driver.id as 'tl' | 'bull'].push(value)
+      samples[key] ??= {}
+      const byLib = samples[key]
+      byLib[driver.id] ??= []
+      byLib[driver.id]!.push(value)
     }
     for (const d of drivers) {
       ctx.progress(`warm-up: ${d.label}`)
@@ -62,6 +76,7 @@ export async function main(argv: string[]): Promise<void> {
       const order = round % 2 === 0 ? drivers : [...drivers].reverse()
       for (const scenario of config.only) {
         for (const d of order) {
+          if (d.scenarios && !d.scenarios.includes(scenario)) continue
           ctx.progress(`round ${round + 1}/${config.rounds}: ${scenario}: ${d.label}`)
           await runScenario(ctx, scenario, d, add)
         }
@@ -75,13 +90,15 @@ export async function main(argv: string[]): Promise<void> {
       memGb: Math.round(os.totalmem() / 2 ** 30),
       node: process.version,
       redis,
+      postgres,
       bullmq: packageVersion('bullmq'),
       taskloom: gitDescription(),
       loadStart,
       loadEnd: os.loadavg(),
       seconds: (performance.now() - started) / 1000,
     }
-    const report = renderReport(meta, config, rows(config, samples))
+    const columns = drivers.map((d) => ({ id: d.id, label: d.label }))
+    const report = renderReport(meta, config, columns, rows(config, samples))
     console.log(report)
     await mkdir(config.outDir, { recursive: true })
     await writeFile(path.join(config.outDir, 'latest.md'), report)
@@ -99,6 +116,14 @@ export async function main(argv: string[]): Promise<void> {
     } catch (error) {
       console.error('cleanup failed:', error)
       process.exitCode = 1
+    }
+    for (const d of drivers) {
+      try {
+        await d.dispose?.()
+      } catch (error) {
+        console.error(`cleanup of ${d.label} failed:`, error)
+        process.exitCode = 1
+      }
     }
     await admin.close()
     process.off('SIGINT', onSignal)
@@ -129,7 +154,13 @@ async function runScenario(
     case 'drain': {
       const r = await drainFigure(ctx, d)
       add('drain', d, r.perSec)
-      ctx.progress(`  ${fmtInt(r.perSec)} tasks/s`)
+      if (r.store) {
+        add('storeLag', d, r.store.lagMs)
+        add('storeBehind', d, r.store.behindAtEnd)
+      }
+      ctx.progress(
+        `  ${fmtInt(r.perSec)} tasks/s${r.store ? `; store caught up ${r.store.lagMs.toFixed(0)} ms after the last completion (${fmtInt(r.store.behindAtEnd)} behind then)` : ''}`,
+      )
       return
     }
     case 'latency': {
@@ -164,8 +195,8 @@ async function runScenario(
 
 function rows(c: BenchConfig, s: Samples): Row[] {
   const out: Row[] = []
-  const row = (key: string, r: Omit<Row, 'tl' | 'bull'>) => {
-    if (s[key]) out.push({ ...r, ...s[key] })
+  const row = (key: string, r: Omit<Row, 'samples'>) => {
+    if (s[key]) out.push({ ...r, samples: s[key] })
   }
   const lat = `pickup latency at ${fmtInt(c.latencyRate)}/s for ${c.latencySeconds} s`
   row('submit', {
@@ -179,6 +210,18 @@ function rows(c: BenchConfig, s: Samples): Row[] {
     better: 'higher',
     unit: 'int',
     target: atLeastBull,
+  })
+  row('storeLag', {
+    figure: 'drain, durable: store shows all completed, ms after the last completion',
+    better: 'lower',
+    unit: 'ms',
+    noRatio: true,
+  })
+  row('storeBehind', {
+    figure: 'drain, durable: tasks not yet completed in the store at the last completion',
+    better: 'lower',
+    unit: 'int',
+    noRatio: true,
   })
   row('p50', { figure: `${lat}: p50 ms`, better: 'lower', unit: 'ms' })
   row('p95', { figure: `${lat}: p95 ms`, better: 'lower', unit: 'ms' })
@@ -232,6 +275,17 @@ function rows(c: BenchConfig, s: Samples): Row[] {
     unit: 'int',
   })
   return out
+}
+
+async function postgresVersion(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const r = await client.query<{ v: string }>('select current_setting($$server_version$$) as v')
+    return r.rows[0]?.v.split(' ')[0] ?? 'unknown'
+  } finally {
+    await client.end()
+  }
 }
 
 /** Deletes every key of every queue this run created (by their shared name prefix). */

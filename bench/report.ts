@@ -1,4 +1,4 @@
-/** The markdown report: run metadata and one table, taskloom vs BullMQ. */
+/** The markdown report: run metadata and one table, taskloom (Redis-only and durable) vs BullMQ. */
 import type { BenchConfig } from './config.js'
 import { fmtInt, fmtMs, fmtRatio, median } from './stats.js'
 
@@ -10,6 +10,7 @@ export interface Meta {
   memGb: number
   node: string
   redis: string
+  postgres: string
   bullmq: string
   taskloom: string
   loadStart: number[]
@@ -17,7 +18,13 @@ export interface Meta {
   seconds: number
 }
 
-/** One row's samples (one per round) for both libraries. */
+/** A column: one library (or one mode of taskloom). */
+export interface Column {
+  id: string
+  label: string
+}
+
+/** One row's samples (one per round) per column id. */
 export interface Row {
   figure: string
   /** 'higher' for throughput, 'lower' for latency and memory. */
@@ -25,37 +32,51 @@ export interface Row {
   unit: 'int' | 'ms' | 'ratio'
   /** A context figure (not a comparison): no ratio column. */
   noRatio?: boolean
-  tl: number[]
-  bull: number[]
-  /** Renders the target cell from taskloom's and BullMQ's medians, or '' for none. */
-  target?: (tl: number, bull: number) => string
+  samples: Record<string, number[]>
+  /** Renders the target verdict for one taskloom column's median (and BullMQ's), or '' for none. */
+  target?: (value: number, bull: number) => string
 }
 
-export function renderReport(meta: Meta, config: BenchConfig, rows: Row[]): string {
+const BASE = 'bull'
+
+export function renderReport(meta: Meta, config: BenchConfig, columns: Column[], rows: Row[]): string {
   const c = config
+  const durable = columns.some((col) => col.id === 'tlpg')
+  const mode = durable ? 'Redis-only and durable mode' : 'Redis-only mode'
+  const base = columns.find((col) => col.id === BASE)
+  const compared = base ? columns.filter((col) => col.id !== BASE) : []
   const lines = [
     `# taskloom vs BullMQ (${meta.date})`,
     '',
     `- command: \`${meta.command}\`${c.quick ? ' (quick sizes: a smoke run, not a measurement)' : ''}`,
     `- machine: ${meta.cpu}, ${meta.cores} cores, ${meta.memGb} GB RAM; load average ${loads(meta.loadStart)} at start, ${loads(meta.loadEnd)} at end`,
-    `- node ${meta.node}, Redis ${meta.redis} (same box), bullmq ${meta.bullmq}, taskloom ${meta.taskloom} (Redis-only mode)`,
+    `- node ${meta.node}, Redis ${meta.redis} (same box)${durable ? `, PostgreSQL ${meta.postgres} (same box)` : ''}, bullmq ${meta.bullmq}, taskloom ${meta.taskloom} (${mode})`,
     `- sizes: submit ${fmtInt(c.submitN)} with ${c.submitInFlight} in flight; drain ${fmtInt(c.drainN)} pre-loaded; worker concurrency ${c.concurrency}; ` +
       `latency ${fmtInt(c.latencyRate)}/s for ${c.latencySeconds} s; flat slice ${fmtInt(c.flatSlice)} behind ${fmtInt(c.flatSmall)} vs ${fmtInt(c.flatLarge)} queued; ` +
       `warm-up ${fmtInt(c.warmupN)}; rounds ${c.rounds}${c.rounds > 1 ? ' (cells: median, then min-max)' : ''}`,
     `- wall time ${meta.seconds.toFixed(0)} s`,
     '',
-    '| figure | taskloom | BullMQ | taskloom / BullMQ | target |',
-    '|---|---:|---:|---:|---|',
+    `| figure | ${columns.map((col) => col.label).join(' | ')} | ${compared.map((col) => `${col.label} / BullMQ`).join(' | ')}${compared.length ? ' | ' : ''}target |`,
+    `|---|${columns.map(() => '---:|').join('')}${compared.map(() => '---:|').join('')}---|`,
   ]
   for (const row of rows) {
-    const tl = median(row.tl)
-    const bull = median(row.bull)
     const arrow = row.better === 'higher' ? '↑' : '↓'
-    lines.push(
-      `| ${row.figure} ${arrow} | ${cell(row.tl, row.unit)} | ${cell(row.bull, row.unit)} | ${row.noRatio ? '-' : fmtRatio(tl / bull)} | ${row.target?.(tl, bull) ?? ''} |`,
-    )
+    const cells = columns.map((col) => cell(row.samples[col.id] ?? [], row.unit))
+    const bull = median(row.samples[BASE] ?? [])
+    const ratios = compared.map((col) => {
+      const v = row.samples[col.id] ?? []
+      return row.noRatio || v.length === 0 || !(bull > 0) ? '-' : fmtRatio(median(v) / bull)
+    })
+    const judge = row.target
+    const target = judge
+      ? columns
+          .filter((col) => col.id !== BASE && (row.samples[col.id]?.length ?? 0) > 0)
+          .map((col) => `${col.label}: ${judge(median(row.samples[col.id]!), bull)}`)
+          .join('; ')
+      : ''
+    lines.push(`| ${row.figure} ${arrow} | ${[...cells, ...ratios, target].join(' | ')} |`)
   }
-  lines.push('', '↑ higher is better, ↓ lower is better.', '')
+  lines.push('', '↑ higher is better, ↓ lower is better. n/a: not run for that column.', '')
   return lines.join('\n')
 }
 
@@ -70,9 +91,10 @@ function loads(l: number[]): string {
   return l.map((x) => x.toFixed(2)).join(' / ')
 }
 
-export const atLeastBull = (tl: number, bull: number) =>
-  tl >= bull ? 'at least BullMQ: met' : 'at least BullMQ: **missed**'
-export const under = (ms: number) => (tl: number) =>
-  tl < ms ? `under ${ms} ms: met` : `under ${ms} ms: **missed**`
+/** Against BullMQ's median; with no BullMQ column there is nothing to compare to. */
+export const atLeastBull = (v: number, bull: number) =>
+  !(bull > 0) ? 'no BullMQ column' : v >= bull ? 'at least BullMQ: met' : 'at least BullMQ: **missed**'
+export const under = (ms: number) => (v: number) =>
+  v < ms ? `under ${ms} ms: met` : `under ${ms} ms: **missed**`
 /** Claim cost is "flat" when the large-backlog slice runs within 20% of the small-backlog one. */
-export const flat = (tl: number) => (tl >= 0.8 ? 'flat (>= 0.80x): met' : 'flat (>= 0.80x): **missed**')
+export const flat = (v: number) => (v >= 0.8 ? 'flat (>= 0.80x): met' : 'flat (>= 0.80x): **missed**')

@@ -22,6 +22,14 @@ export interface SubmitResult {
 }
 export interface DrainResult {
   perSec: number
+  /** Durable mode only: from the last completion event until the store showed every task completed. */
+  store?: StoreCatchUp
+}
+export interface StoreCatchUp {
+  /** Milliseconds from the last handler's completion to the store's completed count reaching n. */
+  lagMs: number
+  /** Tasks the store did not show as completed yet when the last handler finished. */
+  behindAtEnd: number
 }
 export interface LatencyResult extends LatencySummary {
   /** Rate the producer actually achieved, tasks/s. */
@@ -61,7 +69,11 @@ async function withQueue<T>(
     try {
       await q.close()
     } finally {
-      await ctx.admin.deleteMatching(driver.keyPattern(name))
+      try {
+        await ctx.admin.deleteMatching(driver.keyPattern(name))
+      } finally {
+        await driver.cleanup?.(name)
+      }
     }
   }
 }
@@ -123,8 +135,17 @@ async function expectCounts(q: QueueHandle, unfinished: number, what: string): P
   }
 }
 
-/** Runs `worker` until `count` completions, timing from `start()`; closes it whatever happens. */
-async function timedDrain(q: QueueHandle, count: number, concurrency: number, what: string): Promise<number> {
+/**
+ * Runs `worker` until `count` completions, timing from `start()`; closes it whatever happens.
+ * `afterLast` runs (untimed) as soon as the last completion is seen, before the worker closes.
+ */
+async function timedDrain(
+  q: QueueHandle,
+  count: number,
+  concurrency: number,
+  what: string,
+  afterLast?: (at: number) => Promise<void>,
+): Promise<number> {
   const completions = new Completions()
   const w = await q.worker({
     concurrency,
@@ -137,7 +158,9 @@ async function timedDrain(q: QueueHandle, count: number, concurrency: number, wh
     const t0 = performance.now()
     w.start()
     await completions.until(count, timeoutFor(count), what)
-    seconds = (performance.now() - t0) / 1000
+    const end = performance.now()
+    seconds = (end - t0) / 1000
+    await afterLast?.(end)
   } finally {
     await w.close()
   }
@@ -173,10 +196,44 @@ export async function drainFigure(ctx: Context, driver: Driver, n = ctx.config.d
   return withQueue(ctx, driver, 'drain', async (q) => {
     await q.load(n)
     await expectCounts(q, n, `${driver.label} drain pre-load`)
-    const perSec = await timedDrain(q, n, ctx.config.concurrency, `${driver.label} drain`)
+    const storeCompleted = q.storeCompleted?.bind(q)
+    let store: StoreCatchUp | undefined
+    const perSec = await timedDrain(
+      q,
+      n,
+      ctx.config.concurrency,
+      `${driver.label} drain`,
+      storeCompleted &&
+        (async (end) => {
+          store = await storeCatchUp(storeCompleted, n, end, `${driver.label} drain`)
+        }),
+    )
     await expectCounts(q, 0, `${driver.label} drain`)
-    return { perSec }
+    return { perSec, store }
   })
+}
+
+/**
+ * Polls the store's completed count every 2 ms until it reaches `n`; the lag is measured from
+ * `end` (the last completion event) to the answer of the first query that saw all `n`.
+ */
+async function storeCatchUp(
+  completed: () => Promise<number>,
+  n: number,
+  end: number,
+  what: string,
+): Promise<StoreCatchUp> {
+  const first = await completed()
+  let seen = first
+  const deadline = end + 60_000
+  while (seen < n) {
+    if (performance.now() > deadline)
+      throw new Error(`${what}: the store shows ${seen}/${n} completed 60 s after the last completion`)
+    await sleep(2)
+    seen = await completed()
+  }
+  if (seen !== n) throw new Error(`${what}: the store shows ${seen} completed for ${n} tasks`)
+  return { lagMs: performance.now() - end, behindAtEnd: n - first }
 }
 
 /**
