@@ -3,8 +3,10 @@
  * - Redis loss: when the epoch marker is missing (Redis restarted empty), the one process that
  *   recreates it puts every unfinished task from the store back into the broker: pending ones
  *   delayed, queued ones queued, in-flight ones queued with the attempt counted.
- * - Reconciliation: rows stored but never confirmed by the broker (the process died between the two
- *   writes) are enqueued after a grace period. Enqueue is idempotent by id, so never twice.
+ * - Reconciliation: rows whose `enqueued_at` is still unset after a grace period are handed to the
+ *   broker again and marked. Most were delivered (a submit does not mark its rows; a task's first
+ *   change does) and the broker answers those as already held; the rest were stored by a process
+ *   that died before the hand-off, and are enqueued now. Enqueue is idempotent by id, so never twice.
  * - Retention: finished rows older than the record retention are purged in small batches.
  */
 import type { Broker, NewTask } from '../broker/broker.js'
@@ -101,12 +103,13 @@ export class Recovery {
       idempotencyTtlMs: this.idempotencyTtlMs,
       attempt: r.attempt,
     }))
-    await this.broker.enqueue(tasks, now)
+    const results = await this.broker.enqueue(tasks, now)
     await this.store.markEnqueued(
       tasks.map((t) => t.id),
       now,
     )
-    return tasks.length
+    // Enqueue is idempotent by id: a task the broker already held answers `deduplicated`.
+    return results.filter((r) => !r.deduplicated).length
   }
 
   private every(ms: number, job: () => Promise<unknown>): void {

@@ -290,7 +290,7 @@ export class Queue {
     const stored = await this.fromStore(() => store.insertTasks(rows))
     // The store alone judges idempotency keys; the broker gets only the new tasks, by id.
     const fresh = rows.filter((row, i) => !stored[i]!.deduplicated && stored[i]!.id === row.id)
-    if (fresh.length > 0) await this.handOff(store, fresh)
+    if (fresh.length > 0) await this.handOff(fresh)
     return stored.map((s) => ({
       id: s.id,
       status: s.status,
@@ -302,20 +302,17 @@ export class Queue {
   /**
    * Gives stored tasks to the broker. If the broker is slow or down the submit still succeeds (the
    * row is the acknowledgement); reconciliation enqueues whatever the broker did not confirm.
+   * Nothing is written back to the store here: the broker's first change for the task (its claim)
+   * sets `enqueued_at`, and reconciliation confirms rows the broker already holds without enqueuing
+   * them twice. A second UPDATE of the same rows on the submit path raced the change feed's UPDATE
+   * for row locks (see docs/benchmarks.md).
    */
-  private async handOff(store: Store, rows: NewTask[]): Promise<void> {
+  private async handOff(rows: NewTask[]): Promise<void> {
     const now = Date.now()
-    const enqueue = this.broker
-      .enqueue(
-        rows.map((r) => ({ ...r, idempotencyKey: undefined })),
-        now,
-      )
-      .then(() =>
-        store.markEnqueued(
-          rows.map((r) => r.id),
-          now,
-        ),
-      )
+    const enqueue = this.broker.enqueue(
+      rows.map((r) => ({ ...r, idempotencyKey: undefined })),
+      now,
+    )
     enqueue.catch((err: unknown) => {
       this.logger.warn(
         { err, tasks: rows.length },

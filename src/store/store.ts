@@ -3,8 +3,9 @@
  * PostgreSQL (`pg`) or PGlite; both pass one conformance suite (test/store/conformance.ts).
  *
  * The Store never sees the broker. The queue writes a task here first (`insertTasks`), then hands it
- * to the broker, then confirms (`markEnqueued`); state changes flow back from the broker in batches
- * (`applyUpdates`). Times are epoch milliseconds. Batch methods answer item by item, in order.
+ * to the broker; state changes flow back from the broker in batches (`applyUpdates`), and the first
+ * of them confirms the hand-off. Rows still unconfirmed after a grace period are handed over again
+ * by reconciliation, which confirms them (`markEnqueued`). Times are epoch milliseconds. Batch methods answer item by item, in order.
  *
  * Payloads and results cross this boundary as JSON text: what the queue serialised or, when the queue
  * encrypts, a JSON value holding the ciphertext envelope (e.g. `JSON.stringify(envelope)`). They are

@@ -191,4 +191,39 @@ describe('embedded mode (in-process broker + PGlite)', () => {
     await worker.close()
     await queue.close()
   }, 60_000)
+
+  it('confirms delivered tasks by reconciliation once, without handing them to the broker twice', async () => {
+    const broker = new MemoryBroker(uniqueName(), { changeFeed: true })
+    const realEnqueue = broker.enqueue.bind(broker)
+    const handed: string[][] = []
+    broker.enqueue = async (tasks, now) => {
+      handed.push(tasks.map((t) => t.id))
+      return realEnqueue(tasks, now)
+    }
+    const queue = createQueue({
+      name: broker.queueName,
+      broker,
+      postgres: {},
+      logger: silent,
+      recovery: { reconcileGraceMs: 50, reconcileIntervalMs: 100 },
+    })
+    const ids = (await queue.submitMany([1, 2, 3].map((n) => ({ task: note, input: { text: `${n}` } })))).map(
+      (r) => r.id,
+    )
+    // No worker yet, so no change confirms the hand-off: reconciliation offers the rows once more...
+    await until(() => handed.length >= 2, 10_000)
+    expect(handed[1]!.sort()).toEqual([...ids].sort())
+    // ...the broker answers that it holds them, and they are marked: no third offer, no duplicates.
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    expect(handed).toHaveLength(2)
+    const counts = await queue.counts()
+    expect(Object.values(counts.ready).reduce((a, b) => a + b, 0)).toBe(3)
+    const runs: string[] = []
+    const worker = trackWorker({ queue }).handle(note, ({ text }) => void runs.push(text))
+    await worker.start()
+    for (const id of ids) await waitForTask(queue, id)
+    await worker.close()
+    expect(runs.sort()).toEqual(['1', '2', '3'])
+    await queue.close()
+  }, 60_000)
 })

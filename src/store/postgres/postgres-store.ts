@@ -118,6 +118,8 @@ export class PostgresStore implements Store {
     const maxItems = options.maxBatchRows
     this.#inserts = new GroupCommit({
       maxItems,
+      // Two inserts in flight let one batch form while the other commits; PGlite has one connection.
+      concurrency: options.kind === 'postgres' ? 2 : 1,
       isolate: isDataError,
       write: async (rows) => {
         const results = await insertTasks(db, this.schema, this.queue, rows)

@@ -45,10 +45,34 @@ export function updatesSuite(h: Harness): void {
     it('applies several changes of one task in one call, in order', async () => {
       const { store, id, statements, resetStatements } = await storeWithTask()
       resetStatements()
-      const applied = await store.applyUpdates([claimed(id, 1, T0 + 10), completed(id, 1, T0 + 20)])
-      expect(applied).toBe(2)
+      const applied = await store.applyUpdates([
+        { id, status: 'queued', attempt: 0, at: T0 + 5 },
+        claimed(id, 1, T0 + 10),
+        completed(id, 1, T0 + 20),
+      ])
+      expect(applied).toBe(3)
+      // The claim and the completion of one attempt merge: one statement for them, one before.
       expect(statements()).toBe(2)
-      expect((await store.get(id))?.status).toBe('completed')
+      expect(await store.get(id)).toMatchObject({
+        status: 'completed',
+        startedAt: T0 + 10,
+        finishedAt: T0 + 20,
+        workerId: 'w1',
+      })
+    })
+
+    it('merges a claim and its completion into one statement, keeping the start time and worker', async () => {
+      const { store, id, statements, resetStatements } = await storeWithTask()
+      resetStatements()
+      expect(await store.applyUpdates([claimed(id, 1, T0 + 10, 'w7'), completed(id, 1, T0 + 20)])).toBe(2)
+      expect(statements()).toBe(1)
+      expect(await store.get(id)).toMatchObject({
+        status: 'completed',
+        attempt: 1,
+        startedAt: T0 + 10,
+        finishedAt: T0 + 20,
+        workerId: 'w7',
+      })
     })
 
     it('keeps a terminal task terminal when a terminal and then an older claim are replayed', async () => {
@@ -163,13 +187,13 @@ export function updatesSuite(h: Harness): void {
       expect((await store.get(id))?.status).toBe('queued')
     })
 
-    it('applies a burst of 200 changes for 100 tasks in two statements', async () => {
+    it('applies a burst of 200 changes for 100 tasks in one statement', async () => {
       const opened = await h.open()
       const ids = (await opened.store.insertTasks(rows(100))).map((r) => r.id)
       opened.resetStatements()
       const updates = ids.flatMap((id) => [claimed(id, 1, T0 + 10), completed(id, 1, T0 + 20)])
       expect(await opened.store.applyUpdates(updates)).toBe(200)
-      expect(opened.statements()).toBe(2)
+      expect(opened.statements()).toBe(1)
       expect((await opened.store.list({ status: 'completed' })).total).toBe(100)
     })
   })
