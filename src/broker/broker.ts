@@ -233,10 +233,16 @@ export interface Broker {
   /**
    * Marks this broker's data as known: `created` is true when the marker was missing, i.e. the
    * broker is new or lost its data (a Redis restarted empty), and the caller must restore unfinished
-   * tasks from the store. Exactly one caller sees `created: true` per loss. Fencing tokens issued
-   * afterwards stay above those issued before the loss.
+   * tasks from the store. The caller holds a restore lease of `restoreLeaseMs`, renewed with
+   * `markEpoch('restoring')` and ended with `markEpoch('done')`; while it holds it, other callers see
+   * `created: false`. If the lease lapses (the restorer died), the next caller gets `created: true`
+   * and restores again (enqueue is idempotent by id, so a second restore adds nothing twice).
+   * Fencing tokens issued afterwards stay above those issued before the loss.
    */
-  ensureEpoch(now: number): Promise<{ created: boolean }>
+  ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }>
+
+  /** Renews the restore lease (`restoring`) or records that the restore finished (`done`). */
+  markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void>
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>

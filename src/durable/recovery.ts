@@ -24,6 +24,8 @@ export interface RecoveryOptions {
 }
 
 const PAGE = 1000
+/** How long a restorer may go without renewing before another process takes the restore over. */
+const RESTORE_LEASE_MS = 30_000
 const PURGE_EVERY_MS = 3_600_000
 
 export class Recovery {
@@ -57,7 +59,7 @@ export class Recovery {
 
   /** Restores every unfinished task if this process is the one that found Redis empty. */
   async checkEpoch(): Promise<number> {
-    const { created } = await this.broker.ensureEpoch(Date.now())
+    const { created } = await this.broker.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
     if (!created) return 0
     let restored = 0
     let cursor: string | null = null
@@ -65,7 +67,10 @@ export class Recovery {
       const page = await this.store.listUnfinished(cursor, PAGE)
       restored += await this.enqueue(page.items)
       cursor = page.nextCursor
+      // Still alive and restoring: if this process dies now, another takes over when the lease lapses.
+      await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
     } while (cursor !== null)
+    await this.broker.markEpoch(Date.now(), 'done', RESTORE_LEASE_MS)
     if (restored > 0)
       this.logger.warn({ restored }, 'Redis had lost its data: unfinished tasks restored from the store')
     return restored

@@ -52,9 +52,27 @@ export function changeFeedConformance(
 
     it('creates the epoch marker once, for exactly one caller', async () => {
       const b = broker()
-      const answers = await Promise.all([b.ensureEpoch(t0), b.ensureEpoch(t0), b.ensureEpoch(t0)])
+      const answers = await Promise.all([
+        b.ensureEpoch(t0, 1000),
+        b.ensureEpoch(t0, 1000),
+        b.ensureEpoch(t0, 1000),
+      ])
       expect(answers.filter((a) => a.created)).toHaveLength(1)
-      expect(await b.ensureEpoch(t0 + 1)).toEqual({ created: false })
+      expect(await b.ensureEpoch(t0 + 1, 1000)).toEqual({ created: false })
+      await b.markEpoch(t0 + 2, 'done', 1000)
+      expect(await b.ensureEpoch(t0 + 10_000, 1000)).toEqual({ created: false })
+    })
+
+    it('hands the restore to another caller when the restorer stops renewing its lease', async () => {
+      const b = broker()
+      expect(await b.ensureEpoch(t0, 1000)).toEqual({ created: true })
+      await b.markEpoch(t0 + 500, 'restoring', 1000) // renewed until t0 + 1500
+      expect(await b.ensureEpoch(t0 + 1400, 1000)).toEqual({ created: false })
+      // The restorer died: its lease lapses, and exactly one caller takes the restore over.
+      const answers = await Promise.all([b.ensureEpoch(t0 + 1600, 1000), b.ensureEpoch(t0 + 1600, 1000)])
+      expect(answers.filter((a) => a.created)).toHaveLength(1)
+      await b.markEpoch(t0 + 1700, 'done', 1000)
+      expect(await b.ensureEpoch(t0 + 100_000, 1000)).toEqual({ created: false })
     })
 
     it('issues tokens after the epoch that still fence correctly, however large', async () => {
@@ -62,7 +80,7 @@ export function changeFeedConformance(
       const t = task()
       await b.enqueue([t], t0)
       const before = (await b.claim('w', 1, 1000, t0)).tasks[0]!
-      await b.ensureEpoch(Date.now())
+      await b.ensureEpoch(Date.now(), 1000)
       await b.release([{ id: t.id, token: before.token }], t0)
       const after = (await b.claim('w', 1, 1000, t0)).tasks[0]!
       expect(after.token).toBeGreaterThan(before.token)

@@ -62,7 +62,8 @@ export class MemoryBroker implements Broker {
   /** The latest `now` seen; `get` has none of its own. */
   private clock = Number.NEGATIVE_INFINITY
   private closed = false
-  private epochCreated = false
+  /** Unset until the first `ensureEpoch`; `restoringUntil` while a restore holds its lease. */
+  private epoch: { restoringUntil?: number } | undefined
 
   constructor(queueName: string, options: BrokerOptions = {}) {
     this.queueName = queueName
@@ -258,11 +259,20 @@ export class MemoryBroker implements Broker {
     this.changes?.close()
   }
 
-  async ensureEpoch(now: number): Promise<{ created: boolean }> {
+  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }> {
     this.advance(now)
-    if (this.epochCreated) return { created: false }
-    this.epochCreated = true
+    const epoch = this.epoch
+    if (epoch !== undefined && !(epoch.restoringUntil !== undefined && epoch.restoringUntil < now)) {
+      return { created: false }
+    }
+    this.epoch = { restoringUntil: now + restoreLeaseMs }
     return { created: true }
+  }
+
+  async markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void> {
+    if (state === 'done') this.epoch = {}
+    else if (this.epoch?.restoringUntil !== undefined || !this.epoch)
+      this.epoch = { restoringUntil: now + restoreLeaseMs }
   }
 
   async readChanges(

@@ -224,8 +224,12 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async ensureEpoch(now: number): Promise<{ created: boolean }> {
-    return { created: (await this.run('epoch', [now])) === 1 }
+  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }> {
+    return { created: (await this.run('epoch', [now, 'ensure', restoreLeaseMs])) === 1 }
+  }
+
+  async markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void> {
+    await this.run('epoch', [now, state === 'done' ? 'done' : 'renew', restoreLeaseMs])
   }
 
   async readChanges(
