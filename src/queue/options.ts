@@ -5,7 +5,7 @@ import type { Broker } from '../broker/broker.js'
 import type { RecoveryOptions } from '../durable/recovery.js'
 import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import type { PostgresInput } from '../store/postgres/connection.js'
+import type { PoolSettings, PostgresInput } from '../store/postgres/connection.js'
 import { TENANT_ID } from '../task/validate.js'
 import type { EncryptionOptions } from './codec.js'
 
@@ -26,6 +26,11 @@ export interface QueueOptions {
   postgres?: PostgresInput | false
   /** The PostgreSQL schema of taskloom's tables. Default `'taskloom'`. */
   postgresSchema?: string
+  /**
+   * The pool opened from a postgres:// URL: `max` connections (default 10) and how long to wait for
+   * one, `connectionTimeoutMs` (default 10 s). Ignored for a `pg.Pool` you pass (size that one).
+   */
+  postgresPool?: PoolSettings
   /**
    * Apply missing migrations when the store opens. Default: true for PGlite, false for PostgreSQL,
    * where a queue refuses to start on an older schema (run `npx taskloom migrate`).
@@ -70,6 +75,13 @@ const schema = z.object({
   retentionMs: ms(3660 * DAY),
   recordRetentionMs: ms(3660 * DAY),
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
+  postgresPool: z
+    .object({
+      max: z.number().int().min(1).max(1000).optional(),
+      connectionTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+    })
+    .strict()
+    .optional(),
   recovery: z
     .object({ intervalMs: ms(DAY), reconcileGraceMs: ms(DAY), reconcileIntervalMs: ms(DAY) })
     .strict()
@@ -86,7 +98,7 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     const text = issues.map((i) => `${i.path || '(options)'}: ${i.message}`).join('; ')
     throw new TaskloomError('INVALID_OPTIONS', `invalid queue options: ${text}`, { issues })
   }
-  const { name: _name, recovery: _recovery, ...given } = parsed.data
+  const { name: _name, recovery: _recovery, postgresPool: _pool, ...given } = parsed.data
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
   return { ...QUEUE_DEFAULTS, ...defined } satisfies QueueSettings
 }

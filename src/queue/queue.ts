@@ -267,6 +267,8 @@ export class Queue {
       queue: this.name,
       schema: options.postgresSchema,
       migrate: options.migrate,
+      max: options.postgresPool?.max,
+      connectionTimeoutMs: options.postgresPool?.connectionTimeoutMs,
     })
     this.store = store
     const consumer = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
@@ -309,8 +311,9 @@ export class Queue {
    */
   private async handOff(rows: NewTask[]): Promise<void> {
     const now = Date.now()
+    // The store judged the keys; the broker keeps the key only to show it (a TTL of 0 maps nothing).
     const enqueue = this.broker.enqueue(
-      rows.map((r) => ({ ...r, idempotencyKey: undefined })),
+      rows.map((r) => ({ ...r, idempotencyTtlMs: 0 })),
       now,
     )
     enqueue.catch((err: unknown) => {

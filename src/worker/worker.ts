@@ -70,6 +70,7 @@ export class Worker {
   private renewTimer: NodeJS.Timeout | undefined
   private slotWaiter: (() => void) | undefined
   private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
+  private readonly queueReady: () => Promise<void>
 
   constructor(options: WorkerOptions) {
     if (!options?.queue?.[internals])
@@ -83,6 +84,7 @@ export class Worker {
       backoff: { ...BACKOFF_DEFAULTS, ...options.backoff },
     }
     checkWorkerOptions(this.options)
+    this.queueReady = () => options.queue.ready()
     this.q = options.queue[internals]
     this.broker = this.q.broker
     this.id = options.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
@@ -115,11 +117,22 @@ export class Worker {
     return this.running.size
   }
 
-  /** Starts claiming. Resolves at once; the loop runs until `close()`. */
+  /**
+   * Starts claiming once the queue is ready (its store open and, after a Redis loss, restored), so a
+   * bad connection or an outdated schema fails here rather than in the loop. The loop runs until
+   * `close()`.
+   */
   async start(): Promise<void> {
     if (this.state !== 'idle')
       throw new TaskloomError('INVALID_OPTIONS', `worker ${this.id} was already started`)
     this.state = 'running'
+    try {
+      await this.queueReady()
+    } catch (err) {
+      this.state = 'idle'
+      throw err
+    }
+    if (this.state !== 'running') return // closed while the queue was opening
     const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
     this.renewTimer = setInterval(() => void this.renewLeases(), every)
     this.loopDone = this.loop()

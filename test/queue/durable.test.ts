@@ -133,6 +133,24 @@ describe.skipIf(!durable.available)('durable mode', () => {
     const b = await queue.submit(note, { text: 'x' }, { idempotencyKey: 'once' })
     expect(b).toMatchObject({ id: a.id, deduplicated: true })
     expect((await queue.counts()).ready.normal).toBe(1)
+    // The live record (from Redis) still shows the key the task was submitted with.
+    expect((await queue.get(a.id))?.idempotencyKey).toBe('once')
+  })
+
+  it('refuses to start a worker when the store cannot be reached, naming the problem', async () => {
+    const queue = createQueue({
+      name: uniqueName(),
+      postgres: 'postgres://127.0.0.1:1/nowhere',
+      postgresPool: { max: 2, connectionTimeoutMs: 2000 },
+      logger: silent,
+    })
+    const worker = trackWorker({ queue })
+    await expect(worker.start()).rejects.toThrow(/ECONNREFUSED|connect/)
+    await queue.close()
+  })
+
+  it('rejects bad pool settings', () => {
+    expect(() => createQueue({ name: uniqueName(), postgresPool: { max: 0 } })).toThrow(/postgresPool\.max/)
   })
 })
 

@@ -81,7 +81,7 @@ export async function appliedVersions<DB>(
   return rows.map((row) => row.version).sort((a, b) => a - b)
 }
 
-/** Throws INVALID_OPTIONS unless every migration this version of taskloom needs has been applied. */
+/** Throws SCHEMA_OUTDATED unless every migration this version of taskloom needs has been applied. */
 export async function assertSchemaCurrent<DB>(
   db: Kysely<DB>,
   options: Omit<MigrateOptions, 'to'> = {},

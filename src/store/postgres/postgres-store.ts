@@ -41,7 +41,7 @@ export interface PostgresStoreOptions extends PoolSettings {
   schema?: string | undefined
   /**
    * Apply missing migrations when opening. Default: true for PGlite, false for PostgreSQL, where an
-   * older schema is refused (INVALID_OPTIONS) with a message saying how to migrate.
+   * older schema is refused (SCHEMA_OUTDATED) with a message saying how to migrate.
    */
   migrate?: boolean | undefined
   /** Most rows in one INSERT or UPDATE. Default 1000. */
