@@ -271,6 +271,14 @@ export class Queue {
       connectionTimeoutMs: options.postgresPool?.connectionTimeoutMs,
     })
     this.store = store
+    if (this.broker instanceof MemoryBroker && !(await store.holdExclusive())) {
+      await store.close()
+      throw new TaskloomError(
+        'QUEUE_IN_USE',
+        `queue ${this.name} is already open in another process on the in-process broker; ` +
+          'to share a queue between processes, give every one of them the same `redis`',
+      )
+    }
     const consumer = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
     this.sync = new StoreSync(this.broker, store, consumer, this.logger)
     this.recovery = new Recovery(

@@ -149,6 +149,22 @@ describe.skipIf(!durable.available)('durable mode', () => {
     await queue.close()
   })
 
+  it('lets one process at a time open a queue on the in-process broker with a shared PostgreSQL', async () => {
+    const name = uniqueName()
+    const open = () =>
+      createQueue({ name, postgres: DATABASE_URL, postgresSchema: TEST_SCHEMA, migrate: true, logger: silent })
+    const first = open()
+    await first.ready()
+    // A second process would restore the same rows into its own memory and run them twice.
+    const second = open()
+    await expect(second.ready()).rejects.toMatchObject({ code: 'QUEUE_IN_USE' })
+    await second.close()
+    await first.close()
+    const third = open()
+    await third.ready()
+    await third.close()
+  })
+
   it('rejects bad pool settings', () => {
     expect(() => createQueue({ name: uniqueName(), postgresPool: { max: 0 } })).toThrow(/postgresPool\.max/)
   })

@@ -104,6 +104,8 @@ export class PostgresStore implements Store {
   #closing: Promise<void> | undefined
   /** Rows inserted since open, and the count at which statistics are refreshed next. */
   #inserted = 0
+  #exclusive: Promise<void> | undefined
+  #releaseExclusive: (() => void) | undefined
   #analyzeAt = 1000
   #analyzing: Promise<void> | undefined
 
@@ -231,8 +233,35 @@ export class PostgresStore implements Store {
     }
   }
 
+  /**
+   * Takes a session-level advisory lock on (schema, queue) for as long as the store is open, on a
+   * connection of its own. Answers false when another session holds it. PGlite has one session: true.
+   * A queue on the in-process broker needs this: its tasks live in this process alone, and a second
+   * process restoring the same rows would run them twice.
+   */
+  holdExclusive(): Promise<boolean> {
+    if (this.kind !== 'postgres') return Promise.resolve(true)
+    const key = `taskloom:${this.schema}:${this.queue}`
+    return new Promise<boolean>((resolve, reject) => {
+      this.#exclusive = this.db
+        .connection()
+        .execute(async (conn) => {
+          const { rows } = await sql<{ ok: boolean }>`
+            select pg_try_advisory_lock(hashtextextended(${key}, 0)) as ok`.execute(conn)
+          const ok = rows[0]?.ok === true
+          resolve(ok)
+          if (!ok) return
+          await new Promise<void>((release) => (this.#releaseExclusive = release))
+          await sql`select pg_advisory_unlock(hashtextextended(${key}, 0))`.execute(conn)
+        })
+        .catch((err: unknown) => reject(err))
+    })
+  }
+
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#releaseExclusive?.()
+      await this.#exclusive?.catch(() => {})
       await Promise.all([this.#inserts.close(), this.#enqueued.close(), this.#updates.close()])
       await this.#analyzing
       await this.db.destroy()
