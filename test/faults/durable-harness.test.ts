@@ -4,14 +4,10 @@
  */
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  canStartPrivatePostgres,
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '../helpers/private-postgres.js'
-import { hasPostgres } from '../helpers/services.js'
+import { type PrivatePostgres, startPrivatePostgres } from '../helpers/private-postgres.js'
+import { canRunPrivateServers } from '../helpers/private-servers.js'
 
-const canRun = canStartPrivatePostgres() && (await hasPostgres())
+const canRun = await canRunPrivateServers()
 
 describe.skipIf(!canRun)('a private PostgreSQL', () => {
   let server: PrivatePostgres

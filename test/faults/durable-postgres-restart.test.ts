@@ -4,18 +4,13 @@
  * with a retryable STORE_UNAVAILABLE, or resolve); every acknowledged task must end `completed` in the
  * store; workers keep completing queued tasks meanwhile (Redis is up); the store catches up after.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createWorker, TaskloomError, type Worker } from '../../src/index.js'
 import { durableJob, durableQueue, StoreProbe, sleep, waitFor } from '../fixtures/durable-common.js'
-import {
-  canStartPrivatePostgres,
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '../helpers/private-postgres.js'
-import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
-import { hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { canRunPrivateServers, usePrivateServers } from '../helpers/private-servers.js'
+import { uniqueName } from '../helpers/services.js'
 
-const canRun = (await hasRedis()) && (await hasPostgres()) && canStartPrivatePostgres()
+const canRun = await canRunPrivateServers()
 
 /** A submit that has not settled after this long counts as hung. */
 const SUBMIT_BOUND_MS = 15_000
@@ -32,19 +27,12 @@ interface Attempt {
 }
 
 describe.skipIf(!canRun)('PostgreSQL restarted while durable tasks are submitted and run', () => {
-  let redis: PrivateRedis | undefined
-  let postgres: PrivatePostgres | undefined
-  beforeAll(async () => {
-    ;[redis, postgres] = await Promise.all([startPrivateRedis(), startPrivatePostgres()])
-  }, 60_000)
-  afterAll(async () => {
-    await Promise.allSettled([redis?.stop(), postgres?.stop()])
-  })
+  const servers = usePrivateServers()
 
   it('fails submits fast, loses nothing acknowledged, keeps working and catches up', async () => {
     const name = uniqueName('durable-pg-restart')
-    const queue = durableQueue(name, redis!.url, postgres!.url)
-    const probe = new StoreProbe(postgres!.url, name)
+    const queue = durableQueue(name, servers.redis().url, servers.postgres().url)
+    const probe = new StoreProbe(servers.postgres().url, name)
     const workers: Worker[] = []
     const t0 = Date.now()
     const at = (ms: number) => `${((ms - t0) / 1000).toFixed(2)} s`
@@ -110,11 +98,11 @@ describe.skipIf(!canRun)('PostgreSQL restarted while durable tasks are submitted
 
       await sleep(1500)
       const downAt = Date.now()
-      await postgres!.down('immediate')
+      await servers.postgres().down('immediate')
       const downDone = Date.now()
       await sleep(DOWN_MS)
       const upAt = Date.now()
-      await postgres!.start()
+      await servers.postgres().start()
       const upDone = Date.now()
       await sleep(2000)
       stopSubmitting = true
@@ -185,7 +173,7 @@ describe.skipIf(!canRun)('PostgreSQL restarted while durable tasks are submitted
       expect((await queue.counts()).processing).toBe(0)
     } finally {
       stopSubmitting = true
-      await postgres?.start().catch(() => {})
+      await servers.postgres().start().catch(() => {})
       await submitters?.catch(() => {})
       await Promise.allSettled(workers.map((w) => w.close({ graceMs: 0 })))
       await queue.close().catch(() => {})

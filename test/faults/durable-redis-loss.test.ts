@@ -4,7 +4,7 @@
  * exactly one row each; handlers may run twice (at-least-once), but only for tasks that had started
  * before the loss.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createWorker, type Queue, type Worker } from '../../src/index.js'
 import {
   debugTicker,
@@ -15,33 +15,21 @@ import {
   sleep,
   waitFor,
 } from '../fixtures/durable-common.js'
-import {
-  canStartPrivatePostgres,
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '../helpers/private-postgres.js'
-import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
-import { hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { canRunPrivateServers, usePrivateServers } from '../helpers/private-servers.js'
+import { uniqueName } from '../helpers/services.js'
 
-const canRun = (await hasRedis()) && (await hasPostgres()) && canStartPrivatePostgres()
+const canRun = await canRunPrivateServers()
 
 const TOTAL = 10_000
 const RESTART_AFTER = 3_000
 
 describe.skipIf(!canRun)('Redis restarted empty while 10,000 durable tasks run', () => {
-  let redis: PrivateRedis | undefined
-  let postgres: PrivatePostgres | undefined
-  beforeAll(async () => {
-    ;[redis, postgres] = await Promise.all([startPrivateRedis(), startPrivatePostgres()])
-  }, 60_000)
-  afterAll(async () => {
-    await Promise.allSettled([redis?.stop(), postgres?.stop()])
-  })
+  const servers = usePrivateServers()
 
   it('completes every acknowledged task, each exactly once in the store', async () => {
     const name = uniqueName('durable-redis-loss')
-    const queue: Queue = durableQueue(name, redis!.url, postgres!.url)
-    const probe = new StoreProbe(postgres!.url, name)
+    const queue: Queue = durableQueue(name, servers.redis().url, servers.postgres().url)
+    const probe = new StoreProbe(servers.postgres().url, name)
     const workers: Worker[] = []
     const started = Date.now()
     const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`
@@ -107,7 +95,7 @@ describe.skipIf(!canRun)('Redis restarted empty while 10,000 durable tasks run',
       const finishedAtLoss = finished
       const countsAtLoss = await probe.counts()
       redisLost = true
-      await redis!.restart()
+      await servers.redis().restart()
       const lostAt = elapsed()
       openGate()
 

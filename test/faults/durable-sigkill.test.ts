@@ -7,17 +7,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { Redis } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { durableJob, durableQueue, StoreProbe, sleep, waitFor } from '../fixtures/durable-common.js'
-import {
-  canStartPrivatePostgres,
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '../helpers/private-postgres.js'
-import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
-import { hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { canRunPrivateServers, usePrivateServers } from '../helpers/private-servers.js'
+import { uniqueName } from '../helpers/services.js'
 
-const canRun = (await hasRedis()) && (await hasPostgres()) && canStartPrivatePostgres()
+const canRun = await canRunPrivateServers()
 
 const TOTAL = 10_000
 const WORKERS = 3
@@ -34,20 +29,13 @@ interface Child {
 const startupMs: number[] = []
 
 describe.skipIf(!canRun)('durable workers killed with SIGKILL over and over', () => {
-  let redis: PrivateRedis | undefined
-  let postgres: PrivatePostgres | undefined
-  beforeAll(async () => {
-    ;[redis, postgres] = await Promise.all([startPrivateRedis(), startPrivatePostgres()])
-  }, 60_000)
-  afterAll(async () => {
-    await Promise.allSettled([redis?.stop(), postgres?.stop()])
-  })
+  const servers = usePrivateServers()
 
   it('completes all 10,000 tasks, none completed twice', async () => {
     const name = uniqueName('durable-sigkill')
-    const queue = durableQueue(name, redis!.url, postgres!.url)
-    const probe = new StoreProbe(postgres!.url, name)
-    const log = new Redis(redis!.url)
+    const queue = durableQueue(name, servers.redis().url, servers.postgres().url)
+    const probe = new StoreProbe(servers.postgres().url, name)
+    const log = new Redis(servers.redis().url)
     const children = new Set<Child>()
     const killed = new Set<number>()
     const stderr: string[] = []
@@ -63,8 +51,8 @@ describe.skipIf(!canRun)('durable workers killed with SIGKILL over and over', ()
           '--import',
           './scripts/register-lua.mjs',
           'test/fixtures/durable-worker.ts',
-          redis!.url,
-          postgres!.url,
+          servers.redis().url,
+          servers.postgres().url,
           name,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },

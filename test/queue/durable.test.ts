@@ -152,7 +152,13 @@ describe.skipIf(!durable.available)('durable mode', () => {
   it('lets one process at a time open a queue on the in-process broker with a shared PostgreSQL', async () => {
     const name = uniqueName()
     const open = () =>
-      createQueue({ name, postgres: DATABASE_URL, postgresSchema: TEST_SCHEMA, migrate: true, logger: silent })
+      createQueue({
+        name,
+        postgres: DATABASE_URL,
+        postgresSchema: TEST_SCHEMA,
+        migrate: true,
+        logger: silent,
+      })
     const first = open()
     await first.ready()
     // A second process would restore the same rows into its own memory and run them twice.
