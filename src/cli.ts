@@ -6,7 +6,7 @@
  *     Applies missing migrations to PostgreSQL (default: $DATABASE_URL) and prints what it did.
  */
 import { parseArgs } from 'node:util'
-import { migrateDatabase } from './store/postgres/migrate-database.js'
+import { migrate } from './index.js'
 
 const USAGE = `usage:
   taskloom migrate [--postgres <url>] [--schema <name>]   apply missing migrations (default url: $DATABASE_URL)
@@ -32,7 +32,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('taskloom migrate: pass --postgres <url> or set DATABASE_URL\n')
     return 2
   }
-  const { schema, applied, version } = await migrateDatabase(url, values.schema)
+  const { schema, applied, version } = await migrate(url, values.schema)
   process.stdout.write(
     applied.length === 0
       ? `schema "${schema}" is up to date at version ${version}\n`
