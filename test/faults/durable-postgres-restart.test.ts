@@ -173,7 +173,10 @@ describe.skipIf(!canRun)('PostgreSQL restarted while durable tasks are submitted
       expect((await queue.counts()).processing).toBe(0)
     } finally {
       stopSubmitting = true
-      await servers.postgres().start().catch(() => {})
+      await servers
+        .postgres()
+        .start()
+        .catch(() => {})
       await submitters?.catch(() => {})
       await Promise.allSettled(workers.map((w) => w.close({ graceMs: 0 })))
       await queue.close().catch(() => {})
