@@ -52,8 +52,8 @@ export function chooseDialect(input: PostgresInput | undefined, settings: PoolSe
   }
   if (input && isPool(input)) {
     // kysely ends the pool on destroy; the caller owns this one, so ending it is a no-op here.
-    // Its clients get the same 'error' guard as ours (once each), so a server restart cannot crash.
-    const guarded = new WeakSet<object>()
+    // Its clients get the same 'error' guard as ours (once each, however many queues share the
+    // pool), so a server restart cannot crash.
     const borrowed: PgPoolLike = {
       connect: async () => {
         const client = await input.connect()
@@ -74,6 +74,9 @@ export function chooseDialect(input: PostgresInput | undefined, settings: PoolSe
   const dataDir = input?.dataDir
   return { kind: 'pglite', dialect: new PGliteDialect({ pglite: () => openPGlite(dataDir) }) }
 }
+
+/** Clients of borrowed pools that already carry the 'error' guard; shared by every queue. */
+const guarded = new WeakSet<object>()
 
 function isPool(input: object): input is PgPoolLike {
   return typeof (input as { connect?: unknown }).connect === 'function'
