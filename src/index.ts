@@ -1,4 +1,8 @@
 export type { Broker, QueueCounts, TaskRecord } from './broker/broker.js'
+export type {
+  Definitions,
+  TaskDefinitionInfo,
+} from './definitions/definitions.js'
 export {
   ERROR_STATUS,
   type Issue,
@@ -21,7 +25,21 @@ export {
   type SubmitResult,
 } from './queue/queue.js'
 export type { TaskInfo } from './queue/task-info.js'
+export {
+  createScheduler,
+  type FireEvent,
+  Scheduler,
+  type SchedulerOptions,
+  tickKey,
+} from './schedule/scheduler.js'
+export type {
+  ScheduleInfo,
+  ScheduleInput,
+  ScheduleListOptions,
+  Schedules,
+} from './schedule/schedules.js'
 export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
+export type { MisfirePolicy } from './store/store.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'
 export {
   type AttemptOutcome,

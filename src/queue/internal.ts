@@ -1,6 +1,8 @@
 /** What a worker reads from the queue it serves; not part of the public surface. */
 import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
+import type { SchedulerHost } from '../schedule/scheduler.js'
+import type { TaskDefinition } from '../task/define-task.js'
 
 export const internals: unique symbol = Symbol('taskloom.queue.internals')
 
@@ -9,4 +11,8 @@ export interface QueueInternals {
   logger: Logger
   encode(value: unknown, taskName: string): string
   decode(text: string): unknown
+  /** What a scheduler of this queue uses (src/schedule/scheduler.ts). */
+  scheduling: SchedulerHost
+  /** Records a worker's task definitions; a queue without a store skips it. Never throws. */
+  registerDefinitions(tasks: readonly TaskDefinition<any, any>[]): Promise<void>
 }

@@ -52,6 +52,8 @@ export interface QueueOptions {
   recovery?: RecoveryOptions
   /** Pino-compatible logger. Default: JSON lines on stderr, `warn` and above. */
   logger?: Logger
+  /** How long task definitions stay in the in-memory and Redis caches. Default 5 minutes. */
+  definitionCacheTtlMs?: number
   /** A custom Broker (advanced; for tests and new backends). Wins over `redis`. */
   broker?: Broker
 }
@@ -75,6 +77,7 @@ const schema = z.object({
   retentionMs: ms(3660 * DAY),
   recordRetentionMs: ms(3660 * DAY),
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
+  definitionCacheTtlMs: ms(DAY),
   postgresPool: z
     .object({
       max: z.number().int().min(1).max(1000).optional(),
@@ -98,7 +101,13 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     const text = issues.map((i) => `${i.path || '(options)'}: ${i.message}`).join('; ')
     throw new TaskloomError('INVALID_OPTIONS', `invalid queue options: ${text}`, { issues })
   }
-  const { name: _name, recovery: _recovery, postgresPool: _pool, ...given } = parsed.data
+  const {
+    name: _name,
+    recovery: _recovery,
+    postgresPool: _pool,
+    definitionCacheTtlMs: _ttl,
+    ...given
+  } = parsed.data
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
   return { ...QUEUE_DEFAULTS, ...defined } satisfies QueueSettings
 }

@@ -7,11 +7,17 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Broker, EnqueueResult, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
+import { connectRedis, type RedisHandle } from '../broker/redis/connection.js'
+import { queueKeys } from '../broker/redis/keys.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
+import { DefinitionCache, type Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
+import { type DueCache, MemoryDueCache, RedisDueCache } from '../schedule/due-cache.js'
+import type { SchedulerHost } from '../schedule/scheduler.js'
+import { createSchedules, type Schedules } from '../schedule/schedules.js'
 import { openPostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -38,6 +44,8 @@ export interface SubmitResult {
   createdAt: Date
   /** True when the idempotency key matched an existing task (whose id this is). */
   deduplicated: boolean
+  /** Set when the submit had a `schedule`: the schedule created (`id` is the schedule's id too). */
+  scheduleId?: string
 }
 
 export interface ListPage<T> {
@@ -82,6 +90,14 @@ export class Queue {
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
   private closed = false
+  private coordination: RedisHandle | undefined
+  private dueCache: DueCache | undefined
+  private readonly definitionCache: DefinitionCache
+
+  /** Cron schedules of this queue (kept in the store; fired by `createScheduler`). */
+  readonly schedules: Schedules
+  /** Task definitions registered by workers, read through a cache (TTL `definitionCacheTtlMs`). */
+  readonly definitions: Definitions
 
   /** Dead-letter queue: tasks whose retries are exhausted. */
   readonly dlq = {
@@ -122,11 +138,72 @@ export class Queue {
       (options.redis === undefined
         ? new MemoryBroker(this.name, brokerOptions)
         : new RedisBroker(this.name, { redis: options.redis, ...brokerOptions }))
+    const redisInput = options.redis
+    const coordination = (): RedisHandle | undefined => {
+      if (redisInput === undefined) return undefined
+      this.coordination ??= connectRedis(redisInput)
+      return this.coordination
+    }
+    const keys = queueKeys(this.name)
+    const storeFor = (what: string) => async (): Promise<Store> => {
+      this.assertOpen()
+      await this.ready()
+      if (!this.store)
+        throw new TaskloomError('INVALID_STATE', `${what} need a store: pass \`postgres\` to createQueue`)
+      return this.store
+    }
+    const cache = (): DueCache => {
+      const redis = coordination()
+      this.dueCache ??= redis ? new RedisDueCache(redis.client, keys) : new MemoryDueCache()
+      return this.dueCache
+    }
+    this.definitionCache = new DefinitionCache({
+      store: storeFor('task definitions'),
+      redis:
+        redisInput === undefined
+          ? undefined
+          : {
+              get client() {
+                return coordination()!.client
+              },
+              subscriber: () => coordination()!.duplicate(),
+              keys,
+            },
+      ttlMs: options.definitionCacheTtlMs ?? 300_000,
+      logger: this.logger,
+    })
+    this.definitions = this.definitionCache
+    this.schedules = createSchedules({
+      store: storeFor('schedules'),
+      cache,
+      encode: (value, taskName) => this.codec.encode(value, taskName),
+      decode: (text) => this.codec.decode(text),
+      defaultTenantId: this.options.defaultTenantId,
+      resolve: (name) => this.definitions.resolve(name),
+      logger: this.logger,
+    })
+    const scheduling: SchedulerHost = {
+      store: storeFor('schedules'),
+      cache,
+      write: (rows) => this.write(rows),
+      idempotencyTtlMs: this.options.idempotencyTtlMs,
+      logger: this.logger,
+    }
     this[internals] = {
       broker: this.broker,
       logger: this.logger,
       encode: (value, taskName) => this.codec.encode(value, taskName),
       decode: (text) => this.codec.decode(text),
+      scheduling,
+      registerDefinitions: async (tasks) => {
+        if (tasks.length === 0) return
+        try {
+          await this.ready()
+          if (this.store) await this.definitions.register(...tasks)
+        } catch (err) {
+          this.logger.warn({ err }, 'could not register task definitions; API processes may not know them')
+        }
+      },
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -156,9 +233,55 @@ export class Queue {
     input: In,
     options?: SubmitOptions,
   ): Promise<SubmitResult> {
+    if (options?.schedule !== undefined) return this.submitSchedule(task, input, options)
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
     return toSubmitResult(await this.submits.add(row))
+  }
+
+  /**
+   * Submits by task name, for processes without the task's code (an API server): the definition a
+   * worker registered validates the input and supplies the defaults. UNKNOWN_TASK when none did.
+   */
+  async submitByName(name: string, input: unknown, options?: SubmitOptions): Promise<SubmitResult> {
+    this.assertOpen()
+    const task = await this.definitions.resolve(name)
+    if (!task) {
+      throw new TaskloomError(
+        'UNKNOWN_TASK',
+        `unknown task ${JSON.stringify(name)}: no worker registered it`,
+        {
+          issues: [{ path: 'name', message: 'unknown task name' }],
+        },
+      )
+    }
+    return this.submit(task, input, options)
+  }
+
+  /** `submit` with a `schedule`: creates the schedule (id: the idempotency key, else a new uuid). */
+  private async submitSchedule(
+    task: TaskDefinition<any, any>,
+    input: unknown,
+    rawOptions: SubmitOptions,
+  ): Promise<SubmitResult> {
+    this.assertOpen()
+    const options = checkOptions(rawOptions, 'options')
+    const id = options.idempotencyKey ?? randomUUID()
+    if (options.idempotencyKey !== undefined) {
+      const existing = await this.schedules.get(id)
+      if (existing) {
+        return { id, scheduleId: id, status: 'pending', createdAt: existing.createdAt, deduplicated: true }
+      }
+    }
+    const info = await this.schedules.upsert({
+      id,
+      cron: options.schedule!,
+      task,
+      input,
+      tenantId: options.tenantId,
+      options: { priority: options.priority, maxRetries: options.maxRetries, timeoutMs: options.timeoutMs },
+    })
+    return { id, scheduleId: id, status: 'pending', createdAt: info.createdAt, deduplicated: false }
   }
 
   /** Validates every entry first (nothing is submitted if one is bad), then submits in batches. */
@@ -258,6 +381,8 @@ export class Queue {
       this.logger.warn({ err }, 'could not flush the change feed at close; another process will')
     }
     await this.broker.close()
+    await this.definitionCache.close()
+    await this.coordination?.close()
     await this.store?.close()
   }
 
@@ -294,7 +419,7 @@ export class Queue {
   }
 
   /** Durable: store first (the acknowledgement), then the broker. Otherwise the broker alone. */
-  private async write(rows: NewTask[]): Promise<EnqueueResult[]> {
+  private async write(rows: (NewTask & { schedule?: string })[]): Promise<EnqueueResult[]> {
     const store = this.store
     if (!store) return this.broker.enqueue(rows, Date.now())
     const stored = await this.fromStore(() => store.insertTasks(rows))
@@ -367,6 +492,15 @@ export class Queue {
     }
     checkInput(task, input, inputPath)
     const options = checkOptions(rawOptions, optionsPath)
+    if (options.schedule !== undefined) {
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        `${optionsPath}.schedule: use submit() to create a schedule`,
+        {
+          issues: [{ path: `${optionsPath}.schedule`, message: 'only submit() takes a schedule' }],
+        },
+      )
+    }
     const now = Date.now()
     const runAt =
       options.runAt !== undefined ? Number(options.runAt) : options.delayMs ? now + options.delayMs : now

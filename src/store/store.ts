@@ -125,6 +125,51 @@ export interface CursorPage<T> {
   nextCursor: string | null
 }
 
+export type MisfirePolicy = 'skip' | 'run-once' | 'catch-up'
+
+/** What a schedule's tasks get instead of the task's defaults. */
+export interface ScheduleTaskOptions {
+  priority?: Priority | undefined
+  maxRetries?: number | undefined
+  timeoutMs?: number | undefined
+}
+
+/** The stored record of one cron schedule. */
+export interface ScheduleRow {
+  id: string
+  tenantId: string
+  taskName: string
+  cron: string
+  timezone: string
+  /** JSON text of the input every task gets (encoded as the queue encodes payloads). */
+  input: string
+  misfire: MisfirePolicy
+  paused: boolean
+  options: ScheduleTaskOptions
+  /** The next tick to fire; null while paused. */
+  nextRunAt: number | null
+  lastRunAt: number | null
+  createdAt: number
+  updatedAt: number
+}
+
+export interface ScheduleFilter {
+  tenantId?: string | undefined
+  limit?: number | undefined
+  offset?: number | undefined
+}
+
+/** A task definition as a worker registered it. */
+export interface DefinitionRow {
+  name: string
+  /** JSON Schema (draft 2020-12) of the input, as zod's `z.toJSONSchema` writes it. */
+  inputSchema: unknown
+  defaults: { priority: Priority; maxRetries: number; timeoutMs: number }
+  /** A hash of schema and defaults. */
+  version: string
+  updatedAt: number
+}
+
 export interface Store {
   /** The queue whose tasks this store records; every method is scoped to it. */
   readonly queue: string
@@ -161,6 +206,40 @@ export interface Store {
    * `batchSize` rows per statement so no statement holds locks for long. Answers how many went.
    */
   purgeFinished(olderThan: number, batchSize?: number): Promise<number>
+
+  /**
+   * Creates or replaces a schedule (keyed by id within the queue); `createdAt` of an existing one is
+   * kept. Answers the stored row.
+   */
+  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow>
+
+  getSchedule(id: string): Promise<ScheduleRow | null>
+
+  /** Oldest first (created_at, id). */
+  listSchedules(filter?: ScheduleFilter): Promise<ScheduleRow[]>
+
+  /** Pauses (nextRunAt null) or resumes (nextRunAt given). False when there is no such schedule. */
+  setSchedulePaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean>
+
+  removeSchedule(id: string): Promise<boolean>
+
+  /** Unpaused schedules whose next tick is at or before `before`, earliest first. */
+  dueSchedules(before: number, limit: number): Promise<ScheduleRow[]>
+
+  /**
+   * Moves a schedule on from the tick `from` to `next`, only if its next tick is still `from`
+   * (compare and set, so two schedulers cannot both advance it). `next` null: the expression fires
+   * no more. Answers whether it moved.
+   */
+  advanceSchedule(id: string, from: number, next: number | null, lastRunAt: number | null): Promise<boolean>
+
+  /** Records a definition unless the stored one has the same version; answers whether it changed. */
+  putDefinition(row: DefinitionRow): Promise<boolean>
+
+  getDefinition(name: string): Promise<DefinitionRow | null>
+
+  /** By name. */
+  listDefinitions(): Promise<DefinitionRow[]>
 
   /** Flushes pending writes, then releases connections the store opened (not ones passed in). */
   close(): Promise<void>

@@ -20,6 +20,12 @@ export interface SubmitOptions {
   idempotencyKey?: string
   /** Owner of the task. Default: the queue's `defaultTenantId` (`'default'`). */
   tenantId?: string
+  /**
+   * A cron expression (five fields, or six with seconds first): instead of one task, creates a
+   * schedule that submits this input on every tick (see `queue.schedules`). The idempotency key, if
+   * given, becomes the schedule's id. Not with `delayMs` or `runAt`.
+   */
+  schedule?: string
 }
 
 /** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
@@ -40,6 +46,7 @@ const optionsSchema = z.strictObject({
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
   tenantId: TENANT_ID.optional(),
+  schedule: z.string().min(1).max(200).optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {
@@ -61,6 +68,15 @@ export function checkOptions(options: unknown, where = 'options'): SubmitOptions
       throw new TaskloomError('INVALID_OPTIONS', `invalid ${where}: runAt is an invalid date`, {
         issues: [{ path: `${where}.runAt`, message: 'invalid date' }],
       })
+    }
+    if (parsed.data.schedule !== undefined && (parsed.data.delayMs !== undefined || runAt !== undefined)) {
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        `invalid ${where}: schedule cannot be combined with delayMs or runAt`,
+        {
+          issues: [{ path: `${where}.schedule`, message: 'not with delayMs or runAt' }],
+        },
+      )
     }
     return parsed.data
   }

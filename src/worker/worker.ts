@@ -133,6 +133,8 @@ export class Worker {
       throw err
     }
     if (this.state !== 'running') return // closed while the queue was opening
+    // Processes without the handler code (an API server) resolve task names from these records.
+    await this.q.registerDefinitions([...this.handlers.values()].map((h) => h.task))
     const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
     this.renewTimer = setInterval(() => void this.renewLeases(), every)
     this.loopDone = this.loop()

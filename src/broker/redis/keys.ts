@@ -14,6 +14,16 @@ export interface QueueKeys {
   dlq: string
   marker: string
   task(id: string): string
+  /** Cron schedules: next fire time by schedule id (sorted set), and until when it is complete. */
+  scheduleDue: string
+  scheduleHorizon: string
+  /** Held (SET NX PX) by the one scheduler that refills `scheduleDue` from the store. */
+  scheduleRefill: string
+  /** Task definitions: one cached record per name, and a version bumped on every change. */
+  definition(name: string): string
+  definitionsVersion: string
+  /** Pub/sub channel of queue events (JSON messages, e.g. { type: 'definition', name }). */
+  events: string
 }
 
 export function queueKeys(queueName: string): QueueKeys {
@@ -38,5 +48,11 @@ export function queueKeys(queueName: string): QueueKeys {
     dlq,
     marker,
     task: (id) => `${prefix}task:${id}`,
+    scheduleDue: `${prefix}sched:due`,
+    scheduleHorizon: `${prefix}sched:horizon`,
+    scheduleRefill: `${prefix}sched:refill`,
+    definition: (name) => `${prefix}def:${name}`,
+    definitionsVersion: `${prefix}def-version`,
+    events: `${prefix}events`,
   }
 }

@@ -8,9 +8,12 @@ import { TASK_STATUSES, type TaskStatus } from '../../task/model.js'
 import { GroupCommit } from '../batch.js'
 import type {
   CursorPage,
+  DefinitionRow,
   InsertResult,
   ListFilter,
   NewTaskRow,
+  ScheduleFilter,
+  ScheduleRow,
   Store,
   StoredTask,
   TaskPage,
@@ -20,6 +23,7 @@ import { applyUpdates } from './apply-updates.js'
 import { chooseDialect, type PoolSettings, type PostgresInput } from './connection.js'
 import { insertTasks } from './insert-tasks.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from './migrator.js'
+import { DefinitionRows, ScheduleRows } from './schedule-rows.js'
 import type { Database } from './tables.js'
 import { TASK_COLUMNS, timestamp, toStoredTask, UNFINISHED_SQL } from './task-rows.js'
 
@@ -108,6 +112,8 @@ export class PostgresStore implements Store {
   #releaseExclusive: (() => void) | undefined
   #analyzeAt = 1000
   #analyzing: Promise<void> | undefined
+  readonly #schedules: ScheduleRows
+  readonly #definitions: DefinitionRows
 
   constructor(
     db: Kysely<Database>,
@@ -129,6 +135,8 @@ export class PostgresStore implements Store {
         return results
       },
     })
+    this.#schedules = new ScheduleRows(db, this.schema, this.queue)
+    this.#definitions = new DefinitionRows(db, this.schema, this.queue)
     this.#enqueued = new GroupCommit({ maxItems, write: (items) => this.#markEnqueued(items) })
     this.#updates = new GroupCommit({
       maxItems,
@@ -231,6 +239,46 @@ export class PostgresStore implements Store {
       total += deleted
       if (deleted < batchSize) return total
     }
+  }
+
+  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow> {
+    return this.#schedules.upsert(row)
+  }
+
+  getSchedule(id: string): Promise<ScheduleRow | null> {
+    return this.#schedules.get(id)
+  }
+
+  listSchedules(filter?: ScheduleFilter): Promise<ScheduleRow[]> {
+    return this.#schedules.list(filter)
+  }
+
+  setSchedulePaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean> {
+    return this.#schedules.setPaused(id, paused, nextRunAt, at)
+  }
+
+  removeSchedule(id: string): Promise<boolean> {
+    return this.#schedules.remove(id)
+  }
+
+  dueSchedules(before: number, limit: number): Promise<ScheduleRow[]> {
+    return this.#schedules.due(before, limit)
+  }
+
+  advanceSchedule(id: string, from: number, next: number | null, lastRunAt: number | null): Promise<boolean> {
+    return this.#schedules.advance(id, from, next, lastRunAt)
+  }
+
+  putDefinition(row: DefinitionRow): Promise<boolean> {
+    return this.#definitions.put(row)
+  }
+
+  getDefinition(name: string): Promise<DefinitionRow | null> {
+    return this.#definitions.get(name)
+  }
+
+  listDefinitions(): Promise<DefinitionRow[]> {
+    return this.#definitions.list()
   }
 
   /**

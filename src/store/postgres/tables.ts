@@ -83,20 +83,33 @@ export interface WorkersTable {
 }
 
 export interface SchedulesTable {
-  id: string
   queue: string
+  id: string
   tenant_id: string
   task_name: string
   cron: string
   timezone: Generated<string>
-  payload: ColumnType<unknown, string | undefined, string>
-  priority: ColumnType<Priority, Priority | undefined, Priority>
-  misfire_policy: Generated<string>
-  enabled: Generated<boolean>
+  input: ColumnType<unknown, string | undefined, string>
+  misfire: Generated<'skip' | 'run-once' | 'catch-up'>
+  paused: Generated<boolean>
+  /** { priority?, maxRetries?, timeoutMs? } for the tasks it submits. */
+  options: ColumnType<unknown, string | undefined, string>
+  /** The next tick to fire; null while paused. */
   next_run_at: OptionalTimestamp
   last_run_at: OptionalTimestamp
-  created_at: DefaultTimestamp
-  updated_at: DefaultTimestamp
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface TaskDefinitionsTable {
+  queue: string
+  name: string
+  /** The JSON Schema of the task's input (zod's `z.toJSONSchema`). */
+  input_schema: Jsonb
+  defaults: Jsonb
+  /** A hash of schema and defaults: a registration that changes nothing writes nothing. */
+  version: string
+  updated_at: Timestamp
 }
 
 export interface AuditLogTable {
@@ -123,6 +136,7 @@ export interface Database {
   api_keys: ApiKeysTable
   workers: WorkersTable
   schedules: SchedulesTable
+  task_definitions: TaskDefinitionsTable
   audit_log: AuditLogTable
   taskloom_migrations: MigrationsTable
 }

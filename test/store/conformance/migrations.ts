@@ -37,6 +37,7 @@ export function migrationsSuite(h: Harness): void {
             'api_keys',
             'audit_log',
             'schedules',
+            'task_definitions',
             'taskloom_migrations',
             'tasks',
             'workers',
@@ -140,14 +141,28 @@ export function migrationsSuite(h: Harness): void {
           .execute()
         await db
           .insertInto('schedules')
-          .values({ id: 's1', queue: 'q', tenant_id: 'acme', task_name: 'report', cron: '0 * * * *' })
+          .values({
+            id: 's1',
+            queue: 'q',
+            tenant_id: 'acme',
+            task_name: 'report',
+            cron: '0 * * * *',
+            created_at: new Date(),
+            updated_at: new Date(),
+          })
           .execute()
         await db
           .insertInto('audit_log')
           .values({ action: 'task.submit', tenant_id: 'acme', details: '{"id": "t1"}' })
           .execute()
         const schedule = await db.selectFrom('schedules').selectAll().executeTakeFirstOrThrow()
-        expect(schedule).toMatchObject({ timezone: 'UTC', priority: 'normal', enabled: true, payload: null })
+        expect(schedule).toMatchObject({
+          timezone: 'UTC',
+          misfire: 'run-once',
+          paused: false,
+          input: null,
+          options: {},
+        })
         const audit = await db.selectFrom('audit_log').selectAll().executeTakeFirstOrThrow()
         expect(audit.details).toEqual({ id: 't1' })
       } finally {

@@ -1,0 +1,267 @@
+/**
+ * `createScheduler`: fires due cron schedules as tasks. Any number of schedulers may run, in any
+ * number of processes; each (schedule, tick) still becomes exactly one task:
+ * - the due cache hands each due entry to one scheduler (an atomic pop);
+ * - the task's idempotency key is `schedule:<id>:<tick ms>`, and the store admits one task per key,
+ *   so a second scheduler that fires the same tick (after a refill re-added it) gets the same task;
+ * - the schedule moves on with a compare and set on its next tick, so it moves once.
+ * The store is the source of truth; the cache is refilled from it (one scheduler at a time) so that it
+ * always covers at least the next minute, and an entry lost by a crash comes back with the next refill.
+ */
+import { randomBytes, randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { CronExpressionParser } from 'cron-parser'
+import type { EnqueueResult, NewTask } from '../broker/broker.js'
+import { TaskloomError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { internals } from '../queue/internal.js'
+import type { Queue } from '../queue/queue.js'
+import type { ScheduleRow, Store } from '../store/store.js'
+import { TASK_DEFAULTS } from '../task/define-task.js'
+import { nextTick, ticksBetween } from './cron.js'
+import type { DueCache, DueEntry } from './due-cache.js'
+
+export interface SchedulerOptions {
+  queue: Queue
+  /** How often due schedules are looked for. Default 100 ms. */
+  pollMs?: number
+  /** A tick fired later than this is a misfire, handled by the schedule's policy. Default 60 s. */
+  misfireThresholdMs?: number
+  /** Most tasks a catch-up submits for one misfire (the latest missed ticks). Default 100. */
+  maxCatchUp?: number
+  /** How far ahead the cache is filled from the store; at least 60 s. Default 120 s. */
+  lookaheadMs?: number
+  logger?: Logger
+}
+
+/** What a scheduler needs from its queue (see Queue). */
+export interface SchedulerHost {
+  store(): Promise<Store>
+  cache(): DueCache
+  write(rows: (NewTask & { schedule: string })[]): Promise<EnqueueResult[]>
+  idempotencyTtlMs: number
+  logger: Logger
+}
+
+export interface FireEvent {
+  scheduleId: string
+  /** The ticks that became tasks (idempotency key `schedule:<id>:<tick>`). */
+  ticks: number[]
+  /** Ticks dropped by the misfire policy. */
+  skipped: number
+}
+
+const TAKE_LIMIT = 100
+const MAX_ON_TIME = 1000
+
+export class Scheduler {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
+  private readonly host: SchedulerHost
+  private readonly logger: Logger
+  private readonly pollMs: number
+  private readonly thresholdMs: number
+  private readonly maxCatchUp: number
+  private readonly lookaheadMs: number
+  private running = false
+  private loopDone: Promise<void> | undefined
+  private wake: (() => void) | undefined
+  private readonly listeners: ((e: FireEvent) => void)[] = []
+
+  constructor(options: SchedulerOptions) {
+    const int = (v: number | undefined, d: number, min: number, name: string) => {
+      const n = v ?? d
+      if (!Number.isInteger(n) || n < min)
+        throw new TaskloomError('INVALID_OPTIONS', `${name} must be an integer of at least ${min}`, {
+          issues: [{ path: name, message: `expected an integer >= ${min}` }],
+        })
+      return n
+    }
+    this.pollMs = int(options.pollMs, 100, 10, 'pollMs')
+    this.thresholdMs = int(options.misfireThresholdMs, 60_000, 1, 'misfireThresholdMs')
+    this.maxCatchUp = int(options.maxCatchUp, 100, 1, 'maxCatchUp')
+    this.lookaheadMs = int(options.lookaheadMs, 120_000, 60_000, 'lookaheadMs')
+    if (!options.queue) throw new TaskloomError('INVALID_OPTIONS', 'createScheduler needs a queue')
+    this.host = options.queue[internals].scheduling
+    this.logger = options.logger ?? this.host.logger
+  }
+
+  /** Called after each schedule fired (tests, metrics). */
+  onFire(listener: (e: FireEvent) => void): void {
+    this.listeners.push(listener)
+  }
+
+  /** Checks the store is there, then runs until `close()`. */
+  async start(): Promise<void> {
+    if (this.running) return
+    await this.host.store()
+    this.running = true
+    this.loopDone = this.loop()
+    this.logger.info({ scheduler: this.id }, 'scheduler started')
+  }
+
+  /** Stops; a schedule being fired is finished first. */
+  async close(): Promise<void> {
+    this.running = false
+    this.wake?.()
+    await this.loopDone
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let busy = false
+      try {
+        busy = await this.round()
+      } catch (err) {
+        this.logger.warn({ err, scheduler: this.id }, 'scheduler round failed; retrying')
+        await this.sleep(1000)
+        continue
+      }
+      if (!busy) await this.sleep(this.pollMs)
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  /** One pass: refill when needed, then fire what is due. True when it may have left work. */
+  private async round(): Promise<boolean> {
+    const cache = this.host.cache()
+    const now = Date.now()
+    await this.refill(cache, now)
+    const due = await cache.take(now, TAKE_LIMIT)
+    if (due.length === 0) return false
+    const store = await this.host.store()
+    const failed: DueEntry[] = []
+    await Promise.all(
+      due.map((entry) =>
+        this.fire(store, cache, entry).catch((err: unknown) => {
+          failed.push(entry)
+          this.logger.warn({ err, schedule: entry.id }, 'firing a schedule failed; it will be tried again')
+        }),
+      ),
+    )
+    if (failed.length > 0) {
+      await cache.put(failed)
+      await this.sleep(1000)
+    }
+    return due.length === TAKE_LIMIT
+  }
+
+  private async refill(cache: DueCache, now: number): Promise<void> {
+    const horizon = await cache.horizon()
+    if (horizon - now >= this.lookaheadMs / 2) return
+    if (!(await cache.claimRefill(this.id, 10_000))) return
+    const store = await this.host.store()
+    const until = now + this.lookaheadMs
+    const limit = 10_000
+    const rows = await store.dueSchedules(until, limit)
+    await cache.put(rows.map((r) => ({ id: r.id, at: r.nextRunAt! })))
+    // A full page may have left some out: the cache is complete only up to the last one read.
+    const complete = rows.length === limit ? rows[rows.length - 1]!.nextRunAt! - 1 : until
+    await cache.setHorizon(complete)
+  }
+
+  private async fire(store: Store, cache: DueCache, entry: DueEntry): Promise<void> {
+    const row = await store.getSchedule(entry.id)
+    if (!row || row.paused || row.nextRunAt === null) return // removed or paused since
+    if (row.nextRunAt !== entry.at || row.nextRunAt > Date.now()) {
+      await cache.put([{ id: row.id, at: row.nextRunAt }]) // stale entry: the store knows better
+      return
+    }
+    const now = Date.now()
+    const plan = planTicks(row, now, this.thresholdMs, this.maxCatchUp)
+    if (plan.ticks.length > 0) {
+      await this.host.write(plan.ticks.map((tick) => this.taskFor(row, tick, now)))
+    }
+    if (plan.skipped > 0) {
+      this.logger.warn(
+        { schedule: row.id, misfire: row.misfire, skipped: plan.skipped, fired: plan.ticks.length },
+        'schedule misfired: ticks were missed while no scheduler ran',
+      )
+    }
+    const last = plan.ticks.length > 0 ? plan.ticks[plan.ticks.length - 1]! : null
+    const moved = await store.advanceSchedule(row.id, entry.at, plan.next, last)
+    if (moved && plan.next !== null) await cache.put([{ id: row.id, at: plan.next }])
+    if (moved)
+      for (const l of this.listeners) l({ scheduleId: row.id, ticks: plan.ticks, skipped: plan.skipped })
+  }
+
+  private taskFor(row: ScheduleRow, tick: number, now: number): NewTask & { schedule: string } {
+    return {
+      id: randomUUID(),
+      name: row.taskName,
+      tenantId: row.tenantId,
+      payload: row.input,
+      priority: row.options.priority ?? TASK_DEFAULTS.priority,
+      runAt: now,
+      timeoutMs: row.options.timeoutMs ?? TASK_DEFAULTS.timeoutMs,
+      maxRetries: row.options.maxRetries ?? TASK_DEFAULTS.maxRetries,
+      createdAt: now,
+      idempotencyKey: tickKey(row.id, tick),
+      idempotencyTtlMs: this.host.idempotencyTtlMs,
+      schedule: row.id,
+    }
+  }
+}
+
+/** The idempotency key of one (schedule, tick): the tick time makes the task unique. */
+export function tickKey(scheduleId: string, tick: number): string {
+  return `schedule:${scheduleId}:${tick}`
+}
+
+/**
+ * Which ticks from the schedule's pending one (`nextRunAt`) up to `now` become tasks. Ticks at most
+ * `thresholdMs` old are on time and each fires; older ones are misfires: `skip` drops them,
+ * `run-once` fires one task (keyed by the first missed tick), `catch-up` fires each, the latest
+ * `maxCatchUp` of them. The schedule then moves to the first tick after `now`.
+ */
+export function planTicks(
+  row: Pick<ScheduleRow, 'cron' | 'timezone' | 'misfire' | 'nextRunAt'>,
+  now: number,
+  thresholdMs: number,
+  maxCatchUp: number,
+): { ticks: number[]; skipped: number; next: number | null } {
+  const first = row.nextRunAt!
+  const cutoff = now - thresholdMs
+  const ticks: number[] = []
+  let skipped = 0
+  if (first < cutoff) {
+    // Missed ticks are [first, cutoff); walk back from the cutoff so a long outage costs little.
+    const interval = CronExpressionParser.parse(row.cron, { tz: row.timezone, currentDate: new Date(cutoff) })
+    const missed: number[] = []
+    const keep = row.misfire === 'catch-up' ? maxCatchUp : 0
+    let count = 0
+    for (;;) {
+      let t: number
+      try {
+        t = interval.prev().getTime()
+      } catch {
+        break
+      }
+      if (t < first) break
+      count += 1
+      if (missed.length < keep) missed.push(t)
+      else if (count >= 1000) break // enough to report; a long outage of a fast schedule costs no more
+    }
+    if (row.misfire === 'run-once') ticks.push(first)
+    else if (row.misfire === 'catch-up') ticks.push(...missed.reverse())
+    skipped = Math.max(0, count - ticks.length)
+  }
+  const onTime = ticksBetween(row.cron, row.timezone, Math.max(first, cutoff), now, MAX_ON_TIME)
+  ticks.push(...onTime.ticks)
+  // More on-time ticks than one round fires: go on from the last one fired.
+  const from = onTime.more ? onTime.ticks[onTime.ticks.length - 1]! : now
+  return { ticks, skipped, next: nextTick(row.cron, row.timezone, from) }
+}
+
+/** Creates a scheduler for a queue; `start()` it in as many processes as you like. */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  return new Scheduler(options)
+}

@@ -1,0 +1,245 @@
+/**
+ * `queue.schedules`: create, read, pause, resume and remove cron schedules. The store holds them;
+ * every change is mirrored into the due cache the schedulers read (see due-cache.ts).
+ */
+import { z } from 'zod'
+import { TaskloomError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import type { MisfirePolicy, ScheduleRow, ScheduleTaskOptions, Store } from '../store/store.js'
+import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS, type TaskDefinition } from '../task/define-task.js'
+import { PRIORITIES, type Priority } from '../task/model.js'
+import { checkInput, TENANT_ID } from '../task/validate.js'
+import { checkCron, checkTimezone, nextTick } from './cron.js'
+import type { DueCache } from './due-cache.js'
+
+export const MISFIRE_POLICIES = ['skip', 'run-once', 'catch-up'] as const
+
+export interface ScheduleInfo {
+  id: string
+  cron: string
+  taskName: string
+  input: unknown
+  timezone: string
+  misfire: MisfirePolicy
+  paused: boolean
+  tenantId: string | null
+  /** Overrides of the task's defaults for the tasks this schedule submits. */
+  options: ScheduleTaskOptions
+  nextRunAt: Date | null
+  lastRunAt: Date | null
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface ScheduleInput {
+  /** Unique within the queue: 1-200 letters, digits, '.', '_', ':', '@' or '-'. */
+  id: string
+  /** Five fields (minute first) or six (seconds first). */
+  cron: string
+  /** A task made by defineTask, or the name of one a worker registered (see queue.definitions). */
+  task: TaskDefinition<any, any> | string
+  input?: unknown
+  /** IANA time zone the expression is read in. Default 'UTC'. */
+  timezone?: string
+  /** What to do with ticks missed while no scheduler ran. Default 'run-once'. */
+  misfire?: MisfirePolicy
+  tenantId?: string
+  options?: { priority?: Priority; maxRetries?: number; timeoutMs?: number }
+}
+
+export interface ScheduleListOptions {
+  tenantId?: string
+  /** Default 50, at most 1000. */
+  limit?: number
+  offset?: number
+}
+
+export interface Schedules {
+  /** Creates or replaces a schedule. An unchanged cron and time zone keep the pending tick. */
+  upsert(s: ScheduleInput): Promise<ScheduleInfo>
+  get(id: string): Promise<ScheduleInfo | null>
+  /** Oldest first. */
+  list(opts?: ScheduleListOptions): Promise<ScheduleInfo[]>
+  /** Stops firing until `resume`; false when there is no such schedule. */
+  pause(id: string): Promise<boolean>
+  /** Fires again from the next future tick (ticks missed while paused are not made up). */
+  resume(id: string): Promise<boolean>
+  remove(id: string): Promise<boolean>
+}
+
+/** What the schedules need from their queue. */
+export interface ScheduleHost {
+  /** The open store; INVALID_STATE when the queue has none. */
+  store(): Promise<Store>
+  cache(): DueCache
+  encode(value: unknown, taskName: string): string
+  decode(text: string): unknown
+  defaultTenantId: string
+  resolve(name: string): Promise<TaskDefinition<unknown, unknown> | null>
+  logger: Logger
+}
+
+export const SCHEDULE_ID = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,200}$/, "1-200 letters, digits, '.', '_', ':', '@' or '-'")
+
+const inputSchema = z.strictObject({
+  id: SCHEDULE_ID,
+  cron: z.string(),
+  task: z.union([z.string().min(1).max(200), z.object({ name: z.string() }).loose()]),
+  input: z.unknown().optional(),
+  timezone: z.string().optional(),
+  misfire: z.enum(MISFIRE_POLICIES).optional(),
+  tenantId: TENANT_ID.optional(),
+  options: z
+    .strictObject({
+      priority: z.enum(PRIORITIES).optional(),
+      maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
+      timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
+    })
+    .optional(),
+})
+
+function invalid(error: z.ZodError, what: string): TaskloomError {
+  const issues = error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message }))
+  const text = issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')
+  return new TaskloomError('INVALID_OPTIONS', `invalid ${what}: ${text}`, { issues })
+}
+
+function checkId(id: unknown): string {
+  const parsed = SCHEDULE_ID.safeParse(id)
+  if (!parsed.success) throw invalid(parsed.error, 'schedule id')
+  return parsed.data
+}
+
+export function createSchedules(host: ScheduleHost): Schedules {
+  const info = (row: ScheduleRow): ScheduleInfo => ({
+    id: row.id,
+    cron: row.cron,
+    taskName: row.taskName,
+    input: host.decode(row.input),
+    timezone: row.timezone,
+    misfire: row.misfire,
+    paused: row.paused,
+    tenantId: row.tenantId,
+    options: row.options,
+    nextRunAt: row.nextRunAt === null ? null : new Date(row.nextRunAt),
+    lastRunAt: row.lastRunAt === null ? null : new Date(row.lastRunAt),
+    createdAt: new Date(row.createdAt),
+    updatedAt: new Date(row.updatedAt),
+  })
+
+  async function taskOf(task: ScheduleInput['task']): Promise<TaskDefinition<unknown, unknown>> {
+    if (typeof task !== 'string') {
+      if (!(task as TaskDefinition).input)
+        throw new TaskloomError('UNKNOWN_TASK', 'schedules.upsert: task must be made by defineTask()')
+      return task as TaskDefinition<unknown, unknown>
+    }
+    const found = await host.resolve(task)
+    if (!found) {
+      throw new TaskloomError(
+        'UNKNOWN_TASK',
+        `unknown task ${JSON.stringify(task)}: no worker registered it; pass the defineTask() definition or start a worker that handles it`,
+        { issues: [{ path: 'task', message: 'unknown task name' }] },
+      )
+    }
+    return found
+  }
+
+  return {
+    async upsert(raw) {
+      const parsed = inputSchema.safeParse(raw)
+      if (!parsed.success) throw invalid(parsed.error, 'schedule')
+      const s = parsed.data
+      const timezone = checkTimezone(s.timezone ?? 'UTC')
+      const cron = checkCron(s.cron, timezone)
+      const task = await taskOf(raw.task)
+      checkInput(task, s.input, 'input')
+      const store = await host.store()
+      const now = Date.now()
+      const existing = await store.getSchedule(s.id)
+      const paused = existing?.paused ?? false
+      let nextRunAt: number | null = null
+      if (existing && existing.cron === cron && existing.timezone === timezone) nextRunAt = existing.nextRunAt
+      if (!paused && nextRunAt === null) {
+        nextRunAt = nextTick(cron, timezone, now)
+        if (nextRunAt === null)
+          throw new TaskloomError('INVALID_CRON', `cron expression "${cron}" never fires again`, {
+            issues: [{ path: 'cron', message: 'no future tick' }],
+          })
+      }
+      const options: ScheduleTaskOptions = {
+        priority: s.options?.priority ?? task.defaults.priority,
+        maxRetries: s.options?.maxRetries ?? task.defaults.maxRetries,
+        timeoutMs: s.options?.timeoutMs ?? task.defaults.timeoutMs,
+      }
+      const row = await store.upsertSchedule({
+        id: s.id,
+        tenantId: s.tenantId ?? host.defaultTenantId,
+        taskName: task.name,
+        cron,
+        timezone,
+        input: host.encode(s.input ?? null, task.name),
+        misfire: s.misfire ?? 'run-once',
+        paused,
+        options,
+        nextRunAt,
+        lastRunAt: existing?.lastRunAt ?? null,
+        createdAt: existing?.createdAt ?? now,
+        updatedAt: now,
+      })
+      if (row.nextRunAt !== null) await host.cache().put([{ id: row.id, at: row.nextRunAt }])
+      else await host.cache().remove(row.id)
+      return info(row)
+    },
+
+    async get(id) {
+      const store = await host.store()
+      const row = await store.getSchedule(checkId(id))
+      return row ? info(row) : null
+    },
+
+    async list(opts = {}) {
+      const limit = opts.limit ?? 50
+      const offset = opts.offset ?? 0
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000 || !Number.isInteger(offset) || offset < 0) {
+        throw new TaskloomError(
+          'INVALID_OPTIONS',
+          'limit must be an integer from 1 to 1000 and offset a non-negative integer',
+        )
+      }
+      if (opts.tenantId !== undefined && !TENANT_ID.safeParse(opts.tenantId).success) {
+        throw new TaskloomError('INVALID_OPTIONS', `invalid tenantId ${JSON.stringify(opts.tenantId)}`)
+      }
+      const store = await host.store()
+      const rows = await store.listSchedules({ tenantId: opts.tenantId, limit, offset })
+      return rows.map(info)
+    },
+
+    async pause(id) {
+      const store = await host.store()
+      const ok = await store.setSchedulePaused(checkId(id), true, null, Date.now())
+      if (ok) await host.cache().remove(id)
+      return ok
+    },
+
+    async resume(id) {
+      const store = await host.store()
+      const row = await store.getSchedule(checkId(id))
+      if (!row) return false
+      if (!row.paused) return true
+      const now = Date.now()
+      const next = nextTick(row.cron, row.timezone, now)
+      const ok = await store.setSchedulePaused(id, false, next, now)
+      if (ok && next !== null) await host.cache().put([{ id, at: next }])
+      return ok
+    },
+
+    async remove(id) {
+      const store = await host.store()
+      const ok = await store.removeSchedule(checkId(id))
+      await host.cache().remove(id)
+      return ok
+    },
+  }
+}

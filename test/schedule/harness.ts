@@ -1,0 +1,59 @@
+/**
+ * Queues for the schedule and definition suites: embedded (in-process broker + in-memory PGlite)
+ * and durable (shared Redis + shared PostgreSQL, in a schema of these suites' own).
+ */
+import { afterEach } from 'vitest'
+import { createQueue, type Queue, type QueueOptions, type Scheduler } from '../../src/index.js'
+import { silent } from '../helpers/backends.js'
+import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
+
+export const SCHED_SCHEMA = 'taskloom_sched_test'
+
+const queues: Queue[] = []
+const schedulers: Scheduler[] = []
+
+afterEach(async () => {
+  await Promise.all(schedulers.splice(0).map((s) => s.close()))
+  await Promise.all(queues.splice(0).map((q) => q.close()))
+})
+
+export function track<T extends Queue | Scheduler>(x: T): T {
+  if ('submit' in x) queues.push(x)
+  else schedulers.push(x as Scheduler)
+  return x
+}
+
+export function durableOptions(name: string): QueueOptions {
+  return {
+    name,
+    redis: REDIS_URL,
+    postgres: DATABASE_URL,
+    postgresSchema: SCHED_SCHEMA,
+    migrate: true,
+    logger: silent,
+  }
+}
+
+export interface SchedBackend {
+  label: string
+  available: boolean
+  queue(options?: Partial<QueueOptions>): Queue
+  /** Another handle on the same queue, as another process has (only where the backend shares). */
+  peer?(queue: Queue, options?: Partial<QueueOptions>): Queue
+}
+
+const up = (await hasRedis()) && (await hasPostgres())
+
+export const schedBackends: SchedBackend[] = [
+  {
+    label: 'embedded',
+    available: true,
+    queue: (options) => track(createQueue({ name: uniqueName('sch'), logger: silent, ...options })),
+  },
+  {
+    label: 'durable',
+    available: up,
+    queue: (options) => track(createQueue({ ...durableOptions(uniqueName('sch')), ...options })),
+    peer: (queue, options) => track(createQueue({ ...durableOptions(queue.name), ...options })),
+  },
+]
