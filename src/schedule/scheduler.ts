@@ -31,6 +31,8 @@ export interface SchedulerOptions {
   maxCatchUp?: number
   /** How far ahead the cache is filled from the store; at least 60 s. Default 120 s. */
   lookaheadMs?: number
+  /** How often one scheduler of the fleet refills the cache from the store. Default 10 s. */
+  refillMs?: number
   logger?: Logger
 }
 
@@ -62,6 +64,7 @@ export class Scheduler {
   private readonly thresholdMs: number
   private readonly maxCatchUp: number
   private readonly lookaheadMs: number
+  private readonly refillMs: number
   private running = false
   private loopDone: Promise<void> | undefined
   private wake: (() => void) | undefined
@@ -80,6 +83,11 @@ export class Scheduler {
     this.thresholdMs = int(options.misfireThresholdMs, 60_000, 1, 'misfireThresholdMs')
     this.maxCatchUp = int(options.maxCatchUp, 100, 1, 'maxCatchUp')
     this.lookaheadMs = int(options.lookaheadMs, 120_000, 60_000, 'lookaheadMs')
+    this.refillMs = int(options.refillMs, 10_000, 100, 'refillMs')
+    if (this.refillMs > this.lookaheadMs - 60_000)
+      throw new TaskloomError('INVALID_OPTIONS', 'refillMs must leave a minute of lookahead covered', {
+        issues: [{ path: 'refillMs', message: 'at most lookaheadMs - 60000' }],
+      })
     if (!options.queue) throw new TaskloomError('INVALID_OPTIONS', 'createScheduler needs a queue')
     this.host = options.queue[internals].scheduling
     this.logger = options.logger ?? this.host.logger
@@ -154,10 +162,13 @@ export class Scheduler {
     return due.length === TAKE_LIMIT
   }
 
+  /**
+   * One scheduler of the fleet refills every `refillMs` (the claim expires then); the read is one
+   * indexed range query. Besides keeping a minute or more ahead covered, it brings back an entry a
+   * scheduler took and then died with, before advancing the schedule.
+   */
   private async refill(cache: DueCache, now: number): Promise<void> {
-    const horizon = await cache.horizon()
-    if (horizon - now >= this.lookaheadMs / 2) return
-    if (!(await cache.claimRefill(this.id, 10_000))) return
+    if (!(await cache.claimRefill(this.id, this.refillMs))) return
     const store = await this.host.store()
     const until = now + this.lookaheadMs
     const limit = 10_000
