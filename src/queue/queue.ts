@@ -258,7 +258,10 @@ export class Queue {
     return this.submit(task, input, options)
   }
 
-  /** `submit` with a `schedule`: creates the schedule (id: the idempotency key, else a new uuid). */
+  /**
+   * `submit` with a `schedule`: creates the schedule. Its id is `<tenant>:<idempotency key>` when a
+   * key is given (a repeat answers the existing schedule), else a new uuid.
+   */
   private async submitSchedule(
     task: TaskDefinition<any, any>,
     input: unknown,
@@ -266,10 +269,12 @@ export class Queue {
   ): Promise<SubmitResult> {
     this.assertOpen()
     const options = checkOptions(rawOptions, 'options')
-    const id = options.idempotencyKey ?? randomUUID()
+    const tenantId = options.tenantId ?? this.options.defaultTenantId
+    // The key is scoped to the tenant, as task idempotency keys are: `<tenant>:<key>`.
+    const id = options.idempotencyKey === undefined ? randomUUID() : `${tenantId}:${options.idempotencyKey}`
     if (options.idempotencyKey !== undefined) {
       const existing = await this.schedules.get(id)
-      if (existing) {
+      if (existing && existing.tenantId === tenantId) {
         return { id, scheduleId: id, status: 'pending', createdAt: existing.createdAt, deduplicated: true }
       }
     }
@@ -278,7 +283,7 @@ export class Queue {
       cron: options.schedule!,
       task,
       input,
-      tenantId: options.tenantId,
+      tenantId,
       options: { priority: options.priority, maxRetries: options.maxRetries, timeoutMs: options.timeoutMs },
     })
     return { id, scheduleId: id, status: 'pending', createdAt: info.createdAt, deduplicated: false }

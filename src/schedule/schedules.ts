@@ -158,6 +158,15 @@ export function createSchedules(host: ScheduleHost): Schedules {
       const store = await host.store()
       const now = Date.now()
       const existing = await store.getSchedule(s.id)
+      const tenantId = s.tenantId ?? host.defaultTenantId
+      if (existing && existing.tenantId !== tenantId) {
+        // Ids are unique per queue: one tenant must not take over (or learn about) another's schedule.
+        throw new TaskloomError(
+          'INVALID_STATE',
+          `schedule ${s.id} belongs to another tenant; choose another id or remove it first`,
+          { issues: [{ path: 'id', message: 'taken by another tenant' }] },
+        )
+      }
       const paused = existing?.paused ?? false
       let nextRunAt: number | null = null
       if (existing && existing.cron === cron && existing.timezone === timezone) nextRunAt = existing.nextRunAt
@@ -175,7 +184,7 @@ export function createSchedules(host: ScheduleHost): Schedules {
       }
       const row = await store.upsertSchedule({
         id: s.id,
-        tenantId: s.tenantId ?? host.defaultTenantId,
+        tenantId,
         taskName: task.name,
         cron,
         timezone,

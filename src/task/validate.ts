@@ -23,7 +23,7 @@ export interface SubmitOptions {
   /**
    * A cron expression (five fields, or six with seconds first): instead of one task, creates a
    * schedule that submits this input on every tick (see `queue.schedules`). The idempotency key, if
-   * given, becomes the schedule's id. Not with `delayMs` or `runAt`.
+   * given, names the schedule: its id is `<tenantId>:<idempotencyKey>`. Not with `delayMs` or `runAt`.
    */
   schedule?: string
 }

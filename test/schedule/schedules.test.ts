@@ -173,8 +173,29 @@ for (const b of schedBackends) {
         { kind: 'ops', days: 2 },
         { schedule: '0 * * * *', idempotencyKey: 'hourly-ops' },
       )
-      expect(k1).toMatchObject({ id: 'hourly-ops', scheduleId: 'hourly-ops', deduplicated: false })
-      expect(k2).toMatchObject({ id: 'hourly-ops', deduplicated: true })
+      expect(k1).toMatchObject({
+        id: 'default:hourly-ops',
+        scheduleId: 'default:hourly-ops',
+        deduplicated: false,
+      })
+      expect(k2).toMatchObject({ id: 'default:hourly-ops', deduplicated: true })
+      // Another tenant's key of the same text is another schedule.
+      const k3 = await q.submit(
+        report,
+        { kind: 'ops', days: 2 },
+        { schedule: '0 * * * *', idempotencyKey: 'hourly-ops', tenantId: 'beta' },
+      )
+      expect(k3).toMatchObject({ id: 'beta:hourly-ops', deduplicated: false })
+      // An id taken by one tenant cannot be upserted by another.
+      await rejects(
+        q.schedules.upsert({
+          id: 'beta:hourly-ops',
+          cron: '* * * * *',
+          task: report,
+          input: { kind: 'x', days: 1 },
+        }),
+        'INVALID_STATE',
+      )
       await rejects(q.submit(report, { kind: 'x', days: 1 }, { schedule: 'nope' }), 'INVALID_CRON')
       await rejects(
         q.submit(report, { kind: 'x', days: 1 }, { schedule: '* * * * *', delayMs: 5 }),
