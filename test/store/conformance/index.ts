@@ -7,6 +7,7 @@ import type { Harness } from '../harness.js'
 import { insertSuite } from './insert.js'
 import { migrationsSuite } from './migrations.js'
 import { readsSuite } from './reads.js'
+import { schedulesSuite } from './schedules.js'
 import { updatesSuite } from './updates.js'
 
 export function storeConformance(h: Harness): void {
@@ -16,4 +17,5 @@ export function storeConformance(h: Harness): void {
   insertSuite(h)
   updatesSuite(h)
   readsSuite(h)
+  schedulesSuite(h)
 }
