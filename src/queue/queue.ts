@@ -7,17 +7,14 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Broker, EnqueueResult, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
-import { connectRedis, type RedisHandle } from '../broker/redis/connection.js'
-import { queueKeys } from '../broker/redis/keys.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
-import { DefinitionCache, type Definitions } from '../definitions/definitions.js'
+import type { Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
-import { type DueCache, MemoryDueCache, RedisDueCache } from '../schedule/due-cache.js'
-import type { SchedulerHost } from '../schedule/scheduler.js'
-import { createSchedules, type Schedules } from '../schedule/schedules.js'
+import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
+import type { Schedules } from '../schedule/schedules.js'
 import { openPostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -90,9 +87,7 @@ export class Queue {
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
   private closed = false
-  private coordination: RedisHandle | undefined
-  private dueCache: DueCache | undefined
-  private readonly definitionCache: DefinitionCache
+  private readonly extras: QueueExtras
 
   /** Cron schedules of this queue (kept in the store; fired by `createScheduler`). */
   readonly schedules: Schedules
@@ -138,72 +133,37 @@ export class Queue {
       (options.redis === undefined
         ? new MemoryBroker(this.name, brokerOptions)
         : new RedisBroker(this.name, { redis: options.redis, ...brokerOptions }))
-    const redisInput = options.redis
-    const coordination = (): RedisHandle | undefined => {
-      if (redisInput === undefined) return undefined
-      this.coordination ??= connectRedis(redisInput)
-      return this.coordination
-    }
-    const keys = queueKeys(this.name)
-    const storeFor = (what: string) => async (): Promise<Store> => {
-      this.assertOpen()
-      await this.ready()
-      if (!this.store)
-        throw new TaskloomError('INVALID_STATE', `${what} need a store: pass \`postgres\` to createQueue`)
-      return this.store
-    }
-    const cache = (): DueCache => {
-      const redis = coordination()
-      this.dueCache ??= redis ? new RedisDueCache(redis.client, keys) : new MemoryDueCache()
-      return this.dueCache
-    }
-    this.definitionCache = new DefinitionCache({
-      store: storeFor('task definitions'),
-      redis:
-        redisInput === undefined
-          ? undefined
-          : {
-              get client() {
-                return coordination()!.client
-              },
-              subscriber: () => coordination()!.duplicate(),
-              keys,
-            },
-      ttlMs: options.definitionCacheTtlMs ?? 300_000,
-      logger: this.logger,
-    })
-    this.definitions = this.definitionCache
-    this.schedules = createSchedules({
-      store: storeFor('schedules'),
-      cache,
+    this.extras = attachSchedules({
+      name: this.name,
+      redis: options.redis,
+      store: async (what) => {
+        this.assertOpen()
+        await this.ready()
+        if (!this.store)
+          throw new TaskloomError('INVALID_STATE', `${what} need a store: pass \`postgres\` to createQueue`)
+        return this.store
+      },
+      hasStore: async () => {
+        await this.ready()
+        return this.store !== undefined
+      },
+      write: (rows) => this.write(rows),
       encode: (value, taskName) => this.codec.encode(value, taskName),
       decode: (text) => this.codec.decode(text),
       defaultTenantId: this.options.defaultTenantId,
-      resolve: (name) => this.definitions.resolve(name),
+      idempotencyTtlMs: this.options.idempotencyTtlMs,
+      definitionCacheTtlMs: options.definitionCacheTtlMs ?? 300_000,
       logger: this.logger,
     })
-    const scheduling: SchedulerHost = {
-      store: storeFor('schedules'),
-      cache,
-      write: (rows) => this.write(rows),
-      idempotencyTtlMs: this.options.idempotencyTtlMs,
-      logger: this.logger,
-    }
+    this.schedules = this.extras.schedules
+    this.definitions = this.extras.definitions
     this[internals] = {
       broker: this.broker,
       logger: this.logger,
       encode: (value, taskName) => this.codec.encode(value, taskName),
       decode: (text) => this.codec.decode(text),
-      scheduling,
-      registerDefinitions: async (tasks) => {
-        if (tasks.length === 0) return
-        try {
-          await this.ready()
-          if (this.store) await this.definitions.register(...tasks)
-        } catch (err) {
-          this.logger.warn({ err }, 'could not register task definitions; API processes may not know them')
-        }
-      },
+      scheduling: this.extras.scheduling,
+      registerDefinitions: (tasks) => this.extras.registerDefinitions(tasks),
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -386,8 +346,7 @@ export class Queue {
       this.logger.warn({ err }, 'could not flush the change feed at close; another process will')
     }
     await this.broker.close()
-    await this.definitionCache.close()
-    await this.coordination?.close()
+    await this.extras.close()
     await this.store?.close()
   }
 

@@ -2,12 +2,15 @@
  * Queues for the schedule and definition suites: embedded (in-process broker + in-memory PGlite)
  * and durable (shared Redis + shared PostgreSQL, in a schema of these suites' own).
  */
-import { afterEach } from 'vitest'
+import { afterEach, vi } from 'vitest'
 import { createQueue, type Queue, type QueueOptions, type Scheduler } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
 import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
 
 export const SCHED_SCHEMA = 'taskloom_sched_test'
+
+// An embedded queue starts PGlite (Postgres in WASM) and migrates it: ~10 s on a busy two-core box.
+vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 })
 
 const queues: Queue[] = []
 const schedulers: Scheduler[] = []
