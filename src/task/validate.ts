@@ -20,6 +20,12 @@ export interface SubmitOptions {
   idempotencyKey?: string
   /** Owner of the task. Default: the queue's `defaultTenantId` (`'default'`). */
   tenantId?: string
+  /**
+   * Tasks sharing a lock key (e.g. a customer id) never run at the same time anywhere in the fleet;
+   * a task waiting for its key spends no attempt. The key is held while the task is processing
+   * (for its lease, and so at most its timeout).
+   */
+  lockKey?: string
 }
 
 /** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
@@ -40,6 +46,7 @@ const optionsSchema = z.strictObject({
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
   tenantId: TENANT_ID.optional(),
+  lockKey: z.string().min(1).max(255).optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {
