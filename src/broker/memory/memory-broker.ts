@@ -61,6 +61,8 @@ export class MemoryBroker implements Broker {
   /** Task lock keys: the processing task holding each, and the tasks waiting for it, FIFO. */
   private readonly taskLocks = new Map<string, TaskState>()
   private readonly parkedByKey = new Map<string, TaskState[]>()
+  /** Tasks admitted by the claim in progress (they hold their keys, though not yet processing). */
+  private readonly admitting = new Set<TaskState>()
   /** Distributed locks, breakers and heartbeats (queue-wide state outside the task records). */
   private readonly fleet = new FleetState()
   /** The change feed, in durable mode. */
@@ -116,9 +118,9 @@ export class MemoryBroker implements Broker {
     this.advance(now)
     const promoted = this.promoteDue(now)
     const returned = this.reapExpired(now)
-    const tasks = this.ready
-      .take(max, (task) => this.admit(task))
-      .map((task) => this.lease(task, workerId, leaseMs, now))
+    const admitted = this.ready.take(max, (task) => this.admit(task))
+    this.admitting.clear()
+    const tasks = admitted.map((task) => this.lease(task, workerId, leaseMs, now))
     if ((promoted || returned) && this.hasReady()) this.waiters.wakeAll()
     this.changes?.commit()
     return { tasks, nextWakeAt: this.nextWakeAt() }
@@ -388,18 +390,26 @@ export class MemoryBroker implements Broker {
     if (this.lockHeld(lk, task)) {
       this.tally(task, -1)
       task.parked = true
-      const waiting = this.parkedByKey.get(lk)
-      if (waiting) waiting.push(task)
-      else this.parkedByKey.set(lk, [task])
+      const waiting = this.parkedByKey.get(lk) ?? []
+      if (task.letIn) waiting.unshift(task)
+      else waiting.push(task)
+      this.parkedByKey.set(lk, waiting)
+      task.letIn = false
       return false
     }
+    task.letIn = false
     this.taskLocks.set(lk, task)
+    this.admitting.add(task)
     return true
   }
 
   private lockHeld(lk: string, task: TaskState): boolean {
     const holder = this.taskLocks.get(lk)
-    return holder !== undefined && holder !== task && holder.status === 'processing'
+    return (
+      holder !== undefined &&
+      holder !== task &&
+      (holder.status === 'processing' || this.admitting.has(holder))
+    )
   }
 
   /** Puts the first still-queued task waiting for `lk` back at the head of its level. */
@@ -410,6 +420,7 @@ export class MemoryBroker implements Broker {
       if (!task.parked) continue
       task.parked = false
       if (task.status !== 'queued') continue
+      task.letIn = true
       this.tally(task, 1)
       this.ready.pushHead([task])
       this.waiters.wakeAll()

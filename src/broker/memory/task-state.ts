@@ -14,6 +14,8 @@ export interface TaskState extends TaskRecord {
   timer: TimelineEntry<TaskState> | undefined
   /** Queued but waiting for its lock key, outside the ready lists (not counted as ready). */
   parked?: boolean
+  /** Let in from the waiters; if it must wait again, it waits first in line. */
+  letIn?: boolean
 }
 
 export function createTask(task: NewTask): TaskState {

@@ -55,7 +55,7 @@ for p = 1, 4 do
     if not ids then break end
     for _, id in ipairs(ids) do
       local key = taskKey(id)
-      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk')
+      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li')
       local lk = rec[10] or ''
       local parked = false
       if lk ~= '' then
@@ -64,10 +64,15 @@ for p = 1, 4 do
           if not lockHeld(lk, id) then unparkOne(lk) end
         elseif lockHeld(lk, id) then
           parked = true
-          redis.call('RPUSH', prefix .. 'parked:' .. lk, id)
+          if rec[11] then
+            redis.call('LPUSH', prefix .. 'parked:' .. lk, id)
+          else
+            redis.call('RPUSH', prefix .. 'parked:' .. lk, id)
+          end
         else
           redis.call('SET', prefix .. 'tlock:' .. lk, id)
         end
+        if rec[11] then redis.call('HDEL', key, 'li') end
       end
       if rec[1] == 'queued' and not parked then
         -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.

@@ -76,6 +76,8 @@ local function unparkOne(lk)
     if not pid then return end
     local rec = redis.call('HMGET', taskKey(pid), 's', 'p')
     if rec[1] == 'queued' then
+      -- Marked 'let in': if it must wait again, it waits first in line.
+      redis.call('HSET', taskKey(pid), 'li', '1')
       redis.call('RPUSH', readyKey(rec[2]), pid)
       wake()
       return
