@@ -14,6 +14,9 @@ import {
   checkBreakerName,
 } from './breakers.js'
 
+/** How soon a task turned away during another task's half-open trial looks again. */
+const HALF_OPEN_RECHECK_MS = 1000
+
 export type Admission = { allowed: true; trial: boolean } | { allowed: false; retryAt: number }
 
 export interface BreakerGateOptions {
@@ -53,7 +56,13 @@ export class BreakerGate {
     const reply = await this.broker.breaker({ name, op: 'acquire', settings: this.settingsOf(name) }, now)
     this.known.set(name, { reply, at: now })
     if (reply.allowed) return { allowed: true, trial: reply.trial }
-    return { allowed: false, retryAt: reply.openUntil ?? now + this.settingsOf(name).resetMs }
+    const until = reply.openUntil ?? now + this.settingsOf(name).resetMs
+    // Half-open: another task's trial is running; look again soon rather than at its deadline, so
+    // the waiting tasks run shortly after the trial closes the breaker.
+    return {
+      allowed: false,
+      retryAt: reply.state === 'half-open' ? Math.min(until, now + HALF_OPEN_RECHECK_MS) : until,
+    }
   }
 
   async success(name: string, trial: boolean): Promise<void> {
