@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll } from 'vitest'
 import type { Harness } from '../harness.js'
+import { fleetSuite } from './fleet.js'
 import { insertSuite } from './insert.js'
 import { migrationsSuite } from './migrations.js'
 import { readsSuite } from './reads.js'
@@ -16,4 +17,5 @@ export function storeConformance(h: Harness): void {
   insertSuite(h)
   updatesSuite(h)
   readsSuite(h)
+  fleetSuite(h)
 }
