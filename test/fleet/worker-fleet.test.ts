@@ -106,6 +106,43 @@ for (const backend of backends) {
       await w.close()
     })
 
+    it('half-open lets exactly one trial run; the others wait for its outcome', async () => {
+      const q = backend.queue()
+      const task = defineTask({ name: 'trial', input: z.object({ n: z.number() }) })
+      const starts: { n: number; at: number }[] = []
+      let inFlight = 0
+      let maxInFlight = 0
+      const w = trackWorker({
+        queue: q,
+        concurrency: 5,
+        breakers: { trial: { failureThreshold: 1, resetMs: 300 } },
+        breakerCacheMs: 0,
+      }).handle(task, async (input) => {
+        if (input.n === 0) throw new Error('first failure opens it')
+        inFlight += 1
+        maxInFlight = Math.max(maxInFlight, inFlight)
+        starts.push({ n: input.n, at: Date.now() })
+        await sleep(150)
+        inFlight -= 1
+        return input.n
+      })
+      await w.start()
+      const opener = await q.submit(task, { n: 0 }, { maxRetries: 0 })
+      await waitForTask(q, opener.id)
+      expect((await q.breaker('trial').state()).state).toBe('open')
+      const rest = await q.submitMany([1, 2, 3, 4].map((n) => ({ task, input: { n } })))
+      for (const t of rest)
+        expect(await waitForTask(q, t.id, { timeoutMs: 10_000 })).toMatchObject({
+          status: 'completed',
+          attempts: 1,
+        })
+      // The trial ran alone; the others started only after it succeeded and closed the breaker.
+      const [trial, ...others] = [...starts].sort((a, b) => a.at - b.at)
+      for (const o of others) expect(o.at).toBeGreaterThanOrEqual(trial!.at + 140)
+      expect((await q.breaker('trial').state()).state).toBe('closed')
+      await w.close()
+    })
+
     it('breakers: false turns task breakers off; bad breaker options are rejected', async () => {
       const q = backend.queue()
       const task = defineTask({ name: 'always-fails', input: z.object({}) })
