@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { Autoscaler, checkAutoscale, type ScaleDecision } from '../../src/fleet/autoscaler.js'
 import { defineTask, TaskloomError } from '../../src/index.js'
+import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, sleep, TEST_SCHEMA, trackWorker, until } from '../helpers/backends.js'
 import { DATABASE_URL } from '../helpers/services.js'
@@ -321,6 +322,32 @@ describe.skipIf(!durable.available)('workers table (durable)', () => {
           )
         ).rows[0]
       await until(async () => (await row())?.processed === 1, 5000, 'the row to show one task processed')
+      // A worker that fell silent (its last beat 10 s ago at a 1 s interval) is marked unhealthy in
+      // the table by the live worker's coordinator step.
+      const silentId = `silent-${q.name}`
+      await q[internals].broker.heartbeat(
+        {
+          id: silentId,
+          status: 'active',
+          lastHeartbeat: Date.now() - 10_000,
+          heartbeatMs: 1000,
+          tasksInHand: 2,
+          tasksProcessed: 5,
+          hostname: 'gone',
+          pid: 1,
+          concurrency: 4,
+          startedAt: Date.now() - 60_000,
+        },
+        Date.now(),
+      )
+      await until(
+        async () =>
+          (await pool.query(`select status from ${TEST_SCHEMA}.workers where id = $1`, [silentId])).rows[0]
+            ?.status === 'unhealthy',
+        5000,
+        'the silent worker to be marked unhealthy in the table',
+      )
+      expect((await q.workers()).find((x) => x.id === silentId)).toMatchObject({ status: 'UNHEALTHY' })
       expect(await row()).toMatchObject({
         status: 'idle',
         concurrency: 3,
