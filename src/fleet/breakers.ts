@@ -31,6 +31,8 @@ export interface BreakerInfo {
 export interface BreakerHandle {
   readonly name: string
   state(): Promise<BreakerInfo>
+  /** The same as `state()`. */
+  info(): Promise<BreakerInfo>
   /** Closes the breaker and clears its failure count (an operator's override). */
   reset(): Promise<BreakerInfo>
 }
@@ -83,5 +85,5 @@ export function breakerHandle(broker: Broker, name: string): BreakerHandle {
   checkBreakerName(name)
   const call = async (op: 'state' | 'reset') =>
     toBreakerInfo(name, await broker.breaker({ name, op, settings: BREAKER_DEFAULTS }, Date.now()))
-  return { name, state: () => call('state'), reset: () => call('reset') }
+  return { name, state: () => call('state'), info: () => call('state'), reset: () => call('reset') }
 }

@@ -54,6 +54,7 @@ for (const backend of backends) {
         attempts: 1,
       })
       expect(await q.breaker('pay').state()).toMatchObject({ state: 'closed', failures: 0 })
+      expect(await q.breaker('pay').info()).toEqual(await q.breaker('pay').state())
       expect(w.stats().deferred).toBeGreaterThanOrEqual(1)
       await w.close()
     })
