@@ -13,6 +13,16 @@ export {
   TaskTimeoutError,
   toTaskloomError,
 } from './errors.js'
+export type { AutoscaleOptions, ScaleDecision } from './fleet/autoscaler.js'
+export {
+  BREAKER_DEFAULTS,
+  type BreakerHandle,
+  type BreakerInfo,
+  BreakerOpenError,
+  type BreakerOptions,
+} from './fleet/breakers.js'
+export type { Lock, LockOptions } from './fleet/locks.js'
+export type { WorkerInfo } from './fleet/workers.js'
 export { createJsonLogger, type Logger, type LogLevel } from './logger.js'
 export type { EncryptionOptions } from './queue/codec.js'
 export type { ListOptions, TaskResult } from './queue/queue.js'
@@ -54,4 +64,10 @@ export type { SubmitOptions } from './task/validate.js'
 export type { BackoffOptions } from './worker/backoff.js'
 export type { TaskContext } from './worker/context.js'
 export type { WorkerEventName, WorkerEvents } from './worker/events.js'
-export { type CloseOptions, createWorker, Worker, type WorkerOptions } from './worker/worker.js'
+export {
+  type CloseOptions,
+  createWorker,
+  Worker,
+  type WorkerOptions,
+  type WorkerStats,
+} from './worker/worker.js'

@@ -33,6 +33,8 @@ export interface NewTask {
   idempotencyTtlMs: number
   /** Attempts already spent (recovery from the store re-enqueues in-flight tasks with them). Default 0. */
   attempt?: number | undefined
+  /** Tasks sharing a lock key never run at the same time (see src/fleet). Default: none. */
+  lockKey?: string | undefined
 }
 
 export interface EnqueueResult {
@@ -70,6 +72,7 @@ export interface TaskRecord {
   /** The worker holding (or last holding) the lease. */
   workerId?: string | undefined
   idempotencyKey?: string | undefined
+  lockKey?: string | undefined
 }
 
 /** A task handed to a worker by `claim`. */
@@ -88,6 +91,8 @@ export interface ClaimedTask {
   runAt: number
   /** Fencing token: strictly greater than every token issued before it in this queue. */
   token: number
+  /** The task's lock key, held by this claim until the task leaves processing. */
+  lockKey?: string | undefined
 }
 
 export interface ClaimResult {
@@ -246,4 +251,96 @@ export interface Broker {
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>
+
+  // --- Fleet coordination (src/fleet): distributed locks, breakers, deferral, worker heartbeats ---
+
+  /**
+   * Takes the lock `key` until `now + ttlMs` if it is free or its holder's time ran out. On success
+   * answers a fencing token strictly greater than every token issued before for this key (it
+   * survives the lock's expiry); when held, answers when the current hold ends.
+   */
+  acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant>
+  /** Pushes the hold out to `now + ttlMs` if `token` still holds `key`; false when the lock was lost. */
+  extendLock(key: string, token: number, ttlMs: number, now: number): Promise<boolean>
+  /** Frees `key` if `token` still holds it; false when the lock was lost (expired, maybe retaken). */
+  releaseLock(key: string, token: number, now: number): Promise<boolean>
+
+  /**
+   * Gives leases back without counting the attempt and without running the task before `runAt`
+   * (a circuit breaker is open): the task is pending until then.
+   */
+  defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]>
+
+  /** Shared circuit-breaker state: see BreakerCall. */
+  breaker(call: BreakerCall, now: number): Promise<BreakerReply>
+
+  /** Records a worker's heartbeat (and keeps its entry `retainMs` after it falls silent). */
+  heartbeat(beat: WorkerBeat, now: number): Promise<void>
+  /** Removes a worker from the fleet listing (clean shutdown). */
+  removeWorker(workerId: string): Promise<void>
+  /** Every worker that heartbeated within its retention, with its latest beat. */
+  listWorkers(): Promise<WorkerBeat[]>
+  /**
+   * Finds workers silent for more than 3 of their heartbeat intervals that are not yet marked
+   * unhealthy, marks them, and makes their leases expire now, so the next claim re-queues those
+   * tasks. Atomic: of two concurrent callers only one reclaims a given worker.
+   */
+  reapWorkers(now: number): Promise<ReapedWorker[]>
+}
+
+export type LockGrant =
+  | { acquired: true; token: number; expiresAt: number }
+  | { acquired: false; heldUntil: number }
+
+export interface BreakerSettings {
+  /** Consecutive failures that open the breaker. */
+  failureThreshold: number
+  /** How long it stays open before one trial is let through (half-open). */
+  resetMs: number
+  /** How long a half-open trial may take before another caller may try. */
+  trialMs: number
+}
+
+/**
+ * - `acquire`: may a task of this breaker run now? Closed: yes. Open: no, until `openUntil`.
+ *   Open and due, or half-open with a lapsed trial: yes, as the one trial (`trial: true`).
+ * - `success`: closes it and resets the failure count. `failure`: counts one; opens it at the
+ *   threshold, or at once when it was half-open. `state`: reads it. `reset`: closes it.
+ */
+export interface BreakerCall {
+  name: string
+  op: 'acquire' | 'success' | 'failure' | 'state' | 'reset'
+  settings: BreakerSettings
+}
+
+export interface BreakerReply {
+  state: 'closed' | 'open' | 'half-open'
+  failures: number
+  /** When an open breaker lets a trial through; null when closed. */
+  openUntil: number | null
+  /** `acquire`: whether the caller may run; `failure`: whether this call opened the breaker. */
+  allowed: boolean
+  trial: boolean
+  opened: boolean
+}
+
+/** One worker's heartbeat, as stored by the broker. */
+export interface WorkerBeat {
+  id: string
+  /** The worker's own view; the listing turns a silent worker into 'unhealthy'. */
+  status: 'active' | 'idle' | 'unhealthy'
+  lastHeartbeat: number
+  heartbeatMs: number
+  tasksInHand: number
+  tasksProcessed: number
+  hostname: string
+  pid: number
+  concurrency: number
+  startedAt: number
+}
+
+export interface ReapedWorker {
+  id: string
+  /** Leases made to expire. */
+  tasks: number
 }

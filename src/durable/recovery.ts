@@ -107,6 +107,7 @@ export class Recovery {
       createdAt: r.createdAt,
       idempotencyTtlMs: this.idempotencyTtlMs,
       attempt: r.attempt,
+      lockKey: r.lockKey,
     }))
     const results = await this.broker.enqueue(tasks, now)
     await this.store.markEnqueued(

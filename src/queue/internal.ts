@@ -2,6 +2,7 @@
 import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
+import type { WorkerRow } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 
 export const internals: unique symbol = Symbol('taskloom.queue.internals')
@@ -15,4 +16,6 @@ export interface QueueInternals {
   scheduling: SchedulerHost
   /** Records a worker's task definitions; a queue without a store skips it. Never throws. */
   registerDefinitions(tasks: readonly TaskDefinition<any, any>[]): Promise<void>
+  /** Writes heartbeats to the workers table when the queue has a store; a no-op otherwise. */
+  recordWorkers(rows: readonly WorkerRow[]): Promise<void>
 }

@@ -12,6 +12,9 @@ import type { Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
+import { type BreakerHandle, breakerHandle } from '../fleet/breakers.js'
+import { acquireLock, type Lock, type LockOptions, withLock } from '../fleet/locks.js'
+import { listWorkers, type WorkerInfo } from '../fleet/workers.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
@@ -164,6 +167,10 @@ export class Queue {
       decode: (text) => this.codec.decode(text),
       scheduling: this.extras.scheduling,
       registerDefinitions: (tasks) => this.extras.registerDefinitions(tasks),
+      recordWorkers: async (rows) => {
+        await this.ready()
+        await this.store?.recordWorkers(rows)
+      },
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -320,6 +327,37 @@ export class Queue {
     this.assertOpen()
     await this.ready()
     return this.info(await this.broker.cancel(id, Date.now()))
+  }
+
+  /**
+   * Takes the distributed lock `key` (shared by every process on this queue's broker), with a
+   * fencing token that grows with every acquisition of the key. LOCK_BUSY when it is held (after
+   * waiting up to `waitMs`).
+   */
+  async lock(key: string, options?: LockOptions): Promise<Lock> {
+    this.assertOpen()
+    await this.ready()
+    return acquireLock(this.broker, key, options)
+  }
+
+  /** Runs `fn` holding the lock `key`; the lock is released on every path. */
+  async withLock<T>(key: string, fn: (lock: Lock) => T | Promise<T>, options?: LockOptions): Promise<T> {
+    this.assertOpen()
+    await this.ready()
+    return withLock(this.broker, key, fn, options)
+  }
+
+  /** A circuit breaker's shared state (per task name, or a named one such as 'smtp'). */
+  breaker(name: string): BreakerHandle {
+    this.assertOpen()
+    return breakerHandle(this.broker, name)
+  }
+
+  /** Every worker of this queue that heartbeated lately, silent ones as UNHEALTHY. */
+  async workers(): Promise<WorkerInfo[]> {
+    this.assertOpen()
+    await this.ready()
+    return listWorkers(this.broker, Date.now())
   }
 
   /** Tasks waiting, scheduled, running and dead. */
@@ -480,6 +518,7 @@ export class Queue {
       createdAt: now,
       idempotencyKey: options.idempotencyKey,
       idempotencyTtlMs: this.options.idempotencyTtlMs,
+      lockKey: options.lockKey,
     }
   }
 

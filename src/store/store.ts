@@ -33,6 +33,8 @@ export interface NewTaskRow {
   idempotencyTtlMs: number
   /** The schedule that produced this task, when one did. */
   schedule?: string | undefined
+  /** Tasks sharing a lock key never run at the same time. */
+  lockKey?: string | undefined
 }
 
 export interface InsertResult {
@@ -70,6 +72,7 @@ export interface StoredTask {
   priority: Priority
   status: TaskStatus
   schedule?: string | undefined
+  lockKey?: string | undefined
   /** When it became (or becomes) claimable. */
   runAt: number
   timeoutMs: number
@@ -243,4 +246,21 @@ export interface Store {
 
   /** Flushes pending writes, then releases connections the store opened (not ones passed in). */
   close(): Promise<void>
+
+  /** Upserts workers' heartbeats into the workers table (fleet). */
+  recordWorkers(rows: readonly WorkerRow[]): Promise<void>
+}
+
+/** One worker's latest heartbeat, for the workers table. */
+export interface WorkerRow {
+  id: string
+  status: 'active' | 'idle' | 'unhealthy' | 'stopped'
+  hostname: string
+  pid: number
+  concurrency: number
+  tasksInHand: number
+  tasksProcessed: number
+  heartbeatMs: number
+  lastHeartbeat: number
+  startedAt: number
 }

@@ -22,6 +22,11 @@ export interface TaskSpec<S extends z.ZodType> {
   /** Validates the input at submit and again before the handler runs. */
   input: S
   defaults?: TaskDefaults
+  /**
+   * The circuit breaker this task's runs count towards (e.g. `'smtp'`, shared by every task that
+   * calls the mail server). Default: a breaker of its own, named after the task.
+   */
+  breaker?: string
 }
 
 /** A defined task. `In` is what `submit` accepts, `Out` what the handler receives. */
@@ -29,6 +34,8 @@ export interface TaskDefinition<In = unknown, Out = In> {
   readonly name: string
   readonly input: z.ZodType<Out, In>
   readonly defaults: Readonly<Required<TaskDefaults>>
+  /** The named circuit breaker, when one was given. */
+  readonly breaker?: string
 }
 
 export const MAX_RETRIES_LIMIT = 100
@@ -53,7 +60,21 @@ export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefiniti
   checkDefaults(spec.name, defaults)
   // zod's generic S is its own ZodType<output<S>, input<S>>; the compiler cannot see that through S.
   const input = spec.input as unknown as z.ZodType<z.output<S>, z.input<S>>
-  return Object.freeze({ name: spec.name, input, defaults: Object.freeze(defaults) })
+  if (
+    spec.breaker !== undefined &&
+    (typeof spec.breaker !== 'string' || spec.breaker.length < 1 || spec.breaker.length > 200)
+  ) {
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      `task ${spec.name}: breaker must be a string of 1-200 characters`,
+    )
+  }
+  return Object.freeze({
+    name: spec.name,
+    input,
+    defaults: Object.freeze(defaults),
+    ...(spec.breaker === undefined ? {} : { breaker: spec.breaker }),
+  })
 }
 
 function checkDefaults(name: string, d: Required<TaskDefaults>): void {

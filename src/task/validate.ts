@@ -26,6 +26,12 @@ export interface SubmitOptions {
    * given, names the schedule: its id is `<tenantId>:<idempotencyKey>`. Not with `delayMs` or `runAt`.
    */
   schedule?: string
+  /**
+   * Tasks sharing a lock key (e.g. a customer id) never run at the same time anywhere in the fleet;
+   * a task waiting for its key spends no attempt. The key is held while the task is processing
+   * (for its lease, and so at most its timeout).
+   */
+  lockKey?: string
 }
 
 /** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
@@ -47,6 +53,7 @@ const optionsSchema = z.strictObject({
   idempotencyKey: z.string().min(1).max(255).optional(),
   tenantId: TENANT_ID.optional(),
   schedule: z.string().min(1).max(200).optional(),
+  lockKey: z.string().min(1).max(255).optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

@@ -15,6 +15,12 @@ export interface TaskContext {
   signal: AbortSignal
   /** Pushes this task's lease out to `ms` from now (and keeps renewing it at that length). */
   extendLease(ms: number): Promise<void>
+  /**
+   * A named circuit breaker shared by the fleet: `await ctx.breaker('smtp').run(() => send())`.
+   * While it is open, `run` throws and the task is deferred to the half-open time without spending
+   * an attempt; failures inside `run` count towards opening it.
+   */
+  breaker(name: string): { run<T>(fn: () => T | Promise<T>): Promise<T> }
   /** Logger bound to task_id, tenant_id and worker_id. */
   logger: Logger
 }

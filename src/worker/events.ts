@@ -13,6 +13,14 @@ export interface WorkerEvents {
   /** The task's lease was lost (expired and taken by another worker); its outcome was discarded. */
   'task:stale': { task: ClaimedTask; stage: 'extend' | 'complete' | 'fail' }
   'worker:error': { error: unknown; stage: string }
+  /** Given back unrun, without spending an attempt, until `runAt` (its circuit breaker is open). */
+  'task:deferred': { task: ClaimedTask; breaker: string; runAt: number }
+  /** The autoscaler changed the worker's concurrency. */
+  'worker:scaled': { from: number; to: number; queueDepth: number; reason: 'queue-deep' | 'queue-shallow' }
+  /** A worker was found silent for 3 heartbeats; its leases were made to expire at once. */
+  'worker:reaped': { workerId: string; tasks: number }
+  /** The event loop was blocked for `blockedMs` (a handler doing synchronous work). */
+  'worker:blocked': { blockedMs: number }
 }
 
 export type WorkerEventName = keyof WorkerEvents

@@ -7,6 +7,11 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
+import { type AutoscaleOptions, Autoscaler, checkAutoscale } from '../fleet/autoscaler.js'
+import { BreakerGate } from '../fleet/breaker-gate.js'
+import { BreakerOpenError, type BreakerOptions } from '../fleet/breakers.js'
+import { EventLoopWatch } from '../fleet/event-loop.js'
+import { Heartbeat } from '../fleet/heartbeat.js'
 import { childLogger, type Logger } from '../logger.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
@@ -20,8 +25,11 @@ import { WorkerEmitter, type WorkerEventName, type WorkerEvents } from './events
 
 export interface WorkerOptions {
   queue: Queue
-  /** Handlers running at once. Default 10. */
-  concurrency?: number
+  /**
+   * Handlers running at once. Default 10. `{ min, max }` autoscales the pool between the two on
+   * the queue's depth (see AutoscaleOptions).
+   */
+  concurrency?: number | AutoscaleOptions
   /** Lease (visibility timeout): a task whose worker stops renewing becomes claimable again after it. Default 30,000 ms. */
   leaseMs?: number
   /** Most tasks taken per claim round trip. Default: `concurrency`. */
@@ -34,6 +42,37 @@ export interface WorkerOptions {
   id?: string
   /** Default: the queue's logger. */
   logger?: Logger
+  /** Heartbeat interval; a worker silent for 3 of them is unhealthy and its leases reclaimed. Default 10,000 ms. */
+  heartbeatMs?: number
+  /**
+   * Circuit breaker settings per breaker name (a task name or a named breaker such as 'smtp');
+   * `default` applies to the rest. `false` turns the per-task breakers off (`ctx.breaker` still works).
+   */
+  breakers?: Record<string, BreakerOptions> | false
+  /** How long a "closed" breaker answer is trusted before asking Redis again. Default 1,000 ms. */
+  breakerCacheMs?: number
+  /** An event loop stalled this long is reported (WARN log, `worker:blocked`, stats). Default 500 ms. */
+  eventLoopBlockMs?: number
+}
+
+/** `worker.stats()`. */
+export interface WorkerStats {
+  id: string
+  /** The pool size now (moves between min and max when autoscaling). */
+  concurrency: number
+  inFlight: number
+  /** Tasks completed by this worker. */
+  processed: number
+  /** Attempts that failed on this worker. */
+  failed: number
+  /** Tasks given back unrun because their breaker was open. */
+  deferred: number
+  /** Longest event loop stall seen in the last heartbeat interval or two (ms). */
+  eventLoopBlockedMs: number
+  /** p99 event loop delay over the current heartbeat interval (ms). */
+  eventLoopDelayP99Ms: number
+  /** Autoscaling bounds, when on. */
+  autoscale: { min: number; max: number } | null
 }
 
 export interface CloseOptions {
@@ -71,19 +110,35 @@ export class Worker {
   private slotWaiter: (() => void) | undefined
   private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   private readonly queueReady: () => Promise<void>
+  private readonly gate: BreakerGate
+  private readonly taskBreakers: boolean
+  private readonly heartbeat: Heartbeat
+  private readonly loopWatch: EventLoopWatch
+  private readonly autoscaler: Autoscaler | undefined
+  private readonly autoscaleRange: { min: number; max: number } | null
+  private readonly counters = { processed: 0, failed: 0, deferred: 0 }
+  private lastBlockWarning = 0
 
   constructor(options: WorkerOptions) {
     if (!options?.queue?.[internals])
       throw new TaskloomError('INVALID_OPTIONS', 'createWorker needs a `queue`')
-    const concurrency = options.concurrency ?? DEFAULTS.concurrency
+    const scaling =
+      typeof options.concurrency === 'object' && options.concurrency !== null
+        ? checkAutoscale(options.concurrency)
+        : undefined
+    const concurrency = scaling ? scaling.initial : ((options.concurrency as number) ?? DEFAULTS.concurrency)
     this.options = {
       concurrency,
       leaseMs: options.leaseMs ?? DEFAULTS.leaseMs,
       pollIntervalMs: options.pollIntervalMs ?? DEFAULTS.pollIntervalMs,
-      batchSize: options.batchSize ?? Math.min(concurrency, 1000),
+      batchSize: options.batchSize ?? Math.min(scaling ? scaling.max : concurrency, 1000),
       backoff: { ...BACKOFF_DEFAULTS, ...options.backoff },
     }
     checkWorkerOptions(this.options)
+    const heartbeatMs = options.heartbeatMs ?? 10_000
+    const breakerCacheMs = options.breakerCacheMs ?? 1000
+    const eventLoopBlockMs = options.eventLoopBlockMs ?? 500
+    checkFleetOptions(heartbeatMs, breakerCacheMs, eventLoopBlockMs)
     this.queueReady = () => options.queue.ready()
     this.q = options.queue[internals]
     this.broker = this.q.broker
@@ -92,6 +147,79 @@ export class Worker {
     this.events = new WorkerEmitter(this.logger)
     this.completions = new Batcher((items) => this.broker.complete(items, Date.now()), { maxBatch: 500 })
     this.failures = new Batcher((items) => this.broker.fail(items, Date.now()), { maxBatch: 500 })
+    this.taskBreakers = options.breakers !== false
+    this.gate = new BreakerGate(
+      this.broker,
+      this.logger,
+      { breakers: options.breakers === false ? {} : options.breakers, cacheMs: breakerCacheMs },
+      () => {},
+    )
+    const startedAt = Date.now()
+    this.heartbeat = new Heartbeat(
+      this.broker,
+      {
+        id: this.id,
+        heartbeatMs,
+        startedAt,
+        inHand: () => this.running.size,
+        processed: () => this.counters.processed,
+        concurrency: () => this.options.concurrency,
+      },
+      this.logger,
+      (rows) => this.q.recordWorkers(rows),
+      (workerId, tasks) => this.events.emit('worker:reaped', { workerId, tasks }),
+      () => this.loopWatch.roll(),
+    )
+    this.loopWatch = new EventLoopWatch(Math.min(100, eventLoopBlockMs), eventLoopBlockMs, (blockedMs) =>
+      this.reportBlocked(blockedMs, heartbeatMs),
+    )
+    this.autoscaleRange = scaling ? { min: scaling.min, max: scaling.max } : null
+    this.autoscaler = scaling
+      ? new Autoscaler(
+          scaling,
+          () => this.options.concurrency,
+          async () => {
+            const c = await this.broker.counts()
+            return c.ready.critical + c.ready.high + c.ready.normal + c.ready.low
+          },
+          (d) => {
+            this.options.concurrency = d.to
+            this.slotWaiter?.()
+            this.logger.info(
+              { from: d.from, to: d.to, queue_depth: d.queueDepth, reason: d.reason },
+              `autoscaler: concurrency ${d.from} -> ${d.to} (queue depth ${d.queueDepth})`,
+            )
+            this.events.emit('worker:scaled', d)
+          },
+          (error) => this.events.emit('worker:error', { error, stage: 'autoscale' }),
+        )
+      : undefined
+  }
+
+  /** What this worker is doing now, for dashboards and metrics. */
+  stats(): WorkerStats {
+    return {
+      id: this.id,
+      concurrency: this.options.concurrency,
+      inFlight: this.running.size,
+      processed: this.counters.processed,
+      failed: this.counters.failed,
+      deferred: this.counters.deferred,
+      eventLoopBlockedMs: this.loopWatch.blockedMs,
+      eventLoopDelayP99Ms: this.loopWatch.delayP99Ms,
+      autoscale: this.autoscaleRange && { ...this.autoscaleRange },
+    }
+  }
+
+  private reportBlocked(blockedMs: number, heartbeatMs: number): void {
+    this.events.emit('worker:blocked', { blockedMs })
+    const now = Date.now()
+    if (now - this.lastBlockWarning < heartbeatMs) return
+    this.lastBlockWarning = now
+    this.logger.warn(
+      { blocked_ms: blockedMs, in_flight: this.running.size },
+      `event loop blocked for ${blockedMs} ms: a handler is doing synchronous work; leases, heartbeats and timeouts were late`,
+    )
   }
 
   /** Registers the handler of one task; its input is typed by the task's schema. */
@@ -137,6 +265,9 @@ export class Worker {
     await this.q.registerDefinitions([...this.handlers.values()].map((h) => h.task))
     const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
     this.renewTimer = setInterval(() => void this.renewLeases(), every)
+    this.loopWatch.start()
+    await this.heartbeat.start()
+    this.autoscaler?.start()
     this.loopDone = this.loop()
     this.logger.info({ concurrency: this.options.concurrency }, 'worker started')
   }
@@ -174,6 +305,9 @@ export class Worker {
         this.events.emit('worker:error', { error, stage: 'release' })
       }
     }
+    await this.autoscaler?.stop()
+    this.loopWatch.stop()
+    if (started) await this.heartbeat.stop()
     this.state = 'closed'
     this.logger.info({ released: left.length }, 'worker closed')
   }
@@ -222,6 +356,23 @@ export class Worker {
       settled: false,
     }
     this.running.set(task.id, r)
+    const breaker = this.handlers.get(task.name)?.task.breaker ?? (this.taskBreakers ? task.name : undefined)
+    let trial = false
+    if (breaker !== undefined) {
+      try {
+        const admission = await this.gate.admit(breaker)
+        if (!admission.allowed) {
+          this.running.delete(task.id)
+          this.slotWaiter?.()
+          r.settled = true
+          return this.deferTask(task, breaker, admission.retryAt)
+        }
+        trial = admission.trial
+      } catch (error) {
+        // Redis trouble: run the task anyway; the claim and completion paths report the outage.
+        this.events.emit('worker:error', { error, stage: 'breaker' })
+      }
+    }
     const started = Date.now()
     const timer = setTimeout(() => {
       r.controller.abort(new TaskTimeoutError(`task ${task.id} timed out after ${task.timeoutMs} ms`))
@@ -243,6 +394,7 @@ export class Worker {
     }
     if (r.settled) return
     r.settled = true
+    if (breaker !== undefined) void this.reportBreaker(breaker, failed, error, trial)
     if (failed) return this.recordFailure(task, error)
     const durationMs = Date.now() - started
     let encoded: string
@@ -254,7 +406,10 @@ export class Worker {
     try {
       const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
       if (outcome === 'stale') this.events.emit('task:stale', { task, stage: 'complete' })
-      else this.events.emit('task:completed', { task, result, durationMs })
+      else {
+        this.counters.processed += 1
+        this.events.emit('task:completed', { task, result, durationMs })
+      }
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'complete' })
     }
@@ -283,6 +438,7 @@ export class Worker {
       fencingToken: task.token,
       signal,
       extendLease: (ms) => this.extendOne(r, ms),
+      breaker: (name) => this.gate.handle(name),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
@@ -300,7 +456,42 @@ export class Worker {
     })
   }
 
+  /** Counts the outcome towards the task's breaker: handler errors and timeouts are failures. */
+  private async reportBreaker(name: string, failed: boolean, error: unknown, trial: boolean): Promise<void> {
+    try {
+      if (!failed) await this.gate.success(name, trial)
+      else if (
+        !(error instanceof NonRetryableError) &&
+        !(error instanceof BreakerOpenError) &&
+        !(error instanceof LeaseLostError) &&
+        !(error instanceof TaskloomError && error.code === 'CLOSED') &&
+        (error as { outcome?: string })?.outcome === undefined
+      )
+        await this.gate.failure(name)
+    } catch (err) {
+      this.events.emit('worker:error', { error: err, stage: 'breaker' })
+    }
+  }
+
+  /** Gives the task back unrun until `runAt`; the attempt does not count. */
+  private async deferTask(task: ClaimedTask, breaker: string, runAt: number): Promise<void> {
+    try {
+      const [outcome] = await this.broker.defer([{ id: task.id, token: task.token }], runAt, Date.now())
+      if (outcome === 'stale') return this.events.emit('task:stale', { task, stage: 'fail' })
+      this.counters.deferred += 1
+      this.logger.debug(
+        { task_id: task.id, breaker, run_at: new Date(runAt).toISOString() },
+        `task ${task.name} deferred: circuit breaker ${breaker} is open`,
+      )
+      this.events.emit('task:deferred', { task, breaker, runAt })
+    } catch (err) {
+      this.events.emit('worker:error', { error: err, stage: 'defer' })
+    }
+  }
+
   private async recordFailure(task: ClaimedTask, error: unknown): Promise<void> {
+    if (error instanceof BreakerOpenError) return this.deferTask(task, error.breaker, error.retryAt)
+    this.counters.failed += 1
     const info = toErrorInfo(error)
     const outcome: AttemptOutcome =
       (error as { outcome?: AttemptOutcome }).outcome ??
@@ -408,6 +599,20 @@ function checkWorkerOptions(o: Worker['options']): void {
   if (!int(b.baseMs, 0, 86_400_000) || !int(b.maxMs, 0, 86_400_000) || !(b.jitter >= 0 && b.jitter <= 1)) {
     bad.push('backoff needs integer baseMs and maxMs (0-86400000) and a jitter from 0 to 1')
   }
+  if (bad.length > 0) {
+    throw new TaskloomError('INVALID_OPTIONS', `invalid worker options: ${bad.join('; ')}`, {
+      issues: bad.map((message) => ({ path: 'options', message })),
+    })
+  }
+}
+
+function checkFleetOptions(heartbeatMs: number, breakerCacheMs: number, eventLoopBlockMs: number): void {
+  const bad: string[] = []
+  const int = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max
+  if (!int(heartbeatMs, 10, 3_600_000)) bad.push('heartbeatMs must be an integer from 10 to 3600000')
+  if (!int(breakerCacheMs, 0, 60_000)) bad.push('breakerCacheMs must be an integer from 0 to 60000')
+  if (!int(eventLoopBlockMs, 10, 3_600_000))
+    bad.push('eventLoopBlockMs must be an integer from 10 to 3600000')
   if (bad.length > 0) {
     throw new TaskloomError('INVALID_OPTIONS', `invalid worker options: ${bad.join('; ')}`, {
       issues: bad.map((message) => ({ path: 'options', message })),

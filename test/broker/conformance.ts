@@ -1049,6 +1049,208 @@ export function brokerConformance(
         })
       })
     })
+
+    describe('fleet: task lock keys', () => {
+      it('never leases two tasks with one lock key at once, and waiting spends no attempt', async () => {
+        const [a, b, c] = await enqueue([{ lockKey: 'cust-1' }, { lockKey: 'cust-1' }, { lockKey: 'cust-2' }])
+        const first = await claim(10, t0)
+        expect(first.map((t) => t.id)).toEqual([a, c])
+        expect(first[0]).toMatchObject({ lockKey: 'cust-1' })
+        expect(await claim(10, t0 + 1)).toEqual([])
+        expect(await record(b!)).toMatchObject({ status: 'queued', attempt: 0, lockKey: 'cust-1' })
+        expect(await broker.complete([{ id: a!, token: first[0]!.token, result: '1' }], t0 + 2)).toEqual([
+          'ok',
+        ])
+        const next = await claimOne(t0 + 3)
+        expect(next).toMatchObject({ id: b, attempt: 1, lockKey: 'cust-1' })
+      })
+
+      it('keeps waiters in order and lets the next one in after a failure, a release or a deferral', async () => {
+        const [a, b, c, d] = await enqueue([
+          { lockKey: 'k' },
+          { lockKey: 'k' },
+          { lockKey: 'k' },
+          { lockKey: 'k' },
+        ])
+        const ca = only(await claim(10, t0))
+        expect(ca.id).toBe(a)
+        await broker.fail(
+          [{ id: a!, token: ca.token, error: BOOM, outcome: 'error', retryAt: t0 + 60_000 }],
+          t0 + 1,
+        )
+        const cb = only(await claim(10, t0 + 2))
+        expect(cb.id).toBe(b)
+        await broker.release([{ id: b!, token: cb.token }], t0 + 3)
+        const again = only(await claim(10, t0 + 4))
+        expect(again.id).toBe(b) // a released task goes back first in line
+        await broker.defer([{ id: b!, token: again.token }], t0 + 60_000, t0 + 5)
+        expect(only(await claim(10, t0 + 6)).id).toBe(c)
+        expect(await claim(10, t0 + 7)).toEqual([])
+        expect(await record(d!)).toMatchObject({ status: 'queued', attempt: 0 })
+      })
+
+      it("frees the key when the holder's lease expires", async () => {
+        const [a, b] = await enqueue([{ lockKey: 'k' }, { lockKey: 'k' }])
+        expect((await claimOne(t0, 'worker-1', 1000)).id).toBe(a)
+        expect(await claim(10, t0 + 500)).toEqual([])
+        const after = await claim(10, t0 + 1001, 'worker-2')
+        expect(after.map((t) => t.id)).toEqual([a]) // the expired task first; b still waits for it
+        expect(await claim(10, t0 + 1002)).toEqual([])
+        await broker.complete([{ id: a!, token: after[0]!.token, result: '1' }], t0 + 1003)
+        expect((await claimOne(t0 + 1004)).id).toBe(b)
+      })
+
+      it('lets the next waiter in when a let-in waiter was cancelled', async () => {
+        const [a, b, c] = await enqueue([{ lockKey: 'k' }, { lockKey: 'k' }, { lockKey: 'k' }])
+        const ca = await claimOne(t0)
+        expect(await claim(10, t0 + 1)).toEqual([]) // b and c wait
+        await broker.cancel(b!, t0 + 2)
+        await broker.complete([{ id: a!, token: ca.token, result: '1' }], t0 + 3)
+        expect((await claimOne(t0 + 4)).id).toBe(c)
+      })
+
+      it('keeps the lock key on the record and answers no lock key for plain tasks', async () => {
+        const [a, b] = await enqueue([{ lockKey: 'x' }, {}])
+        expect((await record(a!)).lockKey).toBe('x')
+        expect((await record(b!)).lockKey).toBeUndefined()
+        const claimed = await claim(10, t0)
+        expect(claimed.find((t) => t.id === b)!.lockKey).toBeUndefined()
+      })
+    })
+
+    describe('fleet: defer', () => {
+      it('makes the task pending until runAt without counting the attempt, and the old token stale', async () => {
+        const id = await enqueueOne()
+        const claimed = await claimOne(t0)
+        expect(await broker.defer([{ id, token: claimed.token }], t0 + 5000, t0 + 1)).toEqual(['ok'])
+        expect(await record(id)).toMatchObject({
+          status: 'pending',
+          attempt: 0,
+          runAt: t0 + 5000,
+          history: [],
+        })
+        expect(await broker.defer([{ id, token: claimed.token }], t0 + 5000, t0 + 2)).toEqual(['stale'])
+        expect(await claim(1, t0 + 4999)).toEqual([])
+        expect(await claimOne(t0 + 5000)).toMatchObject({ id, attempt: 1 })
+      })
+    })
+
+    describe('fleet: distributed locks', () => {
+      it('grants a free key, refuses a held one until it expires, and fencing tokens only grow', async () => {
+        const g1 = await broker.acquireLock('res', 1000, t0)
+        expect(g1).toMatchObject({ acquired: true, expiresAt: t0 + 1000 })
+        expect(await broker.acquireLock('res', 1000, t0 + 500)).toEqual({
+          acquired: false,
+          heldUntil: t0 + 1000,
+        })
+        const g2 = await broker.acquireLock('res', 1000, t0 + 1000)
+        if (!g1.acquired || !g2.acquired) throw new Error('expected both grants')
+        expect(g2.token).toBeGreaterThan(g1.token)
+        expect(await broker.releaseLock('res', g1.token, t0 + 1001)).toBe(false)
+        expect(await broker.extendLock('res', g1.token, 1000, t0 + 1001)).toBe(false)
+        expect(await broker.releaseLock('res', g2.token, t0 + 1001)).toBe(true)
+        const g3 = await broker.acquireLock('res', 1000, t0 + 1002)
+        if (!g3.acquired) throw new Error('expected the released lock to be free')
+        expect(g3.token).toBeGreaterThan(g2.token)
+        expect((await broker.acquireLock('other', 1000, t0 + 1002)).acquired).toBe(true)
+      })
+
+      it('extends a live hold and loses an expired one', async () => {
+        const g = await broker.acquireLock('res', 1000, t0)
+        if (!g.acquired) throw new Error('expected the lock')
+        expect(await broker.extendLock('res', g.token, 5000, t0 + 900)).toBe(true)
+        expect((await broker.acquireLock('res', 1000, t0 + 2000)).acquired).toBe(false)
+        expect(await broker.releaseLock('res', g.token, t0 + 5901)).toBe(false)
+      })
+    })
+
+    describe('fleet: circuit breakers', () => {
+      const settings = { failureThreshold: 3, resetMs: 10_000, trialMs: 5000 }
+      const call = (op: 'acquire' | 'success' | 'failure' | 'state' | 'reset', now: number) =>
+        broker.breaker({ name: 'smtp', op, settings }, now)
+
+      it('opens after the threshold, lets one trial through when due, and closes on its success', async () => {
+        expect(await call('acquire', t0)).toMatchObject({ state: 'closed', allowed: true, trial: false })
+        expect(await call('failure', t0)).toMatchObject({ state: 'closed', failures: 1, opened: false })
+        await call('failure', t0 + 1)
+        expect(await call('failure', t0 + 2)).toMatchObject({
+          state: 'open',
+          opened: true,
+          openUntil: t0 + 10_002,
+        })
+        expect(await call('acquire', t0 + 3)).toMatchObject({ allowed: false, openUntil: t0 + 10_002 })
+        expect(await call('acquire', t0 + 10_002)).toMatchObject({
+          state: 'half-open',
+          allowed: true,
+          trial: true,
+        })
+        expect(await call('acquire', t0 + 10_003)).toMatchObject({ allowed: false, openUntil: t0 + 15_002 })
+        expect(await call('success', t0 + 10_004)).toMatchObject({
+          state: 'closed',
+          failures: 0,
+          openUntil: null,
+        })
+        expect(await call('acquire', t0 + 10_005)).toMatchObject({ allowed: true, trial: false })
+      })
+
+      it('opens again at once when the trial fails, and gives a lapsed trial to the next caller', async () => {
+        for (let i = 0; i < 3; i++) await call('failure', t0)
+        expect(await call('acquire', t0 + 10_000)).toMatchObject({ trial: true })
+        expect(await call('failure', t0 + 10_001)).toMatchObject({
+          state: 'open',
+          opened: true,
+          openUntil: t0 + 20_001,
+        })
+        expect(await call('acquire', t0 + 20_001)).toMatchObject({ trial: true })
+        expect(await call('acquire', t0 + 25_001)).toMatchObject({ trial: true }) // the first trial lapsed
+        expect(await call('state', t0 + 25_002)).toMatchObject({ state: 'half-open' })
+        expect(await call('reset', t0 + 25_003)).toMatchObject({ state: 'closed', failures: 0 })
+      })
+
+      it('resets the failure count on a success', async () => {
+        await call('failure', t0)
+        await call('failure', t0)
+        await call('success', t0)
+        await call('failure', t0)
+        expect(await call('failure', t0)).toMatchObject({ state: 'closed', failures: 2 })
+      })
+    })
+
+    describe('fleet: worker heartbeats', () => {
+      const beat = (id: string, at: number) => ({
+        id,
+        status: 'active' as const,
+        lastHeartbeat: at,
+        heartbeatMs: 1000,
+        tasksInHand: 1,
+        tasksProcessed: 7,
+        hostname: 'host-a',
+        pid: 42,
+        concurrency: 10,
+        startedAt: t0,
+      })
+
+      it('lists beats, reaps a worker silent for 3 intervals once, and expires its leases now', async () => {
+        const [a, b] = await enqueue([{}, {}])
+        const ca = await claimOne(t0, 'w-dead')
+        const cb = await claimOne(t0, 'w-live')
+        expect([ca.id, cb.id]).toEqual([a, b])
+        await broker.heartbeat(beat('w-dead', t0), t0)
+        await broker.heartbeat(beat('w-live', t0), t0)
+        expect((await broker.listWorkers()).map((w) => w.id).sort()).toEqual(['w-dead', 'w-live'])
+        await broker.heartbeat(beat('w-live', t0 + 2500), t0 + 2500)
+        expect(await broker.reapWorkers(t0 + 2999)).toEqual([])
+        expect(await broker.reapWorkers(t0 + 3001)).toEqual([{ id: 'w-dead', tasks: 1 }])
+        expect(await broker.reapWorkers(t0 + 3002)).toEqual([]) // once only
+        const dead = (await broker.listWorkers()).find((w) => w.id === 'w-dead')
+        expect(dead).toMatchObject({ status: 'unhealthy', tasksProcessed: 7, hostname: 'host-a', pid: 42 })
+        // Long before its 30 s lease, the dead worker's task is claimable again (the attempt counted).
+        expect(await claimOne(t0 + 3003, 'w-live')).toMatchObject({ id: a, attempt: 2 })
+        expect((await record(b!)).status).toBe('processing')
+        await broker.removeWorker('w-live')
+        expect((await broker.listWorkers()).map((w) => w.id)).toEqual(['w-dead'])
+      })
+    })
   })
 }
 

@@ -13,6 +13,8 @@ import { TaskloomError } from '../../errors.js'
 import type { Priority, TaskChange, TaskStatus } from '../../task/model.js'
 import { PRIORITIES, TERMINAL_STATUSES } from '../../task/model.js'
 import type {
+  BreakerCall,
+  BreakerReply,
   Broker,
   BrokerOptions,
   ChangeBatch,
@@ -23,13 +25,17 @@ import type {
   Failure,
   Fenced,
   FencedOutcome,
+  LockGrant,
   NewTask,
   Page,
   QueueCounts,
+  ReapedWorker,
   TaskRecord,
+  WorkerBeat,
 } from '../broker.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
+import { FleetState } from './fleet-state.js'
 import { IdempotencyKeys } from './idempotency-keys.js'
 import { ReadyLists } from './ready-lists.js'
 import { createTask, leaseExpired, recordAttempt, type TaskState, toClaimed, toRecord } from './task-state.js'
@@ -52,6 +58,13 @@ export class MemoryBroker implements Broker {
   private readonly expiring = new Timeline<TaskState>()
   private readonly idempotency = new IdempotencyKeys<TaskState>()
   private readonly waiters = new Waiters()
+  /** Task lock keys: the processing task holding each, and the tasks waiting for it, FIFO. */
+  private readonly taskLocks = new Map<string, TaskState>()
+  private readonly parkedByKey = new Map<string, TaskState[]>()
+  /** Tasks admitted by the claim in progress (they hold their keys, though not yet processing). */
+  private readonly admitting = new Set<TaskState>()
+  /** Distributed locks, breakers and heartbeats (queue-wide state outside the task records). */
+  private readonly fleet = new FleetState()
   /** The change feed, in durable mode. */
   private readonly changes: ChangeLog | undefined
 
@@ -105,9 +118,9 @@ export class MemoryBroker implements Broker {
     this.advance(now)
     const promoted = this.promoteDue(now)
     const returned = this.reapExpired(now)
-    const tasks = this.ready
-      .take(max, (task) => task.status === 'queued')
-      .map((task) => this.lease(task, workerId, leaseMs, now))
+    const admitted = this.ready.take(max, (task) => this.admit(task))
+    this.admitting.clear()
+    const tasks = admitted.map((task) => this.lease(task, workerId, leaseMs, now))
     if ((promoted || returned) && this.hasReady()) this.waiters.wakeAll()
     this.changes?.commit()
     return { tasks, nextWakeAt: this.nextWakeAt() }
@@ -122,6 +135,7 @@ export class MemoryBroker implements Broker {
       if (task.status !== 'processing') return 'stale'
       this.endLease(task)
       this.setStatus(task, 'completed')
+      this.freeTaskLock(task)
       task.result = item.result
       this.finish(task, now)
       this.note(task, now, { result: item.result })
@@ -139,6 +153,8 @@ export class MemoryBroker implements Broker {
       if (!task) return 'stale'
       this.endLease(task)
       recordAttempt(task, item.outcome, item.error, now)
+      this.setStatus(task, 'pending')
+      this.freeTaskLock(task)
       if (item.retryAt === null) {
         this.bury(task, now)
       } else if (item.retryAt > now) {
@@ -180,6 +196,8 @@ export class MemoryBroker implements Broker {
       if (!task) return 'stale'
       this.endLease(task)
       task.attempt -= 1
+      this.setStatus(task, 'pending')
+      this.freeTaskLock(task)
       released.push(task)
       return 'ok'
     })
@@ -290,6 +308,135 @@ export class MemoryBroker implements Broker {
     this.changes?.ack(ids)
   }
 
+  async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
+    this.advance(now)
+    return this.fleet.acquireLock(key, ttlMs, now)
+  }
+
+  async extendLock(key: string, token: number, ttlMs: number, now: number): Promise<boolean> {
+    this.advance(now)
+    return this.fleet.extendLock(key, token, ttlMs, now)
+  }
+
+  async releaseLock(key: string, token: number, now: number): Promise<boolean> {
+    this.advance(now)
+    return this.fleet.releaseLock(key, token, now)
+  }
+
+  async defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    const outcomes = items.map((item): FencedOutcome => {
+      const task = this.holding(item)
+      if (!task) return 'stale'
+      this.endLease(task)
+      task.attempt -= 1
+      this.setStatus(task, 'pending')
+      this.freeTaskLock(task)
+      this.schedule(task, runAt)
+      this.note(task, now, { runAt })
+      return 'ok'
+    })
+    this.changes?.commit()
+    if (outcomes.includes('ok')) this.waiters.wakeAll()
+    return outcomes
+  }
+
+  async breaker(call: BreakerCall, now: number): Promise<BreakerReply> {
+    this.advance(now)
+    return this.fleet.breaker(call, now)
+  }
+
+  async heartbeat(beat: WorkerBeat, now: number): Promise<void> {
+    this.advance(now)
+    this.fleet.heartbeat(beat)
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    this.open()
+    this.fleet.removeWorker(workerId)
+  }
+
+  async listWorkers(): Promise<WorkerBeat[]> {
+    this.open()
+    return this.fleet.listWorkers()
+  }
+
+  async reapWorkers(now: number): Promise<ReapedWorker[]> {
+    this.advance(now)
+    const dead = this.fleet.reap(now)
+    if (dead.size === 0) return []
+    const counts = new Map<string, number>([...dead].map((id) => [id, 0]))
+    for (const task of this.tasks.values()) {
+      if (task.status !== 'processing' || task.workerId === undefined || !dead.has(task.workerId)) continue
+      this.endLease(task)
+      task.timer = this.leases.add(now, task)
+      counts.set(task.workerId, counts.get(task.workerId)! + 1)
+    }
+    this.waiters.wakeAll()
+    return [...counts].map(([id, tasks]) => ({ id, tasks }))
+  }
+
+  /**
+   * Claim's filter: a queued task may be leased unless another processing task holds its lock key;
+   * then it is parked (no attempt spent) until the key is freed.
+   */
+  private admit(task: TaskState): boolean {
+    const lk = task.lockKey
+    if (task.status !== 'queued') {
+      if (lk !== undefined && !this.lockHeld(lk, task)) this.unparkOne(lk)
+      return false
+    }
+    if (lk === undefined) return true
+    if (this.lockHeld(lk, task)) {
+      this.tally(task, -1)
+      task.parked = true
+      const waiting = this.parkedByKey.get(lk) ?? []
+      if (task.letIn) waiting.unshift(task)
+      else waiting.push(task)
+      this.parkedByKey.set(lk, waiting)
+      task.letIn = false
+      return false
+    }
+    task.letIn = false
+    this.taskLocks.set(lk, task)
+    this.admitting.add(task)
+    return true
+  }
+
+  private lockHeld(lk: string, task: TaskState): boolean {
+    const holder = this.taskLocks.get(lk)
+    return (
+      holder !== undefined &&
+      holder !== task &&
+      (holder.status === 'processing' || this.admitting.has(holder))
+    )
+  }
+
+  /** Puts the first still-queued task waiting for `lk` back at the head of its level. */
+  private unparkOne(lk: string): void {
+    const waiting = this.parkedByKey.get(lk)
+    while (waiting && waiting.length > 0) {
+      const task = waiting.shift()!
+      if (!task.parked) continue
+      task.parked = false
+      if (task.status !== 'queued') continue
+      task.letIn = true
+      this.tally(task, 1)
+      this.ready.pushHead([task])
+      this.waiters.wakeAll()
+      break
+    }
+    if (waiting?.length === 0) this.parkedByKey.delete(lk)
+  }
+
+  /** A task left processing: its lock key is free for the next waiter. */
+  private freeTaskLock(task: TaskState): void {
+    const lk = task.lockKey
+    if (lk === undefined) return
+    if (this.taskLocks.get(lk) === task) this.taskLocks.delete(lk)
+    this.unparkOne(lk)
+  }
+
   /** Records the task's new state on the change feed (durable mode). */
   private note(task: TaskState, now: number, extra: Partial<TaskChange> = {}): void {
     this.changes?.record({ id: task.id, status: task.status, attempt: task.attempt, at: now, ...extra })
@@ -338,6 +485,8 @@ export class MemoryBroker implements Broker {
     for (const task of expired) {
       task.timer = undefined
       recordAttempt(task, 'lease-expired', leaseExpired(task), now)
+      this.setStatus(task, 'pending')
+      this.freeTaskLock(task)
       if (task.attempt > task.maxRetries) this.bury(task, now)
       else returned.push(task)
     }
@@ -418,8 +567,9 @@ export class MemoryBroker implements Broker {
   }
 
   private tally(task: TaskState, delta: number): void {
-    if (task.status === 'queued') this.queued[task.priority] += delta
-    else if (task.status === 'pending') this.pending += delta
+    if (task.status === 'queued') {
+      if (!task.parked) this.queued[task.priority] += delta
+    } else if (task.status === 'pending') this.pending += delta
     else if (task.status === 'processing') this.processing += delta
   }
 

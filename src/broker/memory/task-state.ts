@@ -12,6 +12,10 @@ export interface TaskState extends TaskRecord {
   token: number
   /** Its entry in the delayed timeline while pending, in the lease timeline while processing. */
   timer: TimelineEntry<TaskState> | undefined
+  /** Queued but waiting for its lock key, outside the ready lists (not counted as ready). */
+  parked?: boolean
+  /** Let in from the waiters; if it must wait again, it waits first in line. */
+  letIn?: boolean
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -29,6 +33,7 @@ export function createTask(task: NewTask): TaskState {
     runAt: task.runAt,
     history: [],
     idempotencyKey: task.idempotencyKey,
+    lockKey: task.lockKey || undefined,
     token: 0,
     timer: undefined,
   }
@@ -54,6 +59,7 @@ export function toRecord(task: TaskState): TaskRecord {
     history: task.history.map((attempt) => ({ ...attempt, error: { ...attempt.error } })),
     workerId: task.workerId,
     idempotencyKey: task.idempotencyKey,
+    lockKey: task.lockKey,
   }
 }
 
@@ -70,6 +76,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     createdAt: task.createdAt,
     runAt: task.runAt,
     token: task.token,
+    lockKey: task.lockKey,
   }
 }
 

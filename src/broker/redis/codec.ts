@@ -28,6 +28,7 @@ export function decodeTask(id: string, h: Record<string, string>): TaskRecord | 
     history,
     workerId: h.w || undefined,
     idempotencyKey: h.ik || undefined,
+    lockKey: h.lk || undefined,
   }
 }
 

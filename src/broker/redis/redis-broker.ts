@@ -6,6 +6,8 @@ import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
 import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
+  BreakerCall,
+  BreakerReply,
   Broker,
   BrokerOptions,
   ChangeBatch,
@@ -16,10 +18,13 @@ import type {
   Failure,
   Fenced,
   FencedOutcome,
+  LockGrant,
   NewTask,
   Page,
   QueueCounts,
+  ReapedWorker,
   TaskRecord,
+  WorkerBeat,
 } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
@@ -28,6 +33,8 @@ import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
 const DAY = 86_400_000
+/** How long a silent worker stays listed (as unhealthy) before it is dropped. */
+export const WORKER_RETAIN_MS = 3_600_000
 /** Delayed promotions and lease expiries handled per claim call, so one call stays short. */
 const MAINTENANCE_LIMIT = 1000
 const LEASE_EXPIRED = JSON.stringify({
@@ -78,6 +85,7 @@ export class RedisBroker implements Broker {
     for (const t of tasks) {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
       args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
+      args.push(t.lockKey ?? '')
     }
     const reply = (await this.run('enqueue', args)) as string[]
     const out: EnqueueResult[] = []
@@ -96,7 +104,7 @@ export class RedisBroker implements Broker {
     const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
     const reply = (await this.run('claim', args)) as string[]
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 11) {
+    for (let i = 1; i < reply.length; i += 12) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -109,6 +117,7 @@ export class RedisBroker implements Broker {
         createdAt: Number(reply[i + 8]),
         runAt: Number(reply[i + 9]),
         token: Number(reply[i + 10]),
+        lockKey: reply[i + 11] || undefined,
       })
     }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }
@@ -246,6 +255,75 @@ export class RedisBroker implements Broker {
   async ackChanges(ids: readonly string[]): Promise<void> {
     this.assertOpen()
     await this.feed.ack(ids)
+  }
+
+  async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
+    const reply = (await this.run('lock', ['acquire', key, now, ttlMs, ''])) as (string | number)[]
+    if (Number(reply[0]) === 1)
+      return { acquired: true, token: Number(reply[1]), expiresAt: Number(reply[2]) }
+    return { acquired: false, heldUntil: Number(reply[1]) }
+  }
+
+  async extendLock(key: string, token: number, ttlMs: number, now: number): Promise<boolean> {
+    return (await this.run('lock', ['extend', key, now, ttlMs, String(token)])) === 1
+  }
+
+  async releaseLock(key: string, token: number, now: number): Promise<boolean> {
+    return (await this.run('lock', ['release', key, now, 0, String(token)])) === 1
+  }
+
+  async defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now, runAt, items.length]
+    for (const f of items) args.push(f.id, f.token)
+    return outcomes(await this.run('defer', args))
+  }
+
+  async breaker(call: BreakerCall, now: number): Promise<BreakerReply> {
+    const s = call.settings
+    const reply = (await this.run('breaker', [
+      call.op,
+      call.name,
+      now,
+      s.failureThreshold,
+      s.resetMs,
+      s.trialMs,
+    ])) as (string | number)[]
+    return {
+      state: reply[0] as BreakerReply['state'],
+      failures: Number(reply[1]),
+      openUntil: reply[2] === '' ? null : Number(reply[2]),
+      allowed: Number(reply[3]) === 1,
+      trial: Number(reply[4]) === 1,
+      opened: Number(reply[5]) === 1,
+    }
+  }
+
+  async heartbeat(beat: WorkerBeat, now: number): Promise<void> {
+    await this.run('fleet', [
+      'beat',
+      now,
+      beat.id,
+      JSON.stringify(beat),
+      beat.lastHeartbeat + 3 * beat.heartbeatMs,
+    ])
+  }
+
+  async removeWorker(workerId: string): Promise<void> {
+    await this.run('fleet', ['remove', Date.now(), workerId])
+  }
+
+  async listWorkers(): Promise<WorkerBeat[]> {
+    this.assertOpen()
+    const all = await this.redis.hvals(`${this.keys.prefix}workers`)
+    return all.map((json) => JSON.parse(json) as WorkerBeat)
+  }
+
+  async reapWorkers(now: number): Promise<ReapedWorker[]> {
+    const reply = (await this.run('fleet', ['reap', now, WORKER_RETAIN_MS])) as (string | number)[]
+    const out: ReapedWorker[] = []
+    for (let i = 0; i < reply.length; i += 2) out.push({ id: String(reply[i]), tasks: Number(reply[i + 1]) })
+    return out
   }
 
   async close(): Promise<void> {

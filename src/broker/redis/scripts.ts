@@ -4,18 +4,36 @@
  */
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import breaker from './lua/breaker.lua'
 import cancel from './lua/cancel.lua'
 import claim from './lua/claim.lua'
 import common from './lua/common.lua'
 import complete from './lua/complete.lua'
+import defer from './lua/defer.lua'
 import enqueue from './lua/enqueue.lua'
 import epoch from './lua/epoch.lua'
 import extend from './lua/extend.lua'
 import fail from './lua/fail.lua'
+import fleet from './lua/fleet.lua'
+import lock from './lua/lock.lua'
 import release from './lua/release.lua'
 import retryDead from './lua/retry-dead.lua'
 
-const sources = { cancel, claim, complete, enqueue, epoch, extend, fail, release, retryDead }
+const sources = {
+  breaker,
+  cancel,
+  claim,
+  complete,
+  defer,
+  enqueue,
+  epoch,
+  extend,
+  fail,
+  fleet,
+  lock,
+  release,
+  retryDead,
+}
 export type ScriptName = keyof typeof sources
 
 interface Script {

@@ -64,21 +64,23 @@ async function insertRows(db: Kysely<Database>, schema: string, queue: string, b
   const rows = batch.map((p) => p.row)
   const result = await sql<{ id: string }>`
     insert into ${sql.id(schema, 'tasks')} (id, queue, tenant_id, name, payload, priority, status, schedule,
-      scheduled_at, timeout_ms, max_retries, idempotency_key, idempotency_expires_at, created_at, updated_at)
+      scheduled_at, timeout_ms, max_retries, idempotency_key, idempotency_expires_at, created_at, updated_at,
+      lock_key)
     select u.id, ${queue}, u.tenant_id, u.name, u.payload, u.priority,
       case when u.run_at > u.created_at then 'pending' else 'queued' end,
       u.schedule, to_timestamp(u.run_at / 1000), u.timeout_ms, u.max_retries, u.idempotency_key,
       case when u.idempotency_key is not null then to_timestamp((u.created_at + u.ttl_ms) / 1000) end,
-      to_timestamp(u.created_at / 1000), to_timestamp(u.created_at / 1000)
+      to_timestamp(u.created_at / 1000), to_timestamp(u.created_at / 1000), u.lock_key
     from unnest(
       ${rows.map((r) => r.id)}::text[], ${rows.map((r) => r.tenantId)}::text[],
       ${rows.map((r) => r.name)}::text[], ${rows.map((r) => r.payload)}::jsonb[],
       ${rows.map((r) => r.priority)}::text[], ${rows.map((r) => r.schedule ?? null)}::text[],
       ${rows.map((r) => r.runAt)}::float8[], ${rows.map((r) => r.timeoutMs)}::int4[],
       ${rows.map((r) => r.maxRetries)}::int4[], ${rows.map((r) => r.idempotencyKey ?? null)}::text[],
-      ${rows.map((r) => r.idempotencyTtlMs)}::float8[], ${rows.map((r) => r.createdAt)}::float8[]
+      ${rows.map((r) => r.idempotencyTtlMs)}::float8[], ${rows.map((r) => r.createdAt)}::float8[],
+      ${rows.map((r) => r.lockKey ?? null)}::text[]
     ) with ordinality as u(id, tenant_id, name, payload, priority, schedule, run_at, timeout_ms, max_retries,
-      idempotency_key, ttl_ms, created_at, ord)
+      idempotency_key, ttl_ms, created_at, lock_key, ord)
     order by u.ord
     on conflict do nothing
     returning id`.execute(db)

@@ -18,6 +18,7 @@ import type {
   StoredTask,
   TaskPage,
   TaskUpdate,
+  WorkerRow,
 } from '../store.js'
 import { applyUpdates } from './apply-updates.js'
 import { chooseDialect, type PoolSettings, type PostgresInput } from './connection.js'
@@ -304,6 +305,40 @@ export class PostgresStore implements Store {
         })
         .catch((err: unknown) => reject(err))
     })
+  }
+
+  async recordWorkers(rows: readonly WorkerRow[]): Promise<void> {
+    if (rows.length === 0) return
+    const at = (ms: number) => new Date(ms)
+    await this.db
+      .withSchema(this.schema)
+      .insertInto('workers')
+      .values(
+        rows.map((w) => ({
+          id: w.id,
+          queue: this.queue,
+          status: w.status,
+          hostname: w.hostname,
+          pid: w.pid,
+          concurrency: w.concurrency,
+          tasks_in_hand: w.tasksInHand,
+          tasks_processed: w.tasksProcessed,
+          heartbeat_ms: w.heartbeatMs,
+          last_heartbeat: at(w.lastHeartbeat),
+          started_at: at(w.startedAt),
+        })),
+      )
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet((eb) => ({
+          status: eb.ref('excluded.status'),
+          concurrency: eb.ref('excluded.concurrency'),
+          tasks_in_hand: eb.ref('excluded.tasks_in_hand'),
+          tasks_processed: eb.ref('excluded.tasks_processed'),
+          heartbeat_ms: eb.ref('excluded.heartbeat_ms'),
+          last_heartbeat: eb.ref('excluded.last_heartbeat'),
+        })),
+      )
+      .execute()
   }
 
   close(): Promise<void> {

@@ -50,6 +50,8 @@ export interface TasksTable {
   /** AttemptRecord[] of failed attempts, oldest first. */
   history: ColumnType<unknown, string | undefined, string>
   worker_id: string | null
+  /** Tasks sharing a lock key never run at the same time (migration 0003). */
+  lock_key: string | null
 }
 
 export interface ApiKeysTable {
@@ -80,6 +82,10 @@ export interface WorkersTable {
   tasks_processed: ColumnType<string | number, string | number | undefined, string | number>
   last_heartbeat: Timestamp
   created_at: DefaultTimestamp
+  /** Migration 0003. */
+  tasks_in_hand: Generated<number>
+  started_at: OptionalTimestamp
+  heartbeat_ms: number | null
 }
 
 export interface SchedulesTable {

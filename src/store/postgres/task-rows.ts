@@ -39,6 +39,7 @@ export const TASK_COLUMNS = [
   'error',
   'history',
   'worker_id',
+  'lock_key',
   sql<string>`payload::text`.as('payload'),
   sql<string | null>`result::text`.as('result'),
 ] as const
@@ -68,6 +69,7 @@ export interface TaskRow {
   error: unknown
   history: unknown
   worker_id: string | null
+  lock_key: string | null
   payload: string
   result: string | null
 }
@@ -102,5 +104,6 @@ export function toStoredTask(row: TaskRow): StoredTask {
     error: row.error === null ? undefined : (row.error as ErrorInfo),
     history: Array.isArray(row.history) ? (row.history as AttemptRecord[]) : [],
     workerId: opt(row.worker_id),
+    lockKey: opt(row.lock_key),
   }
 }

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll } from 'vitest'
 import type { Harness } from '../harness.js'
+import { fleetSuite } from './fleet.js'
 import { insertSuite } from './insert.js'
 import { migrationsSuite } from './migrations.js'
 import { readsSuite } from './reads.js'
@@ -18,4 +19,5 @@ export function storeConformance(h: Harness): void {
   updatesSuite(h)
   readsSuite(h)
   schedulesSuite(h)
+  fleetSuite(h)
 }

@@ -4,7 +4,8 @@
 -- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
 --   7 error json for expired leases.
 -- Returns: { nextWakeAt or '', then 11 per task: id, name, tenant, payload, priority index,
---   attempt, maxRetries, timeoutMs, createdAt, runAt, token }.
+--   attempt, maxRetries, timeoutMs, createdAt, runAt, token, lock key ('' for none) }.
+-- A task whose lock key another processing task holds is parked (no attempt spent) until it is freed.
 local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 
@@ -27,6 +28,7 @@ for i = #expired, 1, -1 do
   local rec = redis.call('HMGET', key, 's', 'p', 'a', 'mr', 'w', 'sa')
   if rec[1] == 'processing' then
     local record = recordAttempt(key, rec[3], rec[5], rec[6], now, 'lease-expired', expiredErr)
+    freeTaskLock(key, id)
     local status = 'queued'
     if tonumber(rec[3]) > tonumber(rec[4]) then
       status = 'failed'
@@ -53,8 +55,26 @@ for p = 1, 4 do
     if not ids then break end
     for _, id in ipairs(ids) do
       local key = taskKey(id)
-      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra')
-      if rec[1] == 'queued' then
+      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li')
+      local lk = rec[10] or ''
+      local parked = false
+      if lk ~= '' then
+        if rec[1] ~= 'queued' then
+          -- A cancelled waiter that was let in: let the next one in unless the key is held.
+          if not lockHeld(lk, id) then unparkOne(lk) end
+        elseif lockHeld(lk, id) then
+          parked = true
+          if rec[11] then
+            redis.call('LPUSH', prefix .. 'parked:' .. lk, id)
+          else
+            redis.call('RPUSH', prefix .. 'parked:' .. lk, id)
+          end
+        else
+          redis.call('SET', prefix .. 'tlock:' .. lk, id)
+        end
+        if rec[11] then redis.call('HDEL', key, 'li') end
+      end
+      if rec[1] == 'queued' and not parked then
         -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
         local token = string.format('%d', redis.call('INCR', kFence))
         local attempt = tonumber(rec[5]) + 1
@@ -65,7 +85,7 @@ for p = 1, 4 do
         local n = #out
         out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
         out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
-        out[n + 9], out[n + 10], out[n + 11] = rec[8], rec[9], token
+        out[n + 9], out[n + 10], out[n + 11], out[n + 12] = rec[8], rec[9], token, lk
         need = need - 1
       end
     end

@@ -59,3 +59,37 @@ local function bury(key, id, now)
   redis.call('HSET', key, 's', 'failed', 'fa', now)
   redis.call('ZADD', kDlq, now, id)
 end
+
+-- Task lock keys (fleet): a task with lock key lk holds prefix.."tlock:"..lk (its id) while it is
+-- processing; tasks claimed while another holds the key wait, without an attempt, in the FIFO list
+-- prefix.."parked:"..lk. A holder that is no longer processing holds nothing.
+local function lockHeld(lk, id)
+  local holder = redis.call('GET', prefix .. 'tlock:' .. lk)
+  return holder and holder ~= id and redis.call('HGET', taskKey(holder), 's') == 'processing'
+end
+
+-- Puts the first still-queued parked task of lk back at the head of its level.
+local function unparkOne(lk)
+  local parkedKey = prefix .. 'parked:' .. lk
+  while true do
+    local pid = redis.call('LPOP', parkedKey)
+    if not pid then return end
+    local rec = redis.call('HMGET', taskKey(pid), 's', 'p')
+    if rec[1] == 'queued' then
+      -- Marked 'let in': if it must wait again, it waits first in line.
+      redis.call('HSET', taskKey(pid), 'li', '1')
+      redis.call('RPUSH', readyKey(rec[2]), pid)
+      wake()
+      return
+    end
+  end
+end
+
+-- Called whenever a task leaves processing: frees its lock key and lets the next waiter in.
+local function freeTaskLock(key, id)
+  local lk = redis.call('HGET', key, 'lk')
+  if not lk or lk == '' then return end
+  local holderKey = prefix .. 'tlock:' .. lk
+  if redis.call('GET', holderKey) == id then redis.call('DEL', holderKey) end
+  unparkOne(lk)
+end

@@ -13,6 +13,7 @@ for i = 0, count - 1 do
   if rec[1] == 'processing' and rec[2] == token then
     local record = recordAttempt(key, rec[3], rec[4], rec[5], now, outcome, errJson)
     redis.call('ZREM', kLeases, id)
+    freeTaskLock(key, id)
     local status, runAt = 'failed', nil
     if retryAt == '' then
       bury(key, id, now)

@@ -14,6 +14,7 @@ for i = count - 1, 0, -1 do
     redis.call('HSET', key, 's', 'queued')
     redis.call('HINCRBY', key, 'a', -1)
     redis.call('ZREM', kLeases, id)
+    freeTaskLock(key, id)
     redis.call('RPUSH', readyKey(rec[3]), id)
     change({ id = id, status = 'queued', attempt = tonumber(rec[4]) - 1, at = tonumber(ARGV[2]) })
     woke = true

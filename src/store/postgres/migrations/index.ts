@@ -1,8 +1,9 @@
 /** Every migration, in version order. Append new ones; never edit one that has shipped. */
 import { initial } from './0001-initial.js'
 import { schedules } from './0002-schedules.js'
+import { fleet } from './0003-fleet.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, schedules]
+export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet]

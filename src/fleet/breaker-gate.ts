@@ -1,0 +1,110 @@
+/**
+ * A worker's side of the shared circuit breakers: asks before running a task of a breaker, reports
+ * outcomes. A fresh "closed, no failures" answer is trusted for `cacheMs` without asking again, so a
+ * healthy breaker costs one round trip per breaker per `cacheMs`, not one per task; other workers see
+ * an open breaker within that time.
+ */
+import type { BreakerReply, BreakerSettings, Broker } from '../broker/broker.js'
+import type { Logger } from '../logger.js'
+import {
+  BREAKER_DEFAULTS,
+  BreakerOpenError,
+  type BreakerOptions,
+  breakerSettings,
+  checkBreakerName,
+} from './breakers.js'
+
+/** How soon a task turned away during another task's half-open trial looks again. */
+const HALF_OPEN_RECHECK_MS = 1000
+
+export type Admission = { allowed: true; trial: boolean } | { allowed: false; retryAt: number }
+
+export interface BreakerGateOptions {
+  /** Settings per breaker name; `default` applies to the others. */
+  breakers?: Record<string, BreakerOptions>
+  cacheMs: number
+}
+
+export class BreakerGate {
+  private readonly settings = new Map<string, BreakerSettings>()
+  private readonly fallback: BreakerSettings
+  private readonly known = new Map<string, { reply: BreakerReply; at: number }>()
+
+  constructor(
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    private readonly options: BreakerGateOptions,
+    private readonly onOpen: (name: string, openUntil: number) => void,
+  ) {
+    const given = options.breakers ?? {}
+    this.fallback = given.default ? breakerSettings('default', given.default) : BREAKER_DEFAULTS
+    for (const [name, o] of Object.entries(given)) {
+      if (name !== 'default') this.settings.set(name, breakerSettings(name, o))
+    }
+  }
+
+  private settingsOf(name: string): BreakerSettings {
+    return this.settings.get(name) ?? this.fallback
+  }
+
+  async admit(name: string): Promise<Admission> {
+    const known = this.known.get(name)
+    const now = Date.now()
+    if (known && known.reply.state === 'closed' && now - known.at < this.options.cacheMs) {
+      return { allowed: true, trial: false }
+    }
+    const reply = await this.broker.breaker({ name, op: 'acquire', settings: this.settingsOf(name) }, now)
+    this.known.set(name, { reply, at: now })
+    if (reply.allowed) return { allowed: true, trial: reply.trial }
+    const until = reply.openUntil ?? now + this.settingsOf(name).resetMs
+    // Half-open: another task's trial is running; look again soon rather than at its deadline, so
+    // the waiting tasks run shortly after the trial closes the breaker.
+    return {
+      allowed: false,
+      retryAt: reply.state === 'half-open' ? Math.min(until, now + HALF_OPEN_RECHECK_MS) : until,
+    }
+  }
+
+  async success(name: string, trial: boolean): Promise<void> {
+    const known = this.known.get(name)
+    if (!trial && known && known.reply.state === 'closed' && known.reply.failures === 0) return
+    const now = Date.now()
+    const reply = await this.broker.breaker({ name, op: 'success', settings: this.settingsOf(name) }, now)
+    if (known?.reply.state !== 'closed') this.logger.info({ breaker: name }, `circuit breaker ${name} closed`)
+    this.known.set(name, { reply, at: now })
+  }
+
+  async failure(name: string): Promise<void> {
+    const now = Date.now()
+    const settings = this.settingsOf(name)
+    const reply = await this.broker.breaker({ name, op: 'failure', settings }, now)
+    this.known.set(name, { reply, at: now })
+    if (reply.opened) {
+      this.logger.warn(
+        { breaker: name, failures: reply.failures, open_until: new Date(reply.openUntil!).toISOString() },
+        `circuit breaker ${name} opened after ${reply.failures} consecutive failures; its tasks are deferred`,
+      )
+      this.onOpen(name, reply.openUntil!)
+    }
+  }
+
+  /** `ctx.breaker(name)`: guards one call inside a handler. */
+  handle(name: string): { run<T>(fn: () => T | Promise<T>): Promise<T> } {
+    checkBreakerName(name)
+    return {
+      run: async <T>(fn: () => T | Promise<T>): Promise<T> => {
+        const admission = await this.admit(name)
+        if (!admission.allowed) throw new BreakerOpenError(name, admission.retryAt)
+        let result: T
+        try {
+          result = await fn()
+        } catch (err) {
+          await this.failure(name).catch(() => {})
+          throw err
+        }
+        await this.success(name, admission.trial).catch(() => {})
+        return result
+      },
+    }
+  }
+}
