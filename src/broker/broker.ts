@@ -33,6 +33,8 @@ export interface NewTask {
   idempotencyTtlMs: number
   /** Attempts already spent (recovery from the store re-enqueues in-flight tasks with them). Default 0. */
   attempt?: number | undefined
+  /** Trace context of the submitter (W3C `traceparent`, then a newline and `tracestate` when there is one). */
+  tc?: string | undefined
 }
 
 export interface EnqueueResult {
@@ -88,6 +90,8 @@ export interface ClaimedTask {
   runAt: number
   /** Fencing token: strictly greater than every token issued before it in this queue. */
   token: number
+  /** The submitter's trace context, as given to `enqueue` (see `NewTask.tc`). */
+  tc?: string | undefined
 }
 
 export interface ClaimResult {

@@ -127,6 +127,7 @@ export class Queue {
       logger: this.logger,
       encode: (value, taskName) => this.codec.encode(value, taskName),
       decode: (text) => this.codec.decode(text),
+      submitted: new Set(),
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -295,6 +296,18 @@ export class Queue {
 
   /** Durable: store first (the acknowledgement), then the broker. Otherwise the broker alone. */
   private async write(rows: NewTask[]): Promise<EnqueueResult[]> {
+    const results = await this.writeRows(rows)
+    for (const listener of this[internals].submitted) {
+      try {
+        listener(rows, results)
+      } catch {
+        // An observer never fails a submit.
+      }
+    }
+    return results
+  }
+
+  private async writeRows(rows: NewTask[]): Promise<EnqueueResult[]> {
     const store = this.store
     if (!store) return this.broker.enqueue(rows, Date.now())
     const stored = await this.fromStore(() => store.insertTasks(rows))

@@ -117,6 +117,16 @@ export class Worker {
     return this.running.size
   }
 
+  /** Most handlers this worker runs at once. */
+  get concurrency(): number {
+    return this.options.concurrency
+  }
+
+  /** True from `start()` until `close()` begins. */
+  get isRunning(): boolean {
+    return this.state === 'running'
+  }
+
   /**
    * Starts claiming once the queue is ready (its store open and, after a Redis loss, restored), so a
    * bad connection or an outdated schema fails here rather than in the loop. The loop runs until

@@ -12,6 +12,8 @@ export interface TaskState extends TaskRecord {
   token: number
   /** Its entry in the delayed timeline while pending, in the lease timeline while processing. */
   timer: TimelineEntry<TaskState> | undefined
+  /** The submitter's trace context (`NewTask.tc`). */
+  tc: string | undefined
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -31,6 +33,7 @@ export function createTask(task: NewTask): TaskState {
     idempotencyKey: task.idempotencyKey,
     token: 0,
     timer: undefined,
+    tc: task.tc,
   }
 }
 
@@ -70,6 +73,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     createdAt: task.createdAt,
     runAt: task.runAt,
     token: task.token,
+    tc: task.tc,
   }
 }
 

@@ -78,6 +78,7 @@ export class RedisBroker implements Broker {
     for (const t of tasks) {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
       args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
+      args.push(t.tc ?? '')
     }
     const reply = (await this.run('enqueue', args)) as string[]
     const out: EnqueueResult[] = []
@@ -96,7 +97,7 @@ export class RedisBroker implements Broker {
     const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
     const reply = (await this.run('claim', args)) as string[]
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 11) {
+    for (let i = 1; i < reply.length; i += 12) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -109,6 +110,7 @@ export class RedisBroker implements Broker {
         createdAt: Number(reply[i + 8]),
         runAt: Number(reply[i + 9]),
         token: Number(reply[i + 10]),
+        tc: reply[i + 11] || undefined,
       })
     }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }

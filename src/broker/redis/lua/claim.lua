@@ -3,8 +3,8 @@
 -- tasks in strict priority order with fresh fencing tokens.
 -- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
 --   7 error json for expired leases.
--- Returns: { nextWakeAt or '', then 11 per task: id, name, tenant, payload, priority index,
---   attempt, maxRetries, timeoutMs, createdAt, runAt, token }.
+-- Returns: { nextWakeAt or '', then 12 per task: id, name, tenant, payload, priority index,
+--   attempt, maxRetries, timeoutMs, createdAt, runAt, token, trace context ('' for none) }.
 local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 
@@ -53,7 +53,7 @@ for p = 1, 4 do
     if not ids then break end
     for _, id in ipairs(ids) do
       local key = taskKey(id)
-      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra')
+      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'tc')
       if rec[1] == 'queued' then
         -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
         local token = string.format('%d', redis.call('INCR', kFence))
@@ -66,6 +66,7 @@ for p = 1, 4 do
         out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
         out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
         out[n + 9], out[n + 10], out[n + 11] = rec[8], rec[9], token
+        out[n + 12] = rec[10] or ''
         need = need - 1
       end
     end

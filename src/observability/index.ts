@@ -1,0 +1,5 @@
+/**
+ * `taskloom/observability`: Prometheus metrics (prom-client), trace propagation helpers
+ * (@opentelemetry/api) and pino options for the spec's JSON log fields.
+ */
+export { createMetrics, type MetricsOptions, type PoolLike, TaskloomMetrics } from './metrics.js'
