@@ -12,6 +12,7 @@ import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
+import { traceSubmit } from '../observability/tracing.js'
 import { openPostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -159,7 +160,7 @@ export class Queue {
   ): Promise<SubmitResult> {
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
-    return toSubmitResult(await this.submits.add(row))
+    return toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
   }
 
   /** Validates every entry first (nothing is submitted if one is bad), then submits in batches. */
@@ -169,12 +170,14 @@ export class Queue {
       this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
     )
     await this.ready()
-    const out: SubmitResult[] = []
-    for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
-      const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
-      out.push(...results.map(toSubmitResult))
-    }
-    return out
+    return traceSubmit(this.name, rows, async () => {
+      const out: SubmitResult[] = []
+      for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
+        const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
+        out.push(...results.map(toSubmitResult))
+      }
+      return out
+    })
   }
 
   /**

@@ -8,6 +8,7 @@ import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
 import { childLogger, type Logger } from '../logger.js'
+import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -235,11 +236,12 @@ export class Worker {
       r.controller.abort(new TaskTimeoutError(`task ${task.id} timed out after ${task.timeoutMs} ms`))
     }, task.timeoutMs)
     this.events.emit('task:started', { task })
+    const spans = startTaskSpans(this.broker.queueName, this.id, task)
     let result: unknown
     let error: unknown
     let failed = false
     try {
-      result = await this.invoke(task, r)
+      result = await spans.run(() => this.invoke(task, r))
     } catch (err) {
       failed = true
       error = err
@@ -249,9 +251,18 @@ export class Worker {
       this.running.delete(task.id)
       this.slotWaiter?.()
     }
-    if (r.settled) return
+    if (r.settled) return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
     r.settled = true
-    if (failed) return this.recordFailure(task, error)
+    if (failed) {
+      await spans.settle('failed', () => this.recordFailure(task, error))
+      return spans.end(error)
+    }
+    await spans.settle('completed', () => this.finish(task, result, started))
+    spans.end()
+  }
+
+  /** Encodes and acknowledges a handler's result (a result that cannot be encoded fails the attempt). */
+  private async finish(task: ClaimedTask, result: unknown, started: number): Promise<void> {
     const durationMs = Date.now() - started
     let encoded: string
     try {
