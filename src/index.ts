@@ -9,7 +9,7 @@ export {
   TaskTimeoutError,
   toTaskloomError,
 } from './errors.js'
-export { createJsonLogger, type Logger, type LogLevel } from './logger.js'
+export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
 export type { EncryptionOptions } from './queue/codec.js'
 export type { ListOptions, TaskResult } from './queue/queue.js'
 export {

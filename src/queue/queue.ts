@@ -11,7 +11,7 @@ import { RedisBroker } from '../broker/redis/redis-broker.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
-import { createJsonLogger, type Logger } from '../logger.js'
+import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
 import { traceSubmit } from '../observability/tracing.js'
 import { openPostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
@@ -98,6 +98,7 @@ export class Queue {
       await this.ready()
       const moved = await this.broker.retryDead([id], Date.now())
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
+      this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
     },
     /** Puts every dead task back; answers how many moved. */
     retryAll: async (): Promise<number> => {
@@ -106,7 +107,10 @@ export class Queue {
       for (;;) {
         const moved = await this.broker.retryAllDead(1000, Date.now())
         total += moved
-        if (moved < 1000) return total
+        if (moved < 1000) {
+          this.logger.info({ tasks: total }, 'dead-letter queue put back')
+          return total
+        }
       }
     },
   }
@@ -235,7 +239,12 @@ export class Queue {
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
-    return this.info(await this.broker.cancel(id, Date.now()))
+    const cancelled = this.info(await this.broker.cancel(id, Date.now()))
+    this.logger.info(
+      { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
+      'task cancelled',
+    )
+    return cancelled
   }
 
   /** Tasks waiting, scheduled, running and dead. */
@@ -306,6 +315,15 @@ export class Queue {
       } catch {
         // An observer never fails a submit.
       }
+    }
+    if (logEnabled(this.logger, 'info')) {
+      rows.forEach((row, i) => {
+        const r = results[i]
+        if (!r) return
+        const fields = { task_id: r.id, tenant_id: row.tenantId, task_type: row.name, priority: row.priority }
+        if (r.deduplicated) this.logger.debug(fields, `task ${row.name} deduplicated by its idempotency key`)
+        else this.logger.info({ ...fields, status: r.status }, `task ${row.name} submitted`)
+      })
     }
     return results
   }

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
-import { childLogger, type Logger } from '../logger.js'
+import { childLogger, type Logger, logEnabled } from '../logger.js'
 import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
@@ -213,6 +213,8 @@ export class Worker {
         await sleep(ERROR_PAUSE_MS, signal)
         continue
       }
+      if (claimed.length > 0 && logEnabled(this.logger, 'debug'))
+        this.logger.debug({ claimed: claimed.length, wanted: want }, 'claimed tasks')
       for (const task of claimed) void this.execute(task)
       if (claimed.length < want && !signal.aborted) {
         // Nothing more is ready: sleep until woken by new work, the next due task, or the poll interval.
@@ -236,6 +238,18 @@ export class Worker {
       r.controller.abort(new TaskTimeoutError(`task ${task.id} timed out after ${task.timeoutMs} ms`))
     }, task.timeoutMs)
     this.events.emit('task:started', { task })
+    if (logEnabled(this.logger, 'debug')) {
+      this.logger.debug(
+        {
+          task_id: task.id,
+          tenant_id: task.tenantId,
+          task_type: task.name,
+          retry_count: task.attempt - 1,
+          queue_wait_ms: started - (task.attempt === 1 ? task.createdAt : task.runAt),
+        },
+        `task ${task.name} started`,
+      )
+    }
     const spans = startTaskSpans(this.broker.queueName, this.id, task)
     let result: unknown
     let error: unknown
@@ -254,7 +268,8 @@ export class Worker {
     if (r.settled) return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
     r.settled = true
     if (failed) {
-      await spans.settle('failed', () => this.recordFailure(task, error))
+      const durationMs = Date.now() - started
+      await spans.settle('failed', () => this.recordFailure(task, error, durationMs))
       return spans.end(error)
     }
     await spans.settle('completed', () => this.finish(task, result, started))
@@ -268,12 +283,27 @@ export class Worker {
     try {
       encoded = this.q.encode(result, task.name)
     } catch (err) {
-      return this.recordFailure(task, err)
+      return this.recordFailure(task, err, durationMs)
     }
     try {
       const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
-      if (outcome === 'stale') this.events.emit('task:stale', { task, stage: 'complete' })
-      else this.events.emit('task:completed', { task, result, durationMs })
+      const fields = {
+        task_id: task.id,
+        tenant_id: task.tenantId,
+        task_type: task.name,
+        duration_ms: durationMs,
+        retry_count: task.attempt - 1,
+      }
+      if (outcome === 'stale') {
+        this.logger.warn(
+          fields,
+          `task ${task.name} finished after its lease was lost; its result was discarded`,
+        )
+        this.events.emit('task:stale', { task, stage: 'complete' })
+      } else {
+        if (logEnabled(this.logger, 'info')) this.logger.info(fields, `task ${task.name} completed`)
+        this.events.emit('task:completed', { task, result, durationMs })
+      }
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'complete' })
     }
@@ -319,7 +349,7 @@ export class Worker {
     })
   }
 
-  private async recordFailure(task: ClaimedTask, error: unknown): Promise<void> {
+  private async recordFailure(task: ClaimedTask, error: unknown, durationMs: number): Promise<void> {
     const info = toErrorInfo(error)
     const outcome: AttemptOutcome =
       (error as { outcome?: AttemptOutcome }).outcome ??
@@ -339,7 +369,16 @@ export class Worker {
       this.events.emit('worker:error', { error: err, stage: 'fail' })
       return
     }
-    const fields = { task_id: task.id, tenant_id: task.tenantId, attempt: task.attempt, err: info, outcome }
+    const fields = {
+      task_id: task.id,
+      tenant_id: task.tenantId,
+      task_type: task.name,
+      duration_ms: durationMs,
+      retry_count: task.attempt - 1,
+      attempt: task.attempt,
+      err: info,
+      outcome,
+    }
     if (final) this.logger.error(fields, `task ${task.name} failed for good; moved to the dead-letter queue`)
     else
       this.logger.warn(
@@ -393,7 +432,15 @@ export class Worker {
     if (r.settled) return
     r.settled = true
     r.controller.abort(new LeaseLostError(`task ${r.task.id}: the lease was lost to another worker`))
-    this.logger.warn({ task_id: r.task.id }, 'lease lost; the outcome of this attempt will be discarded')
+    this.logger.warn(
+      {
+        task_id: r.task.id,
+        tenant_id: r.task.tenantId,
+        task_type: r.task.name,
+        retry_count: r.task.attempt - 1,
+      },
+      'lease lost; the outcome of this attempt will be discarded',
+    )
     this.events.emit('task:stale', { task: r.task, stage: 'extend' })
   }
 
