@@ -256,6 +256,8 @@ export class TaskloomMetrics {
       labelNames: ['source'],
       registers,
     })
+    // Present at 0 from the start, so an alert on its increase sees the first error.
+    for (const source of ['queue_counts', 'workers']) this.collectErrors.inc({ source }, 0)
   }
 
   /**
