@@ -85,19 +85,24 @@ function fail(span: Span, error: unknown): void {
  * task's `tc` first, so the workers' spans join this trace.
  */
 export async function traceSubmit<T>(queue: string, tasks: NewTask[], submit: () => Promise<T>): Promise<T> {
-  const attributes = producerAttributes(queue, 'send', 'submit')
-  if (tasks.length === 1) {
-    const t = tasks[0]!
-    attributes['messaging.message.id'] = t.id
-    attributes['taskloom.task.name'] = t.name
-    attributes['taskloom.tenant_id'] = t.tenantId
-    attributes['taskloom.task.priority'] = t.priority
-  } else {
-    attributes['messaging.batch.message_count'] = tasks.length
+  const span = tracer().startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER })
+  if (span.isRecording()) {
+    const attributes = producerAttributes(queue, 'send', 'submit')
+    if (tasks.length === 1) {
+      const t = tasks[0]!
+      attributes['messaging.message.id'] = t.id
+      attributes['taskloom.task.name'] = t.name
+      attributes['taskloom.tenant_id'] = t.tenantId
+      attributes['taskloom.task.priority'] = t.priority
+    } else {
+      attributes['messaging.batch.message_count'] = tasks.length
+    }
+    span.setAttributes(attributes)
   }
-  const span = tracer().startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER, attributes })
   const tc = encodeTraceContext(span.spanContext())
-  if (tc !== undefined) for (const t of tasks) t.tc = tc
+  // No SDK and no active trace: nothing to record or propagate.
+  if (tc === undefined && !span.isRecording()) return submit()
+  for (const t of tasks) t.tc = tc
   try {
     return await context.with(trace.setSpan(context.active(), span), submit)
   } catch (err) {
@@ -129,18 +134,14 @@ export function startTaskSpans(queue: string, workerId: string, task: ClaimedTas
   const parent: Context = producer ? trace.setSpanContext(ROOT_CONTEXT, producer) : ROOT_CONTEXT
   const process = t.startSpan(
     `process ${queue}`,
-    {
-      kind: SpanKind.CONSUMER,
-      startTime: now,
-      attributes: consumerAttributes(queue, 'process', 'execute', task, workerId),
-      links: producer ? [{ context: producer }] : [],
-    },
+    { kind: SpanKind.CONSUMER, startTime: now, links: producer ? [{ context: producer }] : undefined },
     parent,
   )
-  const active = trace.setSpan(parent, process)
-  // Not recording: no SDK, or not sampled. The context still flows to the handler; nothing else is made.
+  // Not recording: no SDK, or not sampled. The context still flows to the handler; nothing else is
+  // made. (Attributes are set after the start so that this common case builds none.)
   const recording = process.isRecording()
   if (recording) {
+    process.setAttributes(consumerAttributes(queue, 'process', 'execute', task, workerId))
     const attributes = consumerAttributes(queue, 'receive', 'wait', task, workerId)
     attributes['taskloom.pickup_latency_ms'] = Math.max(now - task.runAt, 0)
     const waitStart = task.attempt === 1 ? task.createdAt : task.runAt
@@ -150,8 +151,11 @@ export function startTaskSpans(queue: string, workerId: string, task: ClaimedTas
       parent,
     ).end(now)
   }
+  // No SDK and no trace in the task: the handler needs no context either.
+  const silent = !recording && producer === undefined
+  const active = silent ? parent : trace.setSpan(parent, process)
   return {
-    run: (fn) => context.with(active, fn),
+    run: (fn) => (silent ? fn() : context.with(active, fn)),
     async settle(outcome, fn) {
       if (!recording) return fn()
       const span = t.startSpan(
