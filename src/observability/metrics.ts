@@ -84,6 +84,11 @@ export class TaskloomMetrics {
   readonly rateLimitHits: Counter<'tenant_id'>
   readonly collectErrors: Counter<'source'>
   private readonly utilization: Gauge<'worker_id'>
+  /** Scrape-time gauges labelled by queue, by metric name (for removing a queue's series). */
+  private readonly queueGauges: Record<
+    'task_queue_depth' | 'task_dlq_size' | 'task_delayed_count' | 'task_processing_count',
+    Gauge<string>
+  > = {} as never
 
   constructor(options: MetricsOptions = {}) {
     const o = checkOptions(options)
@@ -159,12 +164,12 @@ export class TaskloomMetrics {
 
     const self = this
     const countsGauge = (
-      name: string,
+      name: keyof typeof self.queueGauges,
       help: string,
       labelNames: string[],
       fill: (g: Gauge<string>, queue: string, c: QueueCounts) => void,
-    ) =>
-      new Gauge({
+    ) => {
+      this.queueGauges[name] = new Gauge({
         name: `${p}${name}`,
         help,
         labelNames,
@@ -178,6 +183,7 @@ export class TaskloomMetrics {
           )
         },
       })
+    }
     countsGauge(
       'task_queue_depth',
       'Tasks ready to run, by queue and priority (read from the broker at scrape).',
@@ -286,6 +292,10 @@ export class TaskloomMetrics {
       unobserve: () => {
         q.submitted.delete(listener)
         this.queues.delete(queue)
+        const g = this.queueGauges
+        for (const priority of PRIORITIES) g.task_queue_depth.remove({ queue: queue.name, priority })
+        for (const gauge of [g.task_dlq_size, g.task_delayed_count, g.task_processing_count])
+          gauge.remove({ queue: queue.name })
       },
     }
     this.queues.set(queue, observed)
@@ -383,7 +393,17 @@ export class TaskloomMetrics {
   private countsOf(q: ObservedQueue): Promise<QueueCounts | undefined> {
     const now = Date.now()
     if (q.counts && now - q.counts.at < COUNTS_REUSE_MS) return q.counts.value
-    const value = this.bounded('queue_counts', () => q.queue.counts())
+    const value = this.bounded('queue_counts', () =>
+      q.queue.counts().catch((err: unknown) => {
+        // A closed queue is no failure: it stops being observed, and its series go. (By code, not
+        // instanceof: the CJS build gives each entry its own copy of the error class.)
+        if ((err as { code?: unknown } | null)?.code === 'CLOSED') {
+          q.unobserve()
+          return undefined
+        }
+        throw err
+      }),
+    )
     q.counts = { at: now, value }
     return value
   }

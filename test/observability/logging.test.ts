@@ -3,7 +3,7 @@ import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineTask } from '../../src/index.js'
-import { pinoOptions } from '../../src/logger.js'
+import { childLogger, createJsonLogger, pinoOptions } from '../../src/logger.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, trackWorker, until } from '../helpers/backends.js'
 
@@ -85,5 +85,28 @@ describe.each(backends)('structured logs through pino ($label)', (backend) => {
     await waitForTask(queue, t.id)
     await worker.close()
     expect(lines.filter((l) => l.level === 'debug' || l.level === 'info')).toEqual([])
+  })
+})
+
+describe('the default JSON logger', () => {
+  it('writes the spec fields and honours its level, through child loggers too', () => {
+    const lines: string[] = []
+    const logger = createJsonLogger({ level: 'info', service: 'api', write: (l) => lines.push(l) })
+    const child = childLogger(logger, { worker_id: 'w1' })
+    expect(child.isLevelEnabled?.('debug')).toBe(false)
+    expect(child.isLevelEnabled?.('info')).toBe(true)
+    child.debug({ task_id: 't' }, 'hidden')
+    child.info({ task_id: 't', duration_ms: 5, retry_count: 0 }, 'task completed')
+    expect(lines).toHaveLength(1)
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      level: 'info',
+      service: 'api',
+      worker_id: 'w1',
+      task_id: 't',
+      duration_ms: 5,
+      retry_count: 0,
+      message: 'task completed',
+    })
+    expect(JSON.parse(lines[0]!).timestamp).toMatch(ISO)
   })
 })

@@ -154,6 +154,23 @@ describe.each(backends)('metrics of a queue and a worker ($label)', (backend) =>
   )
 
   it.skipIf(!backend.available)(
+    'drops a queue that was closed from the scrape, without counting an error',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      await queue.submit(job, { n: 1 })
+      const r = metrics.registry
+      expect(await value(r, 'task_queue_depth', { queue: queue.name, priority: 'normal' })).toBe(1)
+      await queue.close()
+      await new Promise((resolve) => setTimeout(resolve, 300)) // past the counts reuse window
+      const { body } = await metrics.render()
+      expect(body).not.toContain(`queue="${queue.name}"`)
+      expect(await value(r, 'metrics_collect_errors_total', { source: 'queue_counts' })).toBe(0)
+    },
+  )
+
+  it.skipIf(!backend.available)(
     'counts outcomes, retries, error types, durations, waits and utilization',
     async () => {
       const queue = backend.queue()
