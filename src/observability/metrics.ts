@@ -308,12 +308,9 @@ export class TaskloomMetrics {
       throw new TaskloomError('INVALID_OPTIONS', 'observeWorker needs a worker made by createWorker()')
     const existing = this.workers.get(worker)
     if (existing) return existing
-    const started = new Map<string, number>()
-    const key = (t: { id: string; token: number }) => `${t.id}:${t.token}`
     const offs = [
       worker.on('task:started', ({ task }) => {
         const now = Date.now()
-        started.set(key(task), now)
         const taskType = this.taskTypes.value(task.name)
         if (task.attempt === 1)
           this.queueWait.observe(
@@ -323,28 +320,21 @@ export class TaskloomMetrics {
         this.pickup.observe({ priority: task.priority }, Math.max(now - task.runAt, 0) / 1000)
       }),
       worker.on('task:completed', ({ task, durationMs }) => {
-        started.delete(key(task))
         const task_type = this.taskTypes.value(task.name)
         this.completed.inc({ tenant_id: this.tenants.value(task.tenantId), task_type, status: 'completed' })
         this.duration.observe({ task_type, status: 'completed' }, durationMs / 1000)
       }),
-      worker.on('task:failed', ({ task, error, willRetry }) => {
-        const at = started.get(key(task))
-        started.delete(key(task))
+      worker.on('task:failed', ({ task, error, willRetry, durationMs }) => {
         const task_type = this.taskTypes.value(task.name)
         const tenant_id = this.tenants.value(task.tenantId)
-        if (at !== undefined) this.duration.observe({ task_type, status: 'failed' }, (Date.now() - at) / 1000)
+        this.duration.observe({ task_type, status: 'failed' }, durationMs / 1000)
         this.failed.inc({ tenant_id, task_type, error_type: this.errorTypes.value(error.name) })
         if (willRetry) this.retries.inc({ tenant_id, task_type })
         else this.completed.inc({ tenant_id, task_type, status: 'failed' })
       }),
-      worker.on('task:stale', ({ task }) => {
-        started.delete(key(task))
-      }),
     ]
     const unobserve = () => {
       for (const off of offs) off()
-      started.clear()
       this.workers.delete(worker)
       this.utilization.remove({ worker_id: worker.id })
     }

@@ -385,7 +385,7 @@ export class Worker {
         { ...fields, retry_at: new Date(retryAt!).toISOString() },
         `task ${task.name} failed; will retry`,
       )
-    this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt })
+    this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt, durationMs })
   }
 
   private async extendOne(r: Running, ms: number): Promise<void> {
