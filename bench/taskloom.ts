@@ -19,6 +19,7 @@ const logger: Logger = {
   info() {},
   warn: (obj: unknown, msg?: string) => console.error('[taskloom warn]', msg ?? '', JSON.stringify(obj)),
   error: (obj: unknown, msg?: string) => console.error('[taskloom error]', msg ?? '', JSON.stringify(obj)),
+  isLevelEnabled: (level: string) => level === 'warn' || level === 'error',
 } as Logger
 
 export function taskloomDriver(redisUrl: string): Driver {

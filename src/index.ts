@@ -23,7 +23,7 @@ export {
 } from './fleet/breakers.js'
 export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
-export { createJsonLogger, type Logger, type LogLevel } from './logger.js'
+export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
 export type { EncryptionOptions } from './queue/codec.js'
 export type { ListOptions, TaskResult } from './queue/queue.js'
 export {

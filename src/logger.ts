@@ -8,6 +8,8 @@ export interface Logger {
   warn(obj: object, msg?: string): void
   error(obj: object, msg?: string): void
   child?(bindings: object): Logger
+  /** pino's level check: when present, taskloom skips building log fields for a disabled level. */
+  isLevelEnabled?(level: string): boolean
 }
 
 const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const
@@ -30,6 +32,30 @@ export function createJsonLogger(
     warn: log('warn'),
     error: log('error'),
     child: (bindings) => createJsonLogger({ ...options, bindings: { ...options.bindings, ...bindings } }),
+    isLevelEnabled: (level) => (LEVELS[level as LogLevel] ?? 0) >= min,
+  }
+}
+
+/** Whether `level` is on (true for a logger without `isLevelEnabled`). */
+export function logEnabled(logger: Logger, level: LogLevel): boolean {
+  return logger.isLevelEnabled ? logger.isLevelEnabled(level) : true
+}
+
+/**
+ * Options for `pino(...)` that give the spec's log shape: `timestamp` (ISO 8601), `level` as a
+ * name, `service`, and `message`. taskloom adds task_id, tenant_id, worker_id, duration_ms and
+ * retry_count where they apply.
+ * @example
+ * const logger = pino(pinoOptions({ service: 'billing-worker', level: 'info' }))
+ * createQueue({ name: 'emails', redis, logger })
+ */
+export function pinoOptions(options: { service?: string; level?: LogLevel } = {}) {
+  return {
+    level: options.level ?? 'info',
+    messageKey: 'message',
+    base: { service: options.service ?? 'taskloom' },
+    timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+    formatters: { level: (label: string) => ({ level: label }) },
   }
 }
 
@@ -42,5 +68,6 @@ export function childLogger(logger: Logger, bindings: object): Logger {
     info: wrap(logger.info),
     warn: wrap(logger.warn),
     error: wrap(logger.error),
+    isLevelEnabled: logger.isLevelEnabled && ((level) => logger.isLevelEnabled!(level)),
   }
 }

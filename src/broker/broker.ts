@@ -35,6 +35,8 @@ export interface NewTask {
   attempt?: number | undefined
   /** Tasks sharing a lock key never run at the same time (see src/fleet). Default: none. */
   lockKey?: string | undefined
+  /** Trace context of the submitter (W3C `traceparent`, then a newline and `tracestate` when there is one). */
+  tc?: string | undefined
 }
 
 export interface EnqueueResult {
@@ -93,6 +95,8 @@ export interface ClaimedTask {
   token: number
   /** The task's lock key, held by this claim until the task leaves processing. */
   lockKey?: string | undefined
+  /** The submitter's trace context, as given to `enqueue` (see `NewTask.tc`). */
+  tc?: string | undefined
 }
 
 export interface ClaimResult {

@@ -1,11 +1,12 @@
 /** What a worker reads from the queue it serves; not part of the public surface. */
-import type { Broker } from '../broker/broker.js'
+import type { Broker, EnqueueResult, NewTask } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
 import type { WorkerRow } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 
-export const internals: unique symbol = Symbol('taskloom.queue.internals')
+// Symbol.for: the CJS build bundles each entry (root, observability) with its own copy of this module.
+export const internals: unique symbol = Symbol.for('taskloom.queue.internals')
 
 export interface QueueInternals {
   broker: Broker
@@ -18,4 +19,9 @@ export interface QueueInternals {
   registerDefinitions(tasks: readonly TaskDefinition<any, any>[]): Promise<void>
   /** Writes heartbeats to the workers table when the queue has a store; a no-op otherwise. */
   recordWorkers(rows: readonly WorkerRow[]): Promise<void>
+  /**
+   * Called after each written batch of submits with the tasks and the broker's (or store's) answers,
+   * item by item (metrics and logs listen here). A throwing listener is ignored.
+   */
+  submitted: Set<(tasks: readonly NewTask[], results: readonly EnqueueResult[]) => void>
 }

@@ -15,7 +15,8 @@ import { TaskloomError } from '../errors.js'
 import { type BreakerHandle, breakerHandle } from '../fleet/breakers.js'
 import { acquireLock, type Lock, type LockOptions, withLock } from '../fleet/locks.js'
 import { listWorkers, type WorkerInfo } from '../fleet/workers.js'
-import { createJsonLogger, type Logger } from '../logger.js'
+import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
+import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
 import { openPostgresStore } from '../store/postgres/postgres-store.js'
@@ -111,6 +112,7 @@ export class Queue {
       await this.ready()
       const moved = await this.broker.retryDead([id], Date.now())
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
+      this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
     },
     /** Puts every dead task back; answers how many moved. */
     retryAll: async (): Promise<number> => {
@@ -119,7 +121,10 @@ export class Queue {
       for (;;) {
         const moved = await this.broker.retryAllDead(1000, Date.now())
         total += moved
-        if (moved < 1000) return total
+        if (moved < 1000) {
+          this.logger.info({ tasks: total }, 'dead-letter queue put back')
+          return total
+        }
       }
     },
   }
@@ -171,6 +176,7 @@ export class Queue {
         await this.ready()
         await this.store?.recordWorkers(rows)
       },
+      submitted: new Set(),
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -203,7 +209,7 @@ export class Queue {
     if (options?.schedule !== undefined) return this.submitSchedule(task, input, options)
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
-    return toSubmitResult(await this.submits.add(row))
+    return toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
   }
 
   /**
@@ -263,12 +269,14 @@ export class Queue {
       this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
     )
     await this.ready()
-    const out: SubmitResult[] = []
-    for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
-      const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
-      out.push(...results.map(toSubmitResult))
-    }
-    return out
+    return traceSubmit(this.name, rows, async () => {
+      const out: SubmitResult[] = []
+      for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
+        const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
+        out.push(...results.map(toSubmitResult))
+      }
+      return out
+    })
   }
 
   /**
@@ -326,7 +334,12 @@ export class Queue {
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
-    return this.info(await this.broker.cancel(id, Date.now()))
+    const cancelled = this.info(await this.broker.cancel(id, Date.now()))
+    this.logger.info(
+      { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
+      'task cancelled',
+    )
+    return cancelled
   }
 
   /**
@@ -422,6 +435,27 @@ export class Queue {
 
   /** Durable: store first (the acknowledgement), then the broker. Otherwise the broker alone. */
   private async write(rows: (NewTask & { schedule?: string })[]): Promise<EnqueueResult[]> {
+    const results = await this.writeRows(rows)
+    for (const listener of this[internals].submitted) {
+      try {
+        listener(rows, results)
+      } catch {
+        // An observer never fails a submit.
+      }
+    }
+    if (logEnabled(this.logger, 'info')) {
+      rows.forEach((row, i) => {
+        const r = results[i]
+        if (!r) return
+        const fields = { task_id: r.id, tenant_id: row.tenantId, task_type: row.name, priority: row.priority }
+        if (r.deduplicated) this.logger.debug(fields, `task ${row.name} deduplicated by its idempotency key`)
+        else this.logger.info({ ...fields, status: r.status }, `task ${row.name} submitted`)
+      })
+    }
+    return results
+  }
+
+  private async writeRows(rows: (NewTask & { schedule?: string })[]): Promise<EnqueueResult[]> {
     const store = this.store
     if (!store) return this.broker.enqueue(rows, Date.now())
     const stored = await this.fromStore(() => store.insertTasks(rows))

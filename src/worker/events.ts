@@ -9,7 +9,14 @@ import { type ErrorInfo, toErrorInfo } from '../task/model.js'
 export interface WorkerEvents {
   'task:started': { task: ClaimedTask }
   'task:completed': { task: ClaimedTask; result: unknown; durationMs: number }
-  'task:failed': { task: ClaimedTask; error: ErrorInfo; willRetry: boolean; retryAt: number | null }
+  'task:failed': {
+    task: ClaimedTask
+    error: ErrorInfo
+    willRetry: boolean
+    retryAt: number | null
+    /** How long the failed attempt ran. */
+    durationMs: number
+  }
   /** The task's lease was lost (expired and taken by another worker); its outcome was discarded. */
   'task:stale': { task: ClaimedTask; stage: 'extend' | 'complete' | 'fail' }
   'worker:error': { error: unknown; stage: string }

@@ -12,7 +12,8 @@ import { BreakerGate } from '../fleet/breaker-gate.js'
 import { BreakerOpenError, type BreakerOptions } from '../fleet/breakers.js'
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
-import { childLogger, type Logger } from '../logger.js'
+import { childLogger, type Logger, logEnabled } from '../logger.js'
+import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -245,6 +246,16 @@ export class Worker {
     return this.running.size
   }
 
+  /** Most handlers this worker runs at once. */
+  get concurrency(): number {
+    return this.options.concurrency
+  }
+
+  /** True from `start()` until `close()` begins. */
+  get isRunning(): boolean {
+    return this.state === 'running'
+  }
+
   /**
    * Starts claiming once the queue is ready (its store open and, after a Redis loss, restored), so a
    * bad connection or an outdated schema fails here rather than in the loop. The loop runs until
@@ -338,6 +349,8 @@ export class Worker {
         await sleep(ERROR_PAUSE_MS, signal)
         continue
       }
+      if (claimed.length > 0 && logEnabled(this.logger, 'debug'))
+        this.logger.debug({ claimed: claimed.length, wanted: want }, 'claimed tasks')
       for (const task of claimed) void this.execute(task)
       if (claimed.length < want && !signal.aborted) {
         // Nothing more is ready: sleep until woken by new work, the next due task, or the poll interval.
@@ -378,11 +391,24 @@ export class Worker {
       r.controller.abort(new TaskTimeoutError(`task ${task.id} timed out after ${task.timeoutMs} ms`))
     }, task.timeoutMs)
     this.events.emit('task:started', { task })
+    if (logEnabled(this.logger, 'debug')) {
+      this.logger.debug(
+        {
+          task_id: task.id,
+          tenant_id: task.tenantId,
+          task_type: task.name,
+          retry_count: task.attempt - 1,
+          queue_wait_ms: started - (task.attempt === 1 ? task.createdAt : task.runAt),
+        },
+        `task ${task.name} started`,
+      )
+    }
+    const spans = startTaskSpans(this.broker.queueName, this.id, task)
     let result: unknown
     let error: unknown
     let failed = false
     try {
-      result = await this.invoke(task, r)
+      result = await spans.run(() => this.invoke(task, r))
     } catch (err) {
       failed = true
       error = err
@@ -392,22 +418,45 @@ export class Worker {
       this.running.delete(task.id)
       this.slotWaiter?.()
     }
-    if (r.settled) return
+    if (r.settled) return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
     r.settled = true
     if (breaker !== undefined) void this.reportBreaker(breaker, failed, error, trial)
-    if (failed) return this.recordFailure(task, error)
+    if (failed) {
+      const durationMs = Date.now() - started
+      await spans.settle('failed', () => this.recordFailure(task, error, durationMs))
+      return spans.end(error)
+    }
+    await spans.settle('completed', () => this.finish(task, result, started))
+    spans.end()
+  }
+
+  /** Encodes and acknowledges a handler's result (a result that cannot be encoded fails the attempt). */
+  private async finish(task: ClaimedTask, result: unknown, started: number): Promise<void> {
     const durationMs = Date.now() - started
     let encoded: string
     try {
       encoded = this.q.encode(result, task.name)
     } catch (err) {
-      return this.recordFailure(task, err)
+      return this.recordFailure(task, err, durationMs)
     }
     try {
       const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
-      if (outcome === 'stale') this.events.emit('task:stale', { task, stage: 'complete' })
-      else {
+      const fields = {
+        task_id: task.id,
+        tenant_id: task.tenantId,
+        task_type: task.name,
+        duration_ms: durationMs,
+        retry_count: task.attempt - 1,
+      }
+      if (outcome === 'stale') {
+        this.logger.warn(
+          fields,
+          `task ${task.name} finished after its lease was lost; its result was discarded`,
+        )
+        this.events.emit('task:stale', { task, stage: 'complete' })
+      } else {
         this.counters.processed += 1
+        if (logEnabled(this.logger, 'info')) this.logger.info(fields, `task ${task.name} completed`)
         this.events.emit('task:completed', { task, result, durationMs })
       }
     } catch (err) {
@@ -489,7 +538,7 @@ export class Worker {
     }
   }
 
-  private async recordFailure(task: ClaimedTask, error: unknown): Promise<void> {
+  private async recordFailure(task: ClaimedTask, error: unknown, durationMs: number): Promise<void> {
     if (error instanceof BreakerOpenError) return this.deferTask(task, error.breaker, error.retryAt)
     this.counters.failed += 1
     const info = toErrorInfo(error)
@@ -511,14 +560,23 @@ export class Worker {
       this.events.emit('worker:error', { error: err, stage: 'fail' })
       return
     }
-    const fields = { task_id: task.id, tenant_id: task.tenantId, attempt: task.attempt, err: info, outcome }
+    const fields = {
+      task_id: task.id,
+      tenant_id: task.tenantId,
+      task_type: task.name,
+      duration_ms: durationMs,
+      retry_count: task.attempt - 1,
+      attempt: task.attempt,
+      err: info,
+      outcome,
+    }
     if (final) this.logger.error(fields, `task ${task.name} failed for good; moved to the dead-letter queue`)
     else
       this.logger.warn(
         { ...fields, retry_at: new Date(retryAt!).toISOString() },
         `task ${task.name} failed; will retry`,
       )
-    this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt })
+    this.events.emit('task:failed', { task, error: info, willRetry: !final, retryAt, durationMs })
   }
 
   private async extendOne(r: Running, ms: number): Promise<void> {
@@ -565,7 +623,15 @@ export class Worker {
     if (r.settled) return
     r.settled = true
     r.controller.abort(new LeaseLostError(`task ${r.task.id}: the lease was lost to another worker`))
-    this.logger.warn({ task_id: r.task.id }, 'lease lost; the outcome of this attempt will be discarded')
+    this.logger.warn(
+      {
+        task_id: r.task.id,
+        tenant_id: r.task.tenantId,
+        task_type: r.task.name,
+        retry_count: r.task.attempt - 1,
+      },
+      'lease lost; the outcome of this attempt will be discarded',
+    )
     this.events.emit('task:stale', { task: r.task, stage: 'extend' })
   }
 

@@ -216,6 +216,17 @@ export function brokerConformance(
         })
       })
 
+      it('carries the trace context given at enqueue to every claim of the task', async () => {
+        const tc = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\nvendor=abc'
+        const id = await enqueueOne({ tc })
+        const first = await claimOne(t0)
+        expect(first.tc).toBe(tc)
+        expect(await broker.release([{ id, token: first.token }], t0)).toEqual(['ok'])
+        expect((await claimOne(t0 + 1)).tc).toBe(tc)
+        await enqueueOne()
+        expect((await claimOne(t0 + 2)).tc).toBeUndefined()
+      })
+
       it('marks a claimed task processing, with startedAt, workerId and attempt', async () => {
         const id = await enqueueOne()
         await claimOne(t0 + 5, 'worker-7')

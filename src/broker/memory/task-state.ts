@@ -16,6 +16,8 @@ export interface TaskState extends TaskRecord {
   parked?: boolean
   /** Let in from the waiters; if it must wait again, it waits first in line. */
   letIn?: boolean
+  /** The submitter's trace context (`NewTask.tc`). */
+  tc: string | undefined
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -36,6 +38,7 @@ export function createTask(task: NewTask): TaskState {
     lockKey: task.lockKey || undefined,
     token: 0,
     timer: undefined,
+    tc: task.tc,
   }
 }
 
@@ -77,6 +80,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     runAt: task.runAt,
     token: task.token,
     lockKey: task.lockKey,
+    tc: task.tc,
   }
 }
 

@@ -85,7 +85,7 @@ export class RedisBroker implements Broker {
     for (const t of tasks) {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
       args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
-      args.push(t.lockKey ?? '')
+      args.push(t.lockKey ?? '', t.tc ?? '')
     }
     const reply = (await this.run('enqueue', args)) as string[]
     const out: EnqueueResult[] = []
@@ -104,7 +104,7 @@ export class RedisBroker implements Broker {
     const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
     const reply = (await this.run('claim', args)) as string[]
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 12) {
+    for (let i = 1; i < reply.length; i += 13) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -118,6 +118,7 @@ export class RedisBroker implements Broker {
         runAt: Number(reply[i + 9]),
         token: Number(reply[i + 10]),
         lockKey: reply[i + 11] || undefined,
+        tc: reply[i + 12] || undefined,
       })
     }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }

@@ -1,7 +1,7 @@
 -- enqueue.lua: adds a batch of tasks, honouring idempotency keys.
--- ARGV: 2 now, 3 count, then 13 per task: id, name, tenant, payload, priority index, runAt,
+-- ARGV: 2 now, 3 count, then 14 per task: id, name, tenant, payload, priority index, runAt,
 --   timeoutMs, maxRetries, createdAt, idempotency key ('' for none), idempotency ttl ms, attempts spent,
---   lock key ('' for none).
+--   lock key ('' for none), trace context ('' for none).
 -- An idempotency key maps to "<id>|<expires at>"; expiry is judged on ARGV now (PX only cleans up).
 -- An id that already exists is answered with the stored task, so a retried submit adds nothing.
 -- Returns: 4 per task: id, status, createdAt, deduplicated ('1' or '0').
@@ -9,7 +9,7 @@ local now = tonumber(ARGV[2])
 local count = tonumber(ARGV[3])
 local out = {}
 for i = 0, count - 1 do
-  local b = 3 + i * 13
+  local b = 3 + i * 14
   local id, tenant, priority, runAt = ARGV[b + 1], ARGV[b + 3], ARGV[b + 5], tonumber(ARGV[b + 6])
   local createdAt, ikey = ARGV[b + 9], ARGV[b + 10]
   local existing = nil
@@ -47,6 +47,7 @@ for i = 0, count - 1 do
     redis.call('HSET', taskKey(id), 'n', ARGV[b + 2], 't', tenant, 'd', ARGV[b + 4], 'p', priority,
       's', status, 'a', ARGV[b + 12], 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)
     if ARGV[b + 13] ~= '' then redis.call('HSET', taskKey(id), 'lk', ARGV[b + 13]) end
+    if ARGV[b + 14] ~= '' then redis.call('HSET', taskKey(id), 'tc', ARGV[b + 14]) end
     out[#out + 1] = id
     out[#out + 1] = status
     out[#out + 1] = createdAt

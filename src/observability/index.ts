@@ -1,0 +1,8 @@
+/**
+ * `taskloom/observability`: Prometheus metrics (prom-client), trace propagation helpers
+ * (@opentelemetry/api) and pino options for the spec's JSON log fields.
+ */
+
+export { pinoOptions } from '../logger.js'
+export { createMetrics, type MetricsOptions, type PoolLike, TaskloomMetrics } from './metrics.js'
+export { decodeTraceContext, encodeTraceContext } from './tracing.js'

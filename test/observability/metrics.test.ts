@@ -1,0 +1,273 @@
+import pg from 'pg'
+import { Registry } from 'prom-client'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { defineTask, NonRetryableError, TaskloomError } from '../../src/index.js'
+import { createMetrics } from '../../src/observability/metrics.js'
+import { waitForTask } from '../../src/testing.js'
+import { backends, trackWorker, until } from '../helpers/backends.js'
+import { DATABASE_URL, hasPostgres } from '../helpers/services.js'
+
+const job = defineTask({ name: 'metrics-job', input: z.object({ n: z.number() }) })
+const other = defineTask({ name: 'metrics-other', input: z.object({}) })
+
+/** The value of one series, or undefined when it is absent. */
+async function value(registry: Registry, name: string, labels: Record<string, string> = {}) {
+  const metric = registry.getSingleMetric(name)
+  if (!metric) throw new Error(`no metric ${name}`)
+  const { values } = await metric.get()
+  const hit = values.find((v) =>
+    Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+  )
+  return hit?.value
+}
+
+/** The sample count of a histogram series. */
+async function count(registry: Registry, name: string, labels: Record<string, string>) {
+  const { values } = await registry.getSingleMetric(name)!.get()
+  return values.find(
+    (v) =>
+      (v as { metricName?: string }).metricName === `${name}_count` &&
+      Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+  )?.value
+}
+
+describe('createMetrics options', () => {
+  it('rejects bad options with INVALID_OPTIONS naming each', () => {
+    const bad = () =>
+      createMetrics({ prefix: '9bad', maxTenants: 0, scrapeTimeoutMs: -1, registry: {} as Registry })
+    expect(bad).toThrowError(TaskloomError)
+    try {
+      bad()
+    } catch (err) {
+      const e = err as TaskloomError
+      expect(e.code).toBe('INVALID_OPTIONS')
+      expect(e.issues.length).toBe(4)
+      expect(e.message).toMatch(/prefix/)
+      expect(e.message).toMatch(/maxTenants/)
+    }
+    expect(() => createMetrics().observe({} as never)).toThrowError(/observe needs a queue/)
+    expect(() => createMetrics().observePool({} as never)).toThrowError(/observePool needs a pg.Pool/)
+  })
+
+  it('registers into the registry given, with the prefix given', async () => {
+    const registry = new Registry()
+    const metrics = createMetrics({ registry, prefix: 'taskloom_' })
+    expect(metrics.registry).toBe(registry)
+    metrics.rateLimitHit('acme')
+    expect(await value(registry, 'taskloom_rate_limit_hits_total', { tenant_id: 'acme' })).toBe(1)
+    expect(registry.getSingleMetric('rate_limit_hits_total')).toBeUndefined()
+  })
+
+  it('records API requests by route template and rate-limit hits, and renders the text format', async () => {
+    const metrics = createMetrics()
+    metrics.observeRequest('/tasks/:id', 'get', 200, 0.004)
+    metrics.observeRequest('/tasks/:id', 'GET', 200, 0.006)
+    metrics.observeRequest('/tasks', 'POST', 429, 0.001)
+    metrics.rateLimitHit('acme')
+    const r = metrics.registry
+    expect(await count(r, 'api_request_duration_seconds', { endpoint: '/tasks/:id', method: 'GET' })).toBe(2)
+    const { contentType, body } = await metrics.render()
+    expect(contentType).toMatch(/^text\/plain/)
+    expect(body).toContain(
+      'api_request_duration_seconds_bucket{le="0.005",endpoint="/tasks/:id",method="GET",status="200"} 1',
+    )
+    expect(body).toContain('rate_limit_hits_total{tenant_id="acme"} 1')
+  })
+
+  it('bounds label cardinality: tenants beyond maxTenants share _other; tenant labels off give _all', async () => {
+    const bounded = createMetrics({ maxTenants: 2 })
+    for (const t of ['a', 'b', 'c', 'd', 'a']) bounded.rateLimitHit(t)
+    const r = bounded.registry
+    expect(await value(r, 'rate_limit_hits_total', { tenant_id: 'a' })).toBe(2)
+    expect(await value(r, 'rate_limit_hits_total', { tenant_id: '_other' })).toBe(2)
+    expect(await value(r, 'rate_limit_hits_total', { tenant_id: 'c' })).toBeUndefined()
+    const off = createMetrics({ tenantLabels: false })
+    off.rateLimitHit('a')
+    off.rateLimitHit('b')
+    expect(await value(off.registry, 'rate_limit_hits_total', { tenant_id: '_all' })).toBe(2)
+    expect(await value(off.registry, 'rate_limit_hits_total', { tenant_id: 'a' })).toBeUndefined()
+  })
+})
+
+describe.each(backends)('metrics of a queue and a worker ($label)', (backend) => {
+  it.skipIf(!backend.available)(
+    'counts submits by tenant, task type and priority, not idempotent repeats',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      await queue.submit(job, { n: 1 }, { tenantId: 'acme', priority: 'high', idempotencyKey: 'k1' })
+      await queue.submit(job, { n: 1 }, { tenantId: 'acme', priority: 'high', idempotencyKey: 'k1' })
+      await queue.submitMany([
+        { task: job, input: { n: 2 }, options: { tenantId: 'acme', priority: 'high' } },
+        { task: other, input: {}, options: { tenantId: 'globex' } },
+      ])
+      const r = metrics.registry
+      expect(
+        await value(r, 'tasks_submitted_total', {
+          tenant_id: 'acme',
+          task_type: 'metrics-job',
+          priority: 'high',
+        }),
+      ).toBe(2)
+      expect(
+        await value(r, 'tasks_submitted_total', {
+          tenant_id: 'globex',
+          task_type: 'metrics-other',
+          priority: 'normal',
+        }),
+      ).toBe(1)
+    },
+  )
+
+  it.skipIf(!backend.available)(
+    'reads queue depth per priority and the DLQ size from the broker at scrape',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      await queue.submitMany([
+        ...[1, 2, 3].map((n) => ({ task: job, input: { n }, options: { priority: 'critical' as const } })),
+        { task: job, input: { n: 4 }, options: { priority: 'low' as const } },
+        { task: job, input: { n: 5 }, options: { delayMs: 60_000 } },
+      ])
+      const r = metrics.registry
+      const depth = (priority: string) => value(r, 'task_queue_depth', { queue: queue.name, priority })
+      expect(await depth('critical')).toBe(3)
+      expect(await depth('high')).toBe(0)
+      expect(await depth('low')).toBe(1)
+      expect(await value(r, 'task_delayed_count', { queue: queue.name })).toBe(1)
+      expect(await value(r, 'task_dlq_size', { queue: queue.name })).toBe(0)
+
+      const worker = trackWorker({ queue, concurrency: 4, backoff: { baseMs: 1, maxMs: 1, jitter: 0 } })
+      worker.handle(job, () => {
+        throw new NonRetryableError('no')
+      })
+      await worker.start()
+      await until(async () => (await queue.counts()).dead === 4, 10_000, 'four dead tasks')
+      await new Promise((resolve) => setTimeout(resolve, 300)) // past the counts reuse window
+      expect(await value(r, 'task_dlq_size', { queue: queue.name })).toBe(4)
+      expect(await depth('critical')).toBe(0)
+      await worker.close()
+    },
+  )
+
+  it.skipIf(!backend.available)(
+    'drops a queue that was closed from the scrape, without counting an error',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      await queue.submit(job, { n: 1 })
+      const r = metrics.registry
+      expect(await value(r, 'task_queue_depth', { queue: queue.name, priority: 'normal' })).toBe(1)
+      await queue.close()
+      await new Promise((resolve) => setTimeout(resolve, 300)) // past the counts reuse window
+      const { body } = await metrics.render()
+      expect(body).not.toContain(`queue="${queue.name}"`)
+      expect(await value(r, 'metrics_collect_errors_total', { source: 'queue_counts' })).toBe(0)
+    },
+  )
+
+  it.skipIf(!backend.available)(
+    'counts outcomes, retries, error types, durations, waits and utilization',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      const worker = trackWorker({ queue, concurrency: 4, backoff: { baseMs: 1, maxMs: 1, jitter: 0 } })
+      metrics.observeWorker(worker)
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      let flaky = 0
+      worker.handle(job, async (input) => {
+        if (input.n === 0) await gate
+        if (input.n === 1 && ++flaky === 1) throw new TypeError('first try fails')
+        if (input.n === 2) throw new RangeError('always')
+        return input.n
+      })
+      const r = metrics.registry
+      await worker.start()
+      const blocked = await queue.submitMany(
+        [0, 0].map((n) => ({ task: job, input: { n }, options: { tenantId: 't1' } })),
+      )
+      await until(() => worker.activeCount === 2, 10_000, 'two blocked handlers')
+      expect(await value(r, 'worker_utilization', { worker_id: worker.id })).toBe(0.5)
+      expect(await value(r, 'worker_count')).toBe(1)
+      release()
+      const a = await queue.submit(job, { n: 1 }, { tenantId: 't1', maxRetries: 2 })
+      const b = await queue.submit(job, { n: 2 }, { tenantId: 't1', maxRetries: 1 })
+      for (const t of [...blocked, a, b]) await waitForTask(queue, t.id)
+      await until(
+        async () => (await value(r, 'tasks_completed_total', { status: 'failed' })) === 1,
+        5000,
+        'failed count',
+      )
+
+      const labels = { tenant_id: 't1', task_type: 'metrics-job' }
+      expect(await value(r, 'tasks_completed_total', { ...labels, status: 'completed' })).toBe(3)
+      expect(await value(r, 'tasks_completed_total', { ...labels, status: 'failed' })).toBe(1)
+      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'TypeError' })).toBe(1)
+      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'RangeError' })).toBe(2)
+      expect(await value(r, 'task_retries_total', labels)).toBe(2)
+      expect(await count(r, 'task_duration_seconds', { task_type: 'metrics-job', status: 'completed' })).toBe(
+        3,
+      )
+      expect(await count(r, 'task_duration_seconds', { task_type: 'metrics-job', status: 'failed' })).toBe(3)
+      expect(
+        await count(r, 'task_queue_wait_seconds', { task_type: 'metrics-job', priority: 'normal' }),
+      ).toBe(4)
+      expect(await count(r, 'task_pickup_latency_seconds', { priority: 'normal' })).toBe(6)
+      await worker.close()
+      expect(await value(r, 'worker_count')).toBe(0)
+      expect(await value(r, 'worker_utilization', { worker_id: worker.id })).toBe(0)
+    },
+  )
+})
+
+describe('worker_count from a fleet source', () => {
+  it('counts ACTIVE and IDLE workers, not UNHEALTHY ones', async () => {
+    const metrics = createMetrics({
+      workers: async () => [
+        { status: 'ACTIVE' },
+        { status: 'IDLE' },
+        { status: 'UNHEALTHY' },
+        { status: 'ACTIVE' },
+      ],
+    })
+    expect(await value(metrics.registry, 'worker_count')).toBe(3)
+  })
+
+  it('bounds a slow source by scrapeTimeoutMs and counts the miss', async () => {
+    const metrics = createMetrics({ scrapeTimeoutMs: 50, workers: () => new Promise(() => {}) })
+    const started = Date.now()
+    const { body } = await metrics.render()
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(body).toContain('# TYPE worker_count gauge')
+    expect(await value(metrics.registry, 'metrics_collect_errors_total', { source: 'workers' })).toBe(1)
+  })
+})
+
+describe.skipIf(!(await hasPostgres()))('observePool on a real pg.Pool', () => {
+  it('reports active, idle and waiting connections and the size limit', async () => {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 })
+    const metrics = createMetrics()
+    metrics.observePool(pool, { name: 'store' })
+    const r = metrics.registry
+    try {
+      const held = [await pool.connect(), await pool.connect()]
+      const waiting = pool.query('SELECT 1')
+      await until(() => pool.waitingCount === 1, 5000, 'a waiting query')
+      expect(await value(r, 'db_pool_connections', { pool: 'store', state: 'active' })).toBe(2)
+      expect(await value(r, 'db_pool_waiting_requests', { pool: 'store' })).toBe(1)
+      expect(await value(r, 'db_pool_max_connections', { pool: 'store' })).toBe(2)
+      for (const c of held) c.release()
+      await waiting
+      expect(await value(r, 'db_pool_waiting_requests', { pool: 'store' })).toBe(0)
+      expect(await value(r, 'db_pool_connections', { pool: 'store', state: 'idle' })).toBe(2)
+    } finally {
+      await pool.end()
+    }
+  })
+})
