@@ -1,7 +1,17 @@
 import { defineConfig } from 'tsup'
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', testing: 'src/testing.ts', cli: 'src/cli.ts' },
+  entry: {
+    index: 'src/index.ts',
+    testing: 'src/testing.ts',
+    cli: 'src/cli.ts',
+    http: 'src/http/index.ts',
+    express: 'src/http/adapters/express.ts',
+    fastify: 'src/http/adapters/fastify.ts',
+    node: 'src/http/adapters/node.ts',
+  },
+  // The frameworks are optional peer dependencies, used for their types only.
+  external: ['express', 'fastify'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -12,8 +12,8 @@ import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
-import { openPostgresStore } from '../store/postgres/postgres-store.js'
-import type { ListFilter, Store } from '../store/store.js'
+import { openPostgresStore, type PostgresStore } from '../store/postgres/postgres-store.js'
+import type { ListFilter } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
@@ -77,7 +77,7 @@ export class Queue {
   private readonly logger: Logger
   private readonly codec: Codec
   private readonly submits: Batcher<NewTask, EnqueueResult>
-  private store: Store | undefined
+  private store: PostgresStore | undefined
   private sync: StoreSync | undefined
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
@@ -127,6 +127,8 @@ export class Queue {
       logger: this.logger,
       encode: (value, taskName) => this.codec.encode(value, taskName),
       decode: (text) => this.codec.decode(text),
+      redis: this.broker instanceof RedisBroker ? this.broker.client : undefined,
+      store: () => this.store,
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,

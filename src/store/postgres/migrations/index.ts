@@ -1,7 +1,8 @@
 /** Every migration, in version order. Append new ones; never edit one that has shipped. */
 import { initial } from './0001-initial.js'
+import { httpApi } from './0004-http-api.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial]
+export const MIGRATIONS: readonly Migration[] = [initial, httpApi]
