@@ -499,6 +499,11 @@ function invalid(
   })
 }
 
+/** The OpenAPI 3.1 document of the API (what GET /openapi.json answers, and docs/openapi.json holds). */
+export function openApiDocument(version = VERSION): unknown {
+  return buildOpenApi(ROUTES, version)
+}
+
 /**
  * Creates the framework-free API core; mount it with `taskloom/express`, `taskloom/fastify` or
  * `taskloom/node`.

@@ -2,7 +2,7 @@
  * `taskloom/http`: the framework-free REST API core. Mount it with `taskloom/express`,
  * `taskloom/fastify` or `taskloom/node`.
  */
-export { Api, type ApiRequest, type ApiResponse, createApi } from './api.js'
+export { Api, type ApiRequest, type ApiResponse, createApi, openApiDocument } from './api.js'
 export {
   type ApiKeyInfo,
   ApiKeys,
