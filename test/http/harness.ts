@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
 import { z } from 'zod'
 import { expressRouter } from '../../src/http/adapters/express.js'
-import { fastifyPlugin } from '../../src/http/adapters/fastify.js'
+import { fastifyFrameworkErrors, fastifyPlugin } from '../../src/http/adapters/fastify.js'
 import { nodeHandler } from '../../src/http/adapters/node.js'
 import { type Api, type ApiOptions, createApi, type Scope } from '../../src/http/index.js'
 import { createQueue, createWorker, defineTask, type Queue, type Worker } from '../../src/index.js'
@@ -93,7 +93,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   app.use(PREFIX, expressRouter(api))
   const expressServer = await listen(createServer(app))
 
-  const fastify: FastifyInstance = Fastify()
+  const fastify: FastifyInstance = Fastify({ frameworkErrors: fastifyFrameworkErrors(api) })
   await fastify.register(fastifyPlugin, { api, prefix: PREFIX })
   await fastify.listen({ port: 0, host: '127.0.0.1' })
 

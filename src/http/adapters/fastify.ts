@@ -50,13 +50,14 @@ export async function fastifyPlugin(app: FastifyInstance, options: FastifyPlugin
   app.setErrorHandler((error: { statusCode?: number; message?: string }, request, reply) => {
     const status = error.statusCode ?? 500
     const path = relative(request.url).split('?')[0] ?? '/'
-    if (status === 413)
+    if (status === 413) {
+      // Read and drop the rest of the body, so the client gets to read the 413.
+      request.raw.resume()
       return send(
         reply,
-        api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path, {
-          connection: 'close',
-        }),
+        api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path),
       )
+    }
     if (status === 415)
       return send(reply, api.problem('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json', path))
     if (status >= 400 && status < 500)
@@ -69,5 +70,21 @@ export async function fastifyPlugin(app: FastifyInstance, options: FastifyPlugin
   app.route({ method: METHODS, url: '/*', handler })
 }
 
-// Fastify applies a plugin's prefix and hooks to its own scope unless it is marked to skip that;
-// this plugin wants its own scope (content-type parsers, error handler), so nothing is marked.
+/**
+ * Fastify refuses some requests before any plugin runs (a malformed URL, such as a bad
+ * percent-encoding). Pass this as Fastify's `frameworkErrors` option so those answers are problem
+ * documents too.
+ * @example
+ * const app = Fastify({ frameworkErrors: fastifyFrameworkErrors(api) })
+ */
+export function fastifyFrameworkErrors(api: Api) {
+  return (error: { statusCode?: number; message?: string }, request: FastifyRequest, reply: FastifyReply) => {
+    const status = error.statusCode ?? 400
+    const path = (request.url ?? '/').split('?')[0] ?? '/'
+    const answer =
+      status === 413
+        ? api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path)
+        : api.problem('INVALID_REQUEST', error.message ?? 'bad request', path)
+    reply.code(answer.status).headers(answer.headers).send(Buffer.from(answer.body))
+  }
+}
