@@ -17,11 +17,11 @@ import type { Database } from '../store/postgres/tables.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { type ApiKeyInfo, ApiKeys, type Scope, type Verification } from './api-keys.js'
 import { type AuditAction, AuditLog } from './audit.js'
-import { type Limits, MemoryLimits, RedisLimits } from './limits.js'
+import { type Limits, MemoryLimits, quotaPeriod, RedisLimits } from './limits.js'
 import { buildOpenApi } from './openapi.js'
 import { API_DEFAULTS, type ApiOptions } from './options.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
-import { matchRoute, type Route, type RouteResult, type Services } from './route.js'
+import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
 import { systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
@@ -233,6 +233,8 @@ export class Api {
       })
     }
     const headers: Record<string, string> = {}
+    let quota: RouteContext['quota']
+    let giveBack = () => {}
     if (!publicRoute) {
       key = await this.authenticate(services, req.headers['x-api-key'], requestId, route)
       setTenant(key.tenantId)
@@ -241,12 +243,27 @@ export class Api {
         throw new HttpProblem('FORBIDDEN', `this endpoint needs the ${route.scope} scope`)
       }
       const limit = key.rateLimit ?? this.options.rateLimit
-      const taken = await services.limits.take(`key:${key.id}`, limit)
+      // The rate limit and the quota count go out together (one pipelined round trip to Redis).
+      const period = route.countsQuota ? quotaPeriod() : undefined
+      const counter = period ? `quota:${key.id}:${period.period}` : ''
+      const ttl = period ? period.endsInMs + 86_400_000 : 0
+      const [taken, used] = await Promise.all([
+        services.limits.take(`key:${key.id}`, limit),
+        period ? services.limits.add(counter, 1, ttl) : undefined,
+      ])
+      if (period && used !== undefined) {
+        let kept = false
+        quota = { used, period: period.period, endsInMs: period.endsInMs, keep: () => (kept = true) }
+        giveBack = () => {
+          if (!kept) void services.limits.add(counter, -1, ttl).catch(() => {})
+        }
+      }
       headers['ratelimit-limit'] = String(limit)
       headers['ratelimit-remaining'] = String(taken.remaining)
       headers['ratelimit-reset'] = String(Math.ceil(taken.resetMs / 1000))
       headers['ratelimit-policy'] = `${limit};w=60`
       if (!taken.allowed) {
+        giveBack()
         audit('rate.limited', null, { route: route.path, limit })
         this.options.metrics?.rateLimitHit(key.tenantId)
         const retryAfter = Math.max(1, Math.ceil(taken.retryAfterMs / 1000))
@@ -257,24 +274,28 @@ export class Api {
         )
       }
     }
-    let parsed: unknown
-    if (route.body) parsed = parseBody(route.body, req.headers['content-type'], body)
-    if (route.query) {
-      const q = route.query.safeParse(Object.fromEntries(query))
-      if (!q.success) throw invalid('INVALID_QUERY', q.error.issues, 'invalid query')
+    try {
+      let parsed: unknown
+      if (route.body) parsed = parseBody(route.body, req.headers['content-type'], body)
+      if (route.query) {
+        const q = route.query.safeParse(Object.fromEntries(query))
+        if (!q.success) throw invalid('INVALID_QUERY', q.error.issues, 'invalid query')
+      }
+      const result = await route.handle({
+        services,
+        params,
+        query,
+        key: key ?? ANONYMOUS,
+        requestId,
+        body: parsed,
+        audit,
+        quota,
+      })
+      return { ...result, headers: { ...headers, ...result.headers } }
+    } finally {
+      giveBack()
     }
-    const result = await route.handle({
-      services,
-      params,
-      query,
-      key: key ?? ANONYMOUS,
-      requestId,
-      body: parsed,
-      audit,
-    })
-    return { ...result, headers: { ...headers, ...result.headers } }
   }
-
   private async authenticate(
     services: Services,
     presented: string | string[] | undefined,

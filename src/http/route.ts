@@ -37,6 +37,11 @@ export interface RouteContext {
   /** The request body, parsed as JSON and validated with the route's `body` schema. */
   body: unknown
   audit(action: AuditAction, targetId?: string | null, details?: Record<string, unknown>): void
+  /**
+   * Routes with `countsQuota`: this request's count toward the key's monthly quota (already added,
+   * in the same Redis round trip as the rate limit). It is given back unless `keep()` is called.
+   */
+  quota: { used: number; period: string; endsInMs: number; keep(): void } | undefined
 }
 
 export interface RouteResult {
@@ -62,6 +67,8 @@ export interface Route {
   responses: Record<number, z.ZodType | null>
   /** Error statuses this route can answer besides the common ones. */
   problems?: number[]
+  /** Each request counts toward the key's monthly quota (task submissions). */
+  countsQuota?: boolean
   handle(ctx: RouteContext): Promise<RouteResult>
 }
 

@@ -80,25 +80,21 @@ async function submit(ctx: RouteContext) {
   if (body.idempotency_key !== undefined) options.idempotencyKey = body.idempotency_key
   if (body.run_at !== undefined) options.runAt = Date.parse(body.run_at)
 
-  // Count the submission first (atomic across processes), give it back if it does not create a task.
+  // The core counted this request toward the quota; it is given back unless a task is created.
   const quota = key.monthlyQuota ?? services.options.quota
-  const { period, endsInMs } = quotaPeriod()
-  const counter = `quota:${key.id}:${period}`
-  const used = await services.limits.add(counter, 1, endsInMs + 86_400_000)
-  if (quota !== undefined && used > quota) {
-    await services.limits.add(counter, -1, endsInMs + 86_400_000)
-    ctx.audit('quota.exceeded', null, { quota, period })
+  const counted = ctx.quota
+  if (quota !== undefined && counted && counted.used > quota) {
+    ctx.audit('quota.exceeded', null, { quota, period: counted.period })
     throw new HttpProblem(
       'QUOTA_EXCEEDED',
-      `this key's monthly quota of ${quota} task submissions for ${period} is used up; it resets at the start of next month (UTC)`,
-      { headers: { 'retry-after': String(Math.ceil(endsInMs / 1000)) } },
+      `this key's monthly quota of ${quota} task submissions for ${counted.period} is used up; it resets at the start of next month (UTC)`,
+      { headers: { 'retry-after': String(Math.ceil(counted.endsInMs / 1000)) } },
     )
   }
   let result: Awaited<ReturnType<typeof services.queue.submit>>
   try {
     result = await services.queue.submit(task, body.payload, options)
   } catch (err) {
-    await services.limits.add(counter, -1, endsInMs + 86_400_000).catch(() => {})
     if (err instanceof TaskloomError && (err.code === 'INVALID_INPUT' || err.code === 'INVALID_OPTIONS')) {
       const errors = requestIssues(err.issues)
       const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
@@ -106,8 +102,10 @@ async function submit(ctx: RouteContext) {
     }
     throw err
   }
-  if (result.deduplicated) await services.limits.add(counter, -1, endsInMs + 86_400_000)
-  else ctx.audit('task.submit', result.id, { name: task.name })
+  if (!result.deduplicated) {
+    counted?.keep()
+    ctx.audit('task.submit', result.id, { name: task.name })
+  }
   const out = { task_id: result.id, status: result.status, created_at: result.createdAt.toISOString() }
   return result.deduplicated
     ? { status: 200, body: out, headers: { 'idempotent-replayed': 'true' } }
@@ -124,6 +122,7 @@ export const taskRoutes: Route[] = [
     body: SubmitTaskBody,
     responses: { 200: SubmitTaskResponse, 201: SubmitTaskResponse.or(Schedule) },
     problems: [400, 413, 415, 429, 501],
+    countsQuota: true,
     handle: submit,
   },
   {

@@ -26,7 +26,10 @@ describe.skipIf(!up)('rate limits and quotas', () => {
     const ok = answers.filter((a) => a.status === 200)
     const limited = answers.filter((a) => a.status === 429)
     // One token refills per second; a burst shorter than a second gets the 60 in the bucket, no more.
-    expect(ok.length).toBe(60 + Math.floor(elapsed / 1000))
+    // (On a loaded machine the burst can outlast a second: then each whole second adds at most one.)
+    if (elapsed < 1000) expect(ok.length).toBe(60)
+    expect(ok.length).toBeGreaterThanOrEqual(60)
+    expect(ok.length).toBeLessThanOrEqual(60 + Math.floor(elapsed / 1000))
     expect(limited.length).toBe(100 - ok.length)
     for (const a of limited) {
       expect(a.body.code).toBe('RATE_LIMITED')
