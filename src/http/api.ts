@@ -243,19 +243,26 @@ export class Api {
         throw new HttpProblem('FORBIDDEN', `this endpoint needs the ${route.scope} scope`)
       }
       const limit = key.rateLimit ?? this.options.rateLimit
-      // The rate limit and the quota count go out together (one pipelined round trip to Redis).
+      // The rate limit and the quota count are one script call (one round trip to Redis).
       const period = route.countsQuota ? quotaPeriod() : undefined
-      const counter = period ? `quota:${key.id}:${period.period}` : ''
+      const bucket = `key:${key.id}`
+      const counter = period ? `quota:${period.period}` : ''
       const ttl = period ? period.endsInMs + 86_400_000 : 0
-      const [taken, used] = await Promise.all([
-        services.limits.take(`key:${key.id}`, limit),
-        period ? services.limits.add(counter, 1, ttl) : undefined,
-      ])
-      if (period && used !== undefined) {
+      const taken = await services.limits.take(
+        bucket,
+        limit,
+        period ? { key: counter, ttlMs: ttl } : undefined,
+      )
+      if (period && taken.counted !== undefined) {
         let kept = false
-        quota = { used, period: period.period, endsInMs: period.endsInMs, keep: () => (kept = true) }
+        quota = {
+          used: taken.counted,
+          period: period.period,
+          endsInMs: period.endsInMs,
+          keep: () => (kept = true),
+        }
         giveBack = () => {
-          if (!kept) void services.limits.add(counter, -1, ttl).catch(() => {})
+          if (!kept) void services.limits.add(counter, -1, ttl, bucket).catch(() => {})
         }
       }
       headers['ratelimit-limit'] = String(limit)

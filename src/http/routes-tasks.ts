@@ -206,7 +206,7 @@ export const taskRoutes: Route[] = [
     async handle(ctx) {
       const { key, services } = ctx
       const { period, resetsAt } = quotaPeriod()
-      const used = await services.limits.read(`quota:${key.id}:${period}`)
+      const used = await services.limits.read(`quota:${period}`, `key:${key.id}`)
       const quota = key.monthlyQuota ?? services.options.quota ?? null
       return {
         status: 200,

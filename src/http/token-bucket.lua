@@ -3,8 +3,10 @@
 -- ARGV[1]  capacity (tokens; the per-minute limit)
 -- ARGV[2]  refill window in microseconds (60,000,000: a full bucket per minute)
 -- ARGV[3]  tokens this request costs (1)
+-- KEYS[2]  optional: a counter to add 1 to in the same call (the monthly quota; same hash tag)
+-- ARGV[4]  with KEYS[2]: the counter's time to live in milliseconds
 -- Returns  { allowed (1|0), tokens left (floor), microseconds until one token is available,
---            microseconds until the bucket is full again }
+--            microseconds until the bucket is full again, the counter's new value (or -1) }
 local capacity = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
@@ -34,4 +36,9 @@ local full_in = math.ceil((capacity - tokens) / rate)
 redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(full_in / 1000)) + 1000)
 local next_in = 0
 if tokens < cost then next_in = math.ceil((cost - tokens) / rate) end
-return { allowed, math.floor(tokens), next_in, full_in }
+local counted = -1
+if KEYS[2] then
+  counted = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
+return { allowed, math.floor(tokens), next_in, full_in, counted }
