@@ -6,7 +6,13 @@ export default defineConfig({
     testing: 'src/testing.ts',
     observability: 'src/observability/index.ts',
     cli: 'src/cli.ts',
+    http: 'src/http/index.ts',
+    express: 'src/http/adapters/express.ts',
+    fastify: 'src/http/adapters/fastify.ts',
+    node: 'src/http/adapters/node.ts',
   },
+  // The frameworks are optional peer dependencies, used for their types only.
+  external: ['express', 'fastify'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -15,6 +15,16 @@ for (const name of ['createQueue', 'createWorker', 'defineTask', 'NonRetryableEr
   if (typeof esm[name] !== 'function' || typeof cjs[name] !== 'function')
     throw new Error(`missing export ${name}`)
 }
+const subpaths = {
+  'taskloom/http': 'createApi',
+  'taskloom/express': 'expressRouter',
+  'taskloom/fastify': 'fastifyPlugin',
+  'taskloom/node': 'nodeHandler',
+}
+for (const [path, name] of Object.entries(subpaths)) {
+  if (typeof (await import(path))[name] !== 'function' || typeof require(path)[name] !== 'function')
+    throw new Error(`missing export ${name} of ${path}`)
+}
 const { z } = await import('zod')
 const task = esm.defineTask({ name: 'check', input: z.object({ n: z.number() }) })
 const queue = esm.createQueue({ name: 'check-dist' })

@@ -4,13 +4,122 @@
  *
  *   taskloom migrate [--postgres <url>] [--schema <name>]
  *     Applies missing migrations to PostgreSQL (default: $DATABASE_URL) and prints what it did.
+ *   taskloom keys create --tenant <id> --scopes <s,s> [--name <n>] [--rate-limit <n>]
+ *                        [--monthly-quota <n>] [--expires-at <iso>]
+ *   taskloom keys list [--tenant <id>]
+ *   taskloom keys revoke <id|prefix> [--tenant <id>]
+ *     Manage API keys of the REST API. The secret is printed once, at creation.
  */
 import { parseArgs } from 'node:util'
+import { openApiKeys, SCOPES, type Scope } from './http/index.js'
 import { migrate } from './index.js'
 
 const USAGE = `usage:
   taskloom migrate [--postgres <url>] [--schema <name>]   apply missing migrations (default url: $DATABASE_URL)
-  taskloom help`
+  taskloom keys create --tenant <id> --scopes <${SCOPES.join(',')}>
+                       [--name <text>] [--rate-limit <per minute>] [--monthly-quota <n>] [--expires-at <ISO time>]
+  taskloom keys list [--tenant <id>]                      keys (never their secrets)
+  taskloom keys revoke <key id or prefix> [--tenant <id>]
+  taskloom help
+every command takes --postgres <url> (default: $DATABASE_URL) and --schema <name> (default: taskloom)`
+
+class UsageError extends Error {}
+
+const common = { postgres: { type: 'string' }, schema: { type: 'string' } } as const
+
+function databaseUrl(given: string | undefined): string {
+  const url = given ?? process.env.DATABASE_URL
+  if (!url) throw new UsageError('pass --postgres <url> or set DATABASE_URL')
+  return url
+}
+
+function positive(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a positive integer, not ${JSON.stringify(text)}`)
+  return n
+}
+
+async function keys(args: string[]): Promise<number> {
+  const [action, ...rest] = args
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...common,
+      tenant: { type: 'string' },
+      scopes: { type: 'string' },
+      name: { type: 'string' },
+      'rate-limit': { type: 'string' },
+      'monthly-quota': { type: 'string' },
+      'expires-at': { type: 'string' },
+    },
+  })
+  if (action !== 'create' && action !== 'list' && action !== 'revoke') {
+    throw new UsageError(`unknown keys action ${JSON.stringify(action ?? '')}: use create, list or revoke`)
+  }
+  const store = await openApiKeys({
+    postgres: databaseUrl(values.postgres),
+    schema: values.schema ?? 'taskloom',
+  })
+  try {
+    if (action === 'create') {
+      if (!values.tenant) throw new UsageError('keys create needs --tenant <id>')
+      if (!values.scopes) throw new UsageError(`keys create needs --scopes (some of ${SCOPES.join(', ')})`)
+      let expiresAt: Date | undefined
+      if (values['expires-at'] !== undefined) {
+        expiresAt = new Date(values['expires-at'])
+        if (Number.isNaN(expiresAt.getTime())) throw new UsageError('--expires-at must be an ISO time')
+      }
+      const { key, info } = await store.create({
+        tenantId: values.tenant,
+        scopes: values.scopes.split(',').map((s) => s.trim()) as Scope[],
+        name: values.name,
+        rateLimit: positive('rate-limit', values['rate-limit']),
+        monthlyQuota: positive('monthly-quota', values['monthly-quota']),
+        expiresAt,
+      })
+      process.stdout.write(
+        `created key ${info.id} (prefix ${info.prefix}) for tenant ${info.tenantId}, scopes ${info.scopes.join(',')}\n` +
+          'the secret is shown once; store it now:\n' +
+          `${key}\n`,
+      )
+      return 0
+    }
+    if (action === 'list') {
+      const list = await store.list(values.tenant)
+      process.stdout.write('id\tprefix\ttenant\tscopes\tstate\tcreated\texpires\n')
+      for (const k of list) {
+        const state = k.revokedAt
+          ? 'revoked'
+          : !k.isActive
+            ? 'inactive'
+            : k.expiresAt && k.expiresAt < new Date()
+              ? 'expired'
+              : 'active'
+        process.stdout.write(
+          `${k.id}\t${k.prefix}\t${k.tenantId}\t${k.scopes.join(',')}\t${state}\t${k.createdAt.toISOString()}\t${k.expiresAt?.toISOString() ?? '-'}\n`,
+        )
+      }
+      return 0
+    }
+    const target = positionals[0]
+    if (!target) throw new UsageError('keys revoke needs the key id or prefix')
+    const revoked = await store.revoke(target, values.tenant)
+    if (!revoked) {
+      process.stderr.write(`taskloom keys revoke: no key ${JSON.stringify(target)}\n`)
+      return 1
+    }
+    process.stdout.write(
+      `revoked key ${revoked.id} (prefix ${revoked.prefix}) of tenant ${revoked.tenantId}\n`,
+    )
+    return 0
+  } finally {
+    await store.close()
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
@@ -18,20 +127,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return command === undefined ? 2 : 0
   }
+  if (command === 'keys') return keys(rest)
   if (command !== 'migrate') {
     process.stderr.write(`taskloom: unknown command ${JSON.stringify(command)}\n${USAGE}\n`)
     return 2
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: { postgres: { type: 'string' }, schema: { type: 'string' } },
-    strict: true,
-  })
-  const url = values.postgres ?? process.env.DATABASE_URL
-  if (!url) {
-    process.stderr.write('taskloom migrate: pass --postgres <url> or set DATABASE_URL\n')
-    return 2
-  }
+  const { values } = parseArgs({ args: rest, options: common, strict: true })
+  const url = databaseUrl(values.postgres)
   const { schema, applied, version } = await migrate(url, values.schema)
   process.stdout.write(
     applied.length === 0
@@ -46,6 +148,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`taskloom: ${err.message}\n${USAGE}\n`)
+      process.exitCode = 2
+      return
+    }
     process.stderr.write(`taskloom: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exitCode = 1
   },

@@ -1,7 +1,9 @@
 /** What a worker reads from the queue it serves; not part of the public surface. */
+import type { Redis } from 'ioredis'
 import type { Broker, EnqueueResult, NewTask } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
+import type { PostgresStore } from '../store/postgres/postgres-store.js'
 import type { WorkerRow } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 
@@ -24,4 +26,8 @@ export interface QueueInternals {
    * item by item (metrics and logs listen here). A throwing listener is ignored.
    */
   submitted: Set<(tasks: readonly NewTask[], results: readonly EnqueueResult[]) => void>
+  /** The queue's Redis command connection, when its broker is Redis. */
+  redis: Redis | undefined
+  /** The queue's store once open (after `ready()`), when it has one. */
+  store(): PostgresStore | undefined
 }

@@ -19,7 +19,7 @@ import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
 import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
-import { openPostgresStore } from '../store/postgres/postgres-store.js'
+import { openPostgresStore, type PostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
@@ -86,7 +86,7 @@ export class Queue {
   private readonly logger: Logger
   private readonly codec: Codec
   private readonly submits: Batcher<NewTask, EnqueueResult>
-  private store: Store | undefined
+  private store: PostgresStore | undefined
   private sync: StoreSync | undefined
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
@@ -177,6 +177,8 @@ export class Queue {
         await this.store?.recordWorkers(rows)
       },
       submitted: new Set(),
+      redis: this.broker instanceof RedisBroker ? this.broker.client : undefined,
+      store: () => this.store,
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,

@@ -74,6 +74,11 @@ export class RedisBroker implements Broker {
     this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
   }
 
+  /** The command connection, for other Redis users in the package (the HTTP rate limiter). */
+  get client(): Redis {
+    return this.redis
+  }
+
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
     return runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args])

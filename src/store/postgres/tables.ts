@@ -68,6 +68,10 @@ export interface ApiKeysTable {
   created_at: DefaultTimestamp
   expires_at: OptionalTimestamp
   last_used_at: OptionalTimestamp
+  /** The key's public first part (`tlk_…`), by which it is looked up (0004). */
+  prefix: string | null
+  /** When it was revoked (0004); revoked keys also have `is_active = false`. */
+  revoked_at: OptionalTimestamp
 }
 
 export interface WorkersTable {
@@ -129,6 +133,8 @@ export interface AuditLogTable {
   action: string
   target_id: string | null
   details: OptionalJsonb
+  /** The HTTP request that caused the entry (0004). */
+  request_id: string | null
 }
 
 export interface MigrationsTable {

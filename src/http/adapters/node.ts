@@ -1,0 +1,48 @@
+/**
+ * `taskloom/node`: the API as a `node:http` request handler.
+ * @example
+ * import { createServer } from 'node:http'
+ * import { createApi } from 'taskloom/http'
+ * import { nodeHandler } from 'taskloom/node'
+ * createServer(nodeHandler(createApi({ queue, tasks }), { prefix: '/api/v1' })).listen(3000)
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Api } from '../api.js'
+import { readBody, writeResponse } from './read-body.js'
+
+export interface NodeHandlerOptions {
+  /** Where the API is mounted, e.g. '/api/v1'. Default: the root. */
+  prefix?: string
+}
+
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
+
+export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHandler {
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '')
+  return (req, res, next) => {
+    const url = req.url ?? '/'
+    let rel: string | undefined = url
+    if (prefix) {
+      const after = url.charAt(prefix.length)
+      rel =
+        url.startsWith(prefix) && (after === '' || after === '/' || after === '?')
+          ? url.slice(prefix.length)
+          : undefined
+      if (rel !== undefined && !rel.startsWith('/')) rel = `/${rel}`
+    }
+    if (rel === undefined) {
+      if (next) return next()
+      return writeResponse(res, api.problem('ROUTE_NOT_FOUND', `no endpoint at ${url.split('?')[0]}`, url))
+    }
+    const target = rel
+    readBody(req, api.options.bodyLimit)
+      .then((body) => api.handle({ method: req.method ?? 'GET', url: target, headers: req.headers, body }))
+      .then(
+        (answer) => writeResponse(res, answer),
+        (err: unknown) => {
+          if (next) return next(err)
+          res.destroy(err as Error)
+        },
+      )
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * API keys: high-entropy secrets shown once, stored only as a SHA-256 hash, looked up by their
+ * public prefix and compared in constant time. A key belongs to one tenant and carries scopes, an
+ * optional per-minute rate limit and monthly quota, an optional expiry, and can be revoked.
+ *
+ * Key format: `tlk_<12 hex>_<43 base64url>`; the part before the second `_` is the prefix (public,
+ * unique, shown by `keys list`), the rest 256 random bits.
+ */
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
+import { Kysely } from 'kysely'
+import { TaskloomError } from '../errors.js'
+import { chooseDialect, type PostgresInput } from '../store/postgres/connection.js'
+import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
+import type { ApiKeysTable, Database } from '../store/postgres/tables.js'
+import { TENANT_ID } from '../task/validate.js'
+
+export const SCOPES = ['task:create', 'task:read', 'task:cancel', 'task:list', 'admin'] as const
+export type Scope = (typeof SCOPES)[number]
+
+/** What the API knows about a key; never the secret. */
+export interface ApiKeyInfo {
+  id: string
+  prefix: string
+  tenantId: string
+  name: string | null
+  scopes: Scope[]
+  /** Requests per minute; null: the API's default. */
+  rateLimit: number | null
+  /** Task submissions per calendar month (UTC); null: the API's default (unlimited unless set). */
+  monthlyQuota: number | null
+  isActive: boolean
+  createdAt: Date
+  expiresAt: Date | null
+  revokedAt: Date | null
+}
+
+export interface CreateKeyInput {
+  tenantId: string
+  scopes: readonly Scope[]
+  name?: string | undefined
+  rateLimit?: number | undefined
+  monthlyQuota?: number | undefined
+  expiresAt?: Date | undefined
+}
+
+export interface CreatedKey {
+  /** The secret: shown this once, never stored. */
+  key: string
+  info: ApiKeyInfo
+}
+
+/** Why a presented key was refused (for the audit log; the client always sees one message). */
+export type KeyRefusal = 'malformed' | 'unknown' | 'mismatch' | 'inactive' | 'revoked' | 'expired'
+
+export type Verification = { ok: true; key: ApiKeyInfo } | { ok: false; reason: KeyRefusal; prefix?: string }
+
+const KEY_FORMAT = /^(tlk_[0-9a-f]{12})_([A-Za-z0-9_-]{43})$/
+
+const hash = (secret: string) => createHash('sha256').update(secret).digest()
+
+export function checkScopes(scopes: readonly unknown[]): Scope[] {
+  const bad = scopes.filter((s) => !SCOPES.includes(s as Scope))
+  if (bad.length > 0 || scopes.length === 0) {
+    throw new TaskloomError(
+      'INVALID_INPUT',
+      scopes.length === 0
+        ? `a key needs at least one scope: ${SCOPES.join(', ')}`
+        : `unknown scope ${bad.map((b) => JSON.stringify(b)).join(', ')}: use ${SCOPES.join(', ')}`,
+      { issues: [{ path: 'scopes', message: `expected some of ${SCOPES.join(', ')}` }] },
+    )
+  }
+  return [...new Set(scopes as Scope[])]
+}
+
+export class ApiKeys {
+  readonly #db: Kysely<Database>
+  readonly #schema: string
+  readonly #owned: boolean
+
+  constructor(db: Kysely<Database>, schema: string, owned = false) {
+    this.#db = db
+    this.#schema = schema
+    this.#owned = owned
+  }
+
+  private get table() {
+    return this.#db.withSchema(this.#schema)
+  }
+
+  /** Creates a key; the secret in the answer is the only copy. */
+  async create(input: CreateKeyInput): Promise<CreatedKey> {
+    const tenant = TENANT_ID.safeParse(input.tenantId)
+    if (!tenant.success) {
+      throw new TaskloomError('INVALID_INPUT', `invalid tenant id ${JSON.stringify(input.tenantId)}`, {
+        issues: [{ path: 'tenant_id', message: tenant.error.issues[0]?.message ?? 'invalid' }],
+      })
+    }
+    const scopes = checkScopes(input.scopes)
+    for (const [field, value] of [
+      ['rate_limit', input.rateLimit],
+      ['monthly_quota', input.monthlyQuota],
+    ] as const) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 2_000_000_000)) {
+        throw new TaskloomError('INVALID_INPUT', `${field} must be a positive integer`, {
+          issues: [{ path: field, message: 'expected a positive integer' }],
+        })
+      }
+    }
+    const prefix = `tlk_${randomBytes(6).toString('hex')}`
+    const key = `${prefix}_${randomBytes(32).toString('base64url')}`
+    const row = await this.table
+      .insertInto('api_keys')
+      .values({
+        id: randomUUID(),
+        prefix,
+        key_hash: hash(key).toString('hex'),
+        tenant_id: input.tenantId,
+        name: input.name ?? null,
+        scopes,
+        rate_limit: input.rateLimit ?? null,
+        monthly_quota: input.monthlyQuota ?? null,
+        expires_at: input.expiresAt ?? null,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow()
+    return { key, info: toInfo(row) }
+  }
+
+  /** Keys of one tenant (or all), newest first. */
+  async list(tenantId?: string): Promise<ApiKeyInfo[]> {
+    let q = this.table.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').orderBy('id')
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId)
+    return (await q.execute()).map(toInfo)
+  }
+
+  async get(id: string, tenantId?: string): Promise<ApiKeyInfo | null> {
+    let q = this.table.selectFrom('api_keys').selectAll().where('id', '=', id)
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId)
+    const row = await q.executeTakeFirst()
+    return row ? toInfo(row) : null
+  }
+
+  /** Revokes a key by id or prefix; false when no such key (of that tenant) exists. */
+  async revoke(idOrPrefix: string, tenantId?: string): Promise<ApiKeyInfo | null> {
+    const column = idOrPrefix.startsWith('tlk_') ? 'prefix' : 'id'
+    let q = this.table
+      .updateTable('api_keys')
+      .set({ is_active: false, revoked_at: new Date() })
+      .where(column, '=', idOrPrefix)
+    if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId)
+    const row = await q.returningAll().executeTakeFirst()
+    return row ? toInfo(row) : null
+  }
+
+  /** Checks a presented key: by prefix, then the hash in constant time, then its state. */
+  async verify(presented: string, now = Date.now()): Promise<Verification> {
+    const match = KEY_FORMAT.exec(presented)
+    if (!match) return { ok: false, reason: 'malformed' }
+    const prefix = match[1]!
+    const row = await this.table
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('prefix', '=', prefix)
+      .executeTakeFirst()
+    const given = hash(presented)
+    // Compare even when no row matched, so timing does not tell a known prefix from an unknown one.
+    const stored = row ? Buffer.from(row.key_hash, 'hex') : Buffer.alloc(32)
+    const equal = stored.length === given.length && timingSafeEqual(stored, given)
+    if (!row) return { ok: false, reason: 'unknown', prefix }
+    if (!equal) return { ok: false, reason: 'mismatch', prefix }
+    const key = toInfo(row)
+    if (key.revokedAt) return { ok: false, reason: 'revoked', prefix }
+    if (!key.isActive) return { ok: false, reason: 'inactive', prefix }
+    if (key.expiresAt && key.expiresAt.getTime() <= now) return { ok: false, reason: 'expired', prefix }
+    return { ok: true, key }
+  }
+
+  /** Releases the connection when these keys opened their own (`openApiKeys`). */
+  async close(): Promise<void> {
+    if (this.#owned) await this.#db.destroy()
+  }
+}
+
+type KeyRow = {
+  [K in keyof ApiKeysTable]: ApiKeysTable[K] extends import('kysely').ColumnType<infer S, unknown, unknown>
+    ? S
+    : ApiKeysTable[K]
+}
+
+function toInfo(row: KeyRow): ApiKeyInfo {
+  return {
+    id: row.id,
+    prefix: row.prefix ?? '',
+    tenantId: row.tenant_id,
+    name: row.name,
+    scopes: row.scopes as Scope[],
+    rateLimit: row.rate_limit,
+    monthlyQuota: row.monthly_quota,
+    isActive: row.is_active,
+    createdAt: new Date(row.created_at),
+    expiresAt: row.expires_at ? new Date(row.expires_at) : null,
+    revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
+  }
+}
+
+export interface OpenApiKeysOptions {
+  /** A postgres:// URL, a pg.Pool, or PGlite options. */
+  postgres: PostgresInput
+  /** Default 'taskloom'. */
+  schema?: string
+  /** Apply missing migrations first. Default false (an older schema is refused). */
+  migrate?: boolean
+}
+
+/**
+ * Opens the API key table on its own connection (what `npx taskloom keys` uses).
+ * @example
+ * const keys = await openApiKeys({ postgres: process.env.DATABASE_URL! })
+ * const { key } = await keys.create({ tenantId: 'acme', scopes: ['task:create', 'task:read'] })
+ * await keys.close()
+ */
+export async function openApiKeys(options: OpenApiKeysOptions): Promise<ApiKeys> {
+  const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA)
+  const { dialect } = chooseDialect(options.postgres, { max: 2 })
+  const db = new Kysely<Database>({ dialect })
+  try {
+    if (options.migrate) await migrate(db, { schema })
+    else await assertSchemaCurrent(db, { schema })
+  } catch (err) {
+    await db.destroy()
+    throw err
+  }
+  return new ApiKeys(db, schema, true)
+}

@@ -1,0 +1,544 @@
+/**
+ * The framework-free HTTP core: `api.handle({ method, url, headers, body })` answers
+ * `{ status, headers, body }`. Every request goes through the same steps: route match, body size,
+ * API key, scope, rate limit, content type, JSON and schema validation, handler; every error is a
+ * problem document. Adapters (`taskloom/express`, `taskloom/fastify`, `taskloom/node`) only translate.
+ */
+import { randomUUID } from 'node:crypto'
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { Kysely } from 'kysely'
+import type { z } from 'zod'
+import { TaskloomError } from '../errors.js'
+import { createJsonLogger, type Logger } from '../logger.js'
+import { internals } from '../queue/internal.js'
+import { chooseDialect } from '../store/postgres/connection.js'
+import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
+import type { Database } from '../store/postgres/tables.js'
+import type { TaskDefinition } from '../task/define-task.js'
+import { type ApiKeyInfo, ApiKeys, type Scope, type Verification } from './api-keys.js'
+import { type AuditAction, AuditLog } from './audit.js'
+import { type Limits, MemoryLimits, quotaPeriod, RedisLimits } from './limits.js'
+import { buildOpenApi } from './openapi.js'
+import { API_DEFAULTS, type ApiOptions } from './options.js'
+import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
+import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
+import { adminRoutes } from './routes-admin.js'
+import { systemRoutes } from './routes-system.js'
+import { taskRoutes } from './routes-tasks.js'
+
+export const VERSION = '0.1.0'
+
+/** A request as the adapters hand it over. */
+export interface ApiRequest {
+  method: string
+  /** Path and query, relative to where the API is mounted: '/tasks?status=queued'. */
+  url: string
+  /** Lower-case names. */
+  headers: Record<string, string | string[] | undefined>
+  body?: Uint8Array | null | undefined
+}
+
+export interface ApiResponse {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...systemRoutes]
+const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/
+const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
+const tracer = trace.getTracer('taskloom', VERSION)
+
+type Settings = ApiOptions & typeof API_DEFAULTS
+
+export class Api {
+  readonly options: Settings
+  readonly routes: readonly Route[] = ROUTES
+  private readonly logger: Logger
+  private readonly startedAt = Date.now()
+  private services: Promise<Services> | undefined
+  private ownDb: Kysely<Database> | undefined
+  private purgeTimer: NodeJS.Timeout | undefined
+  private readonly verified = new Map<string, { key: ApiKeyInfo; until: number }>()
+  private document: unknown
+  private closed = false
+
+  constructor(options: ApiOptions) {
+    if (!options || typeof options.queue?.submit !== 'function') {
+      throw new TaskloomError('INVALID_OPTIONS', 'createApi needs `queue`: a queue made by createQueue()')
+    }
+    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
+    this.options = { ...API_DEFAULTS, ...defined } as Settings
+    const o = this.options
+    const bad: { path: string; message: string }[] = []
+    const positive = (name: string, v: number | undefined, max: number) => {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > max))
+        bad.push({ path: name, message: `expected an integer from 1 to ${max}` })
+    }
+    positive('rateLimit', o.rateLimit, 1e9)
+    positive('quota', o.quota, 2e9)
+    positive('auditRetentionDays', o.auditRetentionDays, 36_600)
+    positive('bodyLimit', o.bodyLimit, 1 << 30)
+    if (!Number.isInteger(o.keyCacheMs) || o.keyCacheMs < 0)
+      bad.push({ path: 'keyCacheMs', message: 'expected a non-negative integer' })
+    if (bad.length > 0) {
+      const text = bad.map((b) => `${b.path}: ${b.message}`).join('; ')
+      throw new TaskloomError('INVALID_OPTIONS', `invalid API options: ${text}`, { issues: bad })
+    }
+    this.logger = options.logger ?? createJsonLogger({ service: 'taskloom-http' })
+  }
+
+  /** Opens what the API needs (key store, audit log, limits); requests call it themselves. */
+  async ready(): Promise<void> {
+    await this.open()
+  }
+
+  /** The OpenAPI 3.1 document of this API. */
+  openapi(): unknown {
+    this.document ??= buildOpenApi(this.routes, this.options.version ?? VERSION)
+    return this.document
+  }
+
+  /** The API key store (for setup code and tests): create, list, revoke. */
+  async keys(): Promise<ApiKeys> {
+    return (await this.open()).keys
+  }
+
+  /** The audit log (for tests and tooling). */
+  async audit(): Promise<AuditLog> {
+    return (await this.open()).audit
+  }
+
+  /** Deletes audit entries older than the retention; answers how many went. Runs hourly by itself. */
+  async purgeAudit(now = Date.now()): Promise<number> {
+    const { audit } = await this.open()
+    return audit.purge(new Date(now - this.options.auditRetentionDays * 86_400_000))
+  }
+
+  /** Flushes the audit log and closes connections the API opened (not the queue). */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.purgeTimer)
+    const services = await this.services?.catch(() => undefined)
+    await services?.audit.flush()
+    await this.ownDb?.destroy()
+  }
+
+  async handle(req: ApiRequest): Promise<ApiResponse> {
+    const began = performance.now()
+    const header = (name: string) => {
+      const v = req.headers[name]
+      return Array.isArray(v) ? undefined : v
+    }
+    const given = header('x-request-id')
+    const requestId = given && REQUEST_ID.test(given) ? given : randomUUID()
+    const method = (req.method ?? '').toUpperCase()
+    let routeName = 'unmatched'
+    let pathOnly = '/'
+    const parent = propagation.extract(context.active(), req.headers, {
+      get: (carrier, key) => carrier[key],
+      keys: (carrier) => Object.keys(carrier),
+    })
+    const span = tracer.startSpan(`${method} unmatched`, { kind: SpanKind.SERVER }, parent)
+    let res: ApiResponse
+    let tenantId: string | undefined
+    try {
+      const { path, query } = splitUrl(req.url)
+      pathOnly = path
+      const segments = decodeSegments(path)
+      const match = matchRoute(this.routes, method, segments)
+      if (!match) throw new HttpProblem('ROUTE_NOT_FOUND', `no endpoint at ${path}`)
+      if ('allowed' in match) {
+        throw new HttpProblem('METHOD_NOT_ALLOWED', `${method} is not allowed at ${path}`, {
+          headers: { allow: match.allowed.join(', ') },
+        })
+      }
+      const { route, params } = match
+      routeName = route.path
+      span.updateName(`${method} ${route.path}`)
+      span.setAttribute('http.route', route.path)
+      const result = await context.with(trace.setSpan(parent, span), () =>
+        this.serve(req, route, params, query, requestId, (t) => {
+          tenantId = t
+        }),
+      )
+      res = this.respond(result, requestId)
+    } catch (err) {
+      const problem = toProblem(err)
+      if (problem.status >= 500) {
+        this.logger.error({ err, requestId, route: routeName }, 'request failed')
+        span.recordException(err as Error)
+      }
+      res = {
+        status: problem.status,
+        headers: {
+          'content-type': 'application/problem+json',
+          'cache-control': 'no-store',
+          'x-request-id': requestId,
+          ...problem.headers,
+        },
+        body: JSON.stringify(problem.toBody(pathOnly, requestId)),
+      }
+    }
+    span.setAttributes({
+      'http.request.method': method,
+      'url.path': pathOnly,
+      'http.response.status_code': res.status,
+      ...(tenantId ? { 'taskloom.tenant_id': tenantId } : {}),
+    })
+    if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+    span.end()
+    this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
+    return res
+  }
+
+  private async serve(
+    req: ApiRequest,
+    route: Route,
+    params: Record<string, string>,
+    query: URLSearchParams,
+    requestId: string,
+    setTenant: (tenantId: string) => void,
+  ): Promise<RouteResult> {
+    const body = req.body ?? new Uint8Array(0)
+    if (body.byteLength > this.options.bodyLimit) {
+      throw new HttpProblem(
+        'PAYLOAD_TOO_LARGE',
+        `the body is ${body.byteLength} bytes; the limit is ${this.options.bodyLimit}`,
+      )
+    }
+    if (route.path === '/health') {
+      return {
+        status: 200,
+        body: {
+          status: 'healthy',
+          version: this.options.version ?? VERSION,
+          uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
+        },
+      }
+    }
+    if (route.path === '/openapi.json') return { status: 200, body: this.openapi() }
+    const services = await this.open()
+    const publicRoute = route.scope === 'public' || (route.path === '/metrics' && this.options.publicMetrics)
+    let key: ApiKeyInfo | undefined
+    const audit = (action: AuditAction, targetId?: string | null, details?: Record<string, unknown>) => {
+      void services.audit.record({
+        action,
+        tenantId: key?.tenantId ?? null,
+        keyId: key?.id ?? null,
+        requestId,
+        targetId,
+        details,
+      })
+    }
+    const headers: Record<string, string> = {}
+    let quota: RouteContext['quota']
+    let giveBack = () => {}
+    if (!publicRoute) {
+      key = await this.authenticate(services, req.headers['x-api-key'], requestId, route)
+      setTenant(key.tenantId)
+      if (!hasScope(key, route.scope as Scope)) {
+        audit('auth.forbidden', null, { route: route.path, method: route.method, needs: route.scope })
+        throw new HttpProblem('FORBIDDEN', `this endpoint needs the ${route.scope} scope`)
+      }
+      const limit = key.rateLimit ?? this.options.rateLimit
+      // The rate limit and the quota count are one script call (one round trip to Redis).
+      const period = route.countsQuota ? quotaPeriod() : undefined
+      const bucket = `key:${key.id}`
+      const counter = period ? `quota:${period.period}` : ''
+      const ttl = period ? period.endsInMs + 86_400_000 : 0
+      const taken = await services.limits.take(
+        bucket,
+        limit,
+        period ? { key: counter, ttlMs: ttl } : undefined,
+      )
+      if (period && taken.counted !== undefined) {
+        let kept = false
+        quota = {
+          used: taken.counted,
+          period: period.period,
+          endsInMs: period.endsInMs,
+          keep: () => (kept = true),
+        }
+        giveBack = () => {
+          if (!kept) void services.limits.add(counter, -1, ttl, bucket).catch(() => {})
+        }
+      }
+      headers['ratelimit-limit'] = String(limit)
+      headers['ratelimit-remaining'] = String(taken.remaining)
+      headers['ratelimit-reset'] = String(Math.ceil(taken.resetMs / 1000))
+      headers['ratelimit-policy'] = `${limit};w=60`
+      if (!taken.allowed) {
+        giveBack()
+        audit('rate.limited', null, { route: route.path, limit })
+        this.options.metrics?.rateLimitHit(key.tenantId)
+        const retryAfter = Math.max(1, Math.ceil(taken.retryAfterMs / 1000))
+        throw new HttpProblem(
+          'RATE_LIMITED',
+          `this key may make ${limit} requests per minute; retry in ${retryAfter} s`,
+          { headers: { ...headers, 'retry-after': String(retryAfter) } },
+        )
+      }
+    }
+    try {
+      let parsed: unknown
+      if (route.body) parsed = parseBody(route.body, req.headers['content-type'], body)
+      if (route.query) {
+        const q = route.query.safeParse(Object.fromEntries(query))
+        if (!q.success) throw invalid('INVALID_QUERY', q.error.issues, 'invalid query')
+      }
+      const result = await route.handle({
+        services,
+        params,
+        query,
+        key: key ?? ANONYMOUS,
+        requestId,
+        body: parsed,
+        audit,
+        quota,
+      })
+      return { ...result, headers: { ...headers, ...result.headers } }
+    } finally {
+      giveBack()
+    }
+  }
+  private async authenticate(
+    services: Services,
+    presented: string | string[] | undefined,
+    requestId: string,
+    route: Route,
+  ): Promise<ApiKeyInfo> {
+    const now = Date.now()
+    if (typeof presented === 'string') {
+      const cached = this.verified.get(presented)
+      if (cached && cached.until > now && (!cached.key.expiresAt || cached.key.expiresAt.getTime() > now)) {
+        return cached.key
+      }
+    }
+    const result: Verification =
+      typeof presented === 'string'
+        ? await services.keys.verify(presented, now)
+        : { ok: false, reason: 'malformed' }
+    if (result.ok) {
+      if (this.options.keyCacheMs > 0 && typeof presented === 'string') {
+        if (this.verified.size >= 10_000) this.verified.clear()
+        this.verified.set(presented, { key: result.key, until: now + this.options.keyCacheMs })
+      }
+      return result.key
+    }
+    const reason = presented === undefined ? 'missing' : result.reason
+    void services.audit.record({
+      action: 'auth.failed',
+      tenantId: null,
+      keyId: null,
+      requestId,
+      details: { reason, route: route.path, ...(result.prefix ? { prefix: result.prefix } : {}) },
+    })
+    throw new HttpProblem(
+      'UNAUTHENTICATED',
+      presented === undefined
+        ? 'send an API key in the X-API-Key header'
+        : 'the API key is not valid (unknown, revoked or expired)',
+      { headers: { 'www-authenticate': 'ApiKey header="X-API-Key"' } },
+    )
+  }
+
+  private respond(result: RouteResult, requestId: string): ApiResponse {
+    const headers: Record<string, string> = {
+      'cache-control': 'no-store',
+      'x-request-id': requestId,
+      ...result.headers,
+    }
+    if (result.raw) {
+      headers['content-type'] = result.raw.contentType
+      return { status: result.status, headers, body: result.raw.body }
+    }
+    if (result.status === 204 || result.body === undefined)
+      return { status: result.status, headers, body: '' }
+    headers['content-type'] = 'application/json'
+    return { status: result.status, headers, body: JSON.stringify(result.body) }
+  }
+
+  /** A problem response for errors an adapter meets before the core (a body its framework refused). */
+  problem(
+    code: ProblemCode,
+    detail: string,
+    path: string,
+    headers: Record<string, string> = {},
+  ): ApiResponse {
+    const requestId = randomUUID()
+    return {
+      status: PROBLEM_STATUS[code],
+      headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, ...headers },
+      body: JSON.stringify(new HttpProblem(code, detail).toBody(path, requestId)),
+    }
+  }
+
+  /** Removes a key from the verified-key cache. */
+  forgetKey(id: string): void {
+    for (const [secret, entry] of this.verified) if (entry.key.id === id) this.verified.delete(secret)
+  }
+
+  private open(): Promise<Services> {
+    if (this.closed) return Promise.reject(new TaskloomError('CLOSED', 'the API is closed'))
+    this.services ??= this.openServices()
+    // A failed open (say PostgreSQL down at start) is retried by the next request.
+    this.services.catch(() => {
+      this.services = undefined
+    })
+    return this.services
+  }
+
+  private async openServices(): Promise<Services> {
+    const { queue } = this.options
+    await queue.ready()
+    const inner = queue[internals]
+    let db: Kysely<Database>
+    let schema: string
+    if (this.options.postgres !== undefined) {
+      schema = checkSchemaName(this.options.postgresSchema ?? DEFAULT_SCHEMA)
+      if (!this.ownDb) {
+        const own = new Kysely<Database>({
+          dialect: chooseDialect(this.options.postgres, { max: 4 }).dialect,
+        })
+        try {
+          if (this.options.migrate) await migrate(own, { schema })
+          else await assertSchemaCurrent(own, { schema })
+        } catch (err) {
+          await own.destroy()
+          throw err
+        }
+        this.ownDb = own
+      }
+      db = this.ownDb
+    } else {
+      const store = inner.store()
+      if (!store) {
+        throw new TaskloomError(
+          'INVALID_OPTIONS',
+          'the API keeps API keys and the audit log in PostgreSQL: give the queue a store, or pass `postgres` to createApi',
+        )
+      }
+      db = store.db
+      schema = store.schema
+    }
+    const tasks = new Map<string, TaskDefinition<any, any>>()
+    for (const t of this.options.tasks ?? []) tasks.set(t.name, t)
+    const limits: Limits = inner.redis ? new RedisLimits(inner.redis) : new MemoryLimits()
+    const services: Services = {
+      queue,
+      options: this.options,
+      keys: new ApiKeys(db, schema),
+      audit: new AuditLog(db, schema, this.logger),
+      limits,
+      redis: inner.redis,
+      db,
+      startedAt: this.startedAt,
+      forgetKey: (id) => this.forgetKey(id),
+      findTask: async (name) => tasks.get(name) ?? (await this.options.resolveTask?.(name)) ?? null,
+    }
+    this.purgeTimer = setInterval(() => {
+      this.purgeAudit().catch((err: unknown) => this.logger.warn({ err }, 'audit purge failed'))
+    }, 3_600_000)
+    this.purgeTimer.unref()
+    return services
+  }
+}
+
+const ANONYMOUS: ApiKeyInfo = {
+  id: '',
+  prefix: '',
+  tenantId: '',
+  name: null,
+  scopes: [],
+  rateLimit: null,
+  monthlyQuota: null,
+  isActive: false,
+  createdAt: new Date(0),
+  expiresAt: null,
+  revokedAt: null,
+}
+
+/** `admin` holds every scope. */
+function hasScope(key: ApiKeyInfo, scope: Scope): boolean {
+  return key.scopes.includes(scope) || key.scopes.includes('admin')
+}
+
+function splitUrl(url: string): { path: string; query: URLSearchParams } {
+  if (typeof url !== 'string' || !url.startsWith('/')) {
+    throw new HttpProblem('INVALID_REQUEST', 'the request target must be a path')
+  }
+  const q = url.indexOf('?')
+  const path = q === -1 ? url : url.slice(0, q)
+  return { path, query: new URLSearchParams(q === -1 ? '' : url.slice(q + 1)) }
+}
+
+function decodeSegments(path: string): string[] {
+  const parts = path.split('/').filter((s) => s.length > 0)
+  try {
+    return parts.map((s) => decodeURIComponent(s))
+  } catch {
+    throw new HttpProblem('INVALID_REQUEST', 'the path has an invalid percent-encoding')
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function parseBody(schema: z.ZodType, contentType: string | string[] | undefined, body: Uint8Array): unknown {
+  if (typeof contentType !== 'string' || !JSON_TYPE.test(contentType.trim())) {
+    throw new HttpProblem(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `send the body as application/json (got ${typeof contentType === 'string' ? JSON.stringify(contentType.slice(0, 100)) : 'no content type'})`,
+      { headers: { 'accept-post': 'application/json' } },
+    )
+  }
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    throw new HttpProblem('INVALID_JSON', 'the body is not valid UTF-8')
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (err) {
+    throw new HttpProblem('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`)
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) throw invalid('INVALID_INPUT', parsed.error.issues, 'invalid request body')
+  return parsed.data
+}
+
+function invalid(
+  code: 'INVALID_INPUT' | 'INVALID_QUERY',
+  issues: readonly z.core.$ZodIssue[],
+  what: string,
+): HttpProblem {
+  const errors = issues.map((i) => {
+    const path = i.path.map(String).join('.')
+    if (i.code === 'unrecognized_keys') {
+      return { path: path || i.keys.join(', '), message: `unknown field(s): ${i.keys.join(', ')}` }
+    }
+    return { path: path || '(body)', message: i.message }
+  })
+  return new HttpProblem(code, `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, {
+    errors,
+  })
+}
+
+/** The OpenAPI 3.1 document of the API (what GET /openapi.json answers, and docs/openapi.json holds). */
+export function openApiDocument(version = VERSION): unknown {
+  return buildOpenApi(ROUTES, version)
+}
+
+/**
+ * Creates the framework-free API core; mount it with `taskloom/express`, `taskloom/fastify` or
+ * `taskloom/node`.
+ * @example
+ * const api = createApi({ queue, tasks: [sendEmail] })
+ * app.use('/api/v1', taskloomRouter(api))
+ */
+export function createApi(options: ApiOptions): Api {
+  return new Api(options)
+}

@@ -1,0 +1,127 @@
+/**
+ * The audit log: who did what, when, from which request. Entries are written in batches off the
+ * request path (one INSERT per batch); a failed write is logged, never fails the request. Entries
+ * older than the retention (default 90 days) are purged in batches.
+ */
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type { Logger } from '../logger.js'
+import type { Database } from '../store/postgres/tables.js'
+import { Batcher } from '../util/batcher.js'
+
+export type AuditAction =
+  | 'task.submit'
+  | 'task.cancel'
+  | 'task.retry'
+  | 'tasks.retry_all'
+  | 'schedule.create'
+  | 'schedule.delete'
+  | 'auth.failed'
+  | 'auth.forbidden'
+  | 'rate.limited'
+  | 'quota.exceeded'
+  | 'key.create'
+  | 'key.revoke'
+
+export interface AuditEntry {
+  action: AuditAction
+  tenantId: string | null
+  /** The API key id, when one was presented and known. */
+  keyId: string | null
+  requestId: string
+  targetId?: string | null | undefined
+  details?: Record<string, unknown> | undefined
+  at?: Date
+}
+
+export interface AuditRecord extends Required<Omit<AuditEntry, 'details'>> {
+  details: Record<string, unknown> | null
+  at: Date
+}
+
+export class AuditLog {
+  readonly #db: Kysely<Database>
+  readonly #schema: string
+  readonly #logger: Logger
+  readonly #writes: Batcher<AuditEntry, null>
+
+  constructor(db: Kysely<Database>, schema: string, logger: Logger) {
+    this.#db = db
+    this.#schema = schema
+    this.#logger = logger
+    this.#writes = new Batcher((entries) => this.#insert(entries), { maxBatch: 500 })
+  }
+
+  /** Queues an entry; resolves once written (callers on the request path do not wait). */
+  record(entry: AuditEntry): Promise<void> {
+    const at = entry.at ?? new Date()
+    return this.#writes.add({ ...entry, at }).then(
+      () => {},
+      (err: unknown) => this.#logger.warn({ err, action: entry.action }, 'could not write an audit entry'),
+    )
+  }
+
+  /** Waits for queued entries to be written. */
+  flush(): Promise<void> {
+    return this.#writes.drain()
+  }
+
+  /** Newest first. */
+  async list(
+    filter: { tenantId?: string; action?: AuditAction; requestId?: string; limit?: number } = {},
+  ): Promise<AuditRecord[]> {
+    await this.flush()
+    let q = this.#db
+      .withSchema(this.#schema)
+      .selectFrom('audit_log')
+      .selectAll()
+      .orderBy('at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit ?? 100)
+    if (filter.tenantId !== undefined) q = q.where('tenant_id', '=', filter.tenantId)
+    if (filter.action !== undefined) q = q.where('action', '=', filter.action)
+    if (filter.requestId !== undefined) q = q.where('request_id', '=', filter.requestId)
+    const rows = await q.execute()
+    return rows.map((r) => ({
+      action: r.action as AuditAction,
+      tenantId: r.tenant_id,
+      keyId: r.actor,
+      requestId: r.request_id ?? '',
+      targetId: r.target_id,
+      details: (r.details as Record<string, unknown> | null) ?? null,
+      at: new Date(r.at),
+    }))
+  }
+
+  /** Deletes entries older than `olderThan`, 5,000 per statement; answers how many went. */
+  async purge(olderThan: Date): Promise<number> {
+    const t = sql.id(this.#schema, 'audit_log')
+    let total = 0
+    for (;;) {
+      const result = await sql`delete from ${t} where id in
+        (select id from ${t} where at < ${olderThan} limit 5000)`.execute(this.#db)
+      const n = Number(result.numAffectedRows ?? 0)
+      total += n
+      if (n < 5000) return total
+    }
+  }
+
+  async #insert(entries: AuditEntry[]): Promise<null[]> {
+    await this.#db
+      .withSchema(this.#schema)
+      .insertInto('audit_log')
+      .values(
+        entries.map((e) => ({
+          at: e.at ?? new Date(),
+          tenant_id: e.tenantId,
+          actor: e.keyId,
+          action: e.action,
+          target_id: e.targetId ?? null,
+          details: e.details ? JSON.stringify(e.details) : null,
+          request_id: e.requestId,
+        })),
+      )
+      .execute()
+    return entries.map(() => null)
+  }
+}

@@ -1,0 +1,111 @@
+/** `createApi` options and the structural contracts the API takes from the rest of taskloom. */
+import type { Logger } from '../logger.js'
+import type { Queue } from '../queue/queue.js'
+import type { PostgresInput } from '../store/postgres/connection.js'
+import type { TaskDefinition } from '../task/define-task.js'
+import type { Priority } from '../task/model.js'
+
+/** Metrics the API reports; `createMetrics()` of taskloom's observability module satisfies it. */
+export interface HttpMetrics {
+  /** `route` is the template, e.g. '/tasks/:id'. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void
+  rateLimitHit(tenantId: string): void
+  /** The Prometheus text for GET /metrics. */
+  render(): Promise<{ contentType: string; body: string }>
+}
+
+/** A schedule as the schedules service answers it. */
+export interface ScheduleInfoLike {
+  id: string
+  cron: string
+  taskName: string
+  input: unknown
+  timezone: string
+  misfire: 'skip' | 'run-once' | 'catch-up'
+  paused: boolean
+  tenantId: string | null
+  nextRunAt: Date | null
+  lastRunAt: Date | null
+  createdAt: Date
+}
+
+export interface ScheduleInputLike {
+  id: string
+  cron: string
+  task: TaskDefinition<any, any> | string
+  input?: unknown
+  timezone?: string
+  misfire?: 'skip' | 'run-once' | 'catch-up'
+  tenantId?: string
+  options?: { priority?: Priority; maxRetries?: number; timeoutMs?: number }
+}
+
+/** What `queue.schedules` provides. */
+export interface SchedulesLike {
+  upsert(s: ScheduleInputLike): Promise<ScheduleInfoLike>
+  get(id: string): Promise<ScheduleInfoLike | null>
+  list(opts?: { tenantId?: string; limit?: number; offset?: number }): Promise<ScheduleInfoLike[]>
+  remove(id: string): Promise<boolean>
+}
+
+export interface WorkerInfoLike {
+  id: string
+  status: 'ACTIVE' | 'IDLE' | 'UNHEALTHY'
+  lastHeartbeat: Date
+  tasksInHand: number
+  tasksProcessed: number
+  hostname: string
+  pid: number
+  concurrency: number
+  startedAt: Date
+}
+
+export interface ApiOptions {
+  /** The queue the API submits to and reads from. */
+  queue: Queue
+  /** Tasks that can be submitted by name. */
+  tasks?: readonly TaskDefinition<any, any>[]
+  /**
+   * Finds a task not in `tasks` by name (e.g. `queue.definitions.resolve`), so an API process
+   * without the handler code can submit it. Answer null for an unknown name.
+   */
+  resolveTask?: (name: string) => Promise<TaskDefinition<any, any> | null>
+  /** Cron schedules (`queue.schedules`). Absent: schedule endpoints answer 501. */
+  schedules?: SchedulesLike
+  /** The worker fleet (`() => queue.workers()`). Absent: GET /workers answers 501. */
+  workers?: () => Promise<WorkerInfoLike[]>
+  /** Prometheus metrics. Absent: GET /metrics answers 501. */
+  metrics?: HttpMetrics
+  /** Requests per minute per API key, unless the key sets its own. Default 1000. */
+  rateLimit?: number
+  /** Monthly task submissions per key, unless the key sets its own. Default: unlimited. */
+  quota?: number
+  /** Days audit entries are kept. Default 90. */
+  auditRetentionDays?: number
+  /** Largest request body in bytes. Default 1 MiB. */
+  bodyLimit?: number
+  /** How long a verified key is trusted before it is checked again. Default 5,000 ms; 0: every request. */
+  keyCacheMs?: number
+  /** Serve GET /metrics without an API key (for scrapers). Default false: it needs `admin`. */
+  publicMetrics?: boolean
+  /**
+   * Where API keys and the audit log live, when not in the queue's store (e.g. a Redis-only
+   * queue): a postgres:// URL, a pg.Pool or PGlite options. Default: the queue's store.
+   */
+  postgres?: PostgresInput
+  /** Schema for `postgres`. Default 'taskloom'. */
+  postgresSchema?: string
+  /** Apply missing migrations to `postgres` at start. Default false. */
+  migrate?: boolean
+  /** Version reported by GET /health. Default: taskloom's. */
+  version?: string
+  logger?: Logger
+}
+
+export const API_DEFAULTS = {
+  rateLimit: 1000,
+  auditRetentionDays: 90,
+  bodyLimit: 1_048_576,
+  keyCacheMs: 5000,
+  publicMetrics: false,
+}

@@ -1,0 +1,126 @@
+/**
+ * Cron schedules, per tenant. A tenant's schedule ids are its own: stored as `<tenant>:<id>` in the
+ * schedules service, so two tenants can both have a 'nightly'.
+ */
+
+import type { z } from 'zod'
+import { TaskloomError } from '../errors.js'
+import type { SchedulesLike } from './options.js'
+import { scheduleBody } from './present.js'
+import { HttpProblem } from './problem.js'
+import type { Route, RouteContext } from './route.js'
+import { CreateScheduleBody, Schedule, ScheduleList } from './schemas.js'
+
+function schedulesOf(ctx: RouteContext): SchedulesLike {
+  const s = ctx.services.options.schedules
+  if (!s) {
+    throw new HttpProblem(
+      'NOT_IMPLEMENTED',
+      'this server has no scheduler: pass `schedules` (queue.schedules) to createApi',
+    )
+  }
+  return s
+}
+
+const own = (ctx: RouteContext, id: string) => `${ctx.key.tenantId}:${id}`
+
+function present(ctx: RouteContext, s: Parameters<typeof scheduleBody>[0]) {
+  const prefix = `${ctx.key.tenantId}:`
+  return scheduleBody({ ...s, id: s.id.startsWith(prefix) ? s.id.slice(prefix.length) : s.id })
+}
+
+export async function upsertSchedule(
+  ctx: RouteContext,
+  taskName: string,
+  body: Omit<z.infer<typeof CreateScheduleBody>, 'name'> & { id: string },
+) {
+  const schedules = schedulesOf(ctx)
+  const options: { priority?: NonNullable<typeof body.priority>; maxRetries?: number; timeoutMs?: number } =
+    {}
+  if (body.priority !== undefined) options.priority = body.priority
+  if (body.max_retries !== undefined) options.maxRetries = body.max_retries
+  if (body.timeout !== undefined) options.timeoutMs = Math.max(1, Math.round(body.timeout * 1000))
+  const input = {
+    id: own(ctx, body.id),
+    cron: body.cron,
+    task: taskName,
+    input: body.payload,
+    tenantId: ctx.key.tenantId,
+    options,
+    ...(body.timezone !== undefined ? { timezone: body.timezone } : {}),
+    ...(body.misfire !== undefined ? { misfire: body.misfire } : {}),
+  }
+  try {
+    const info = await schedules.upsert(input)
+    ctx.audit('schedule.create', body.id, { name: taskName, cron: body.cron })
+    return present(ctx, info)
+  } catch (err) {
+    // A bad cron expression or timezone is the caller's mistake: name the field.
+    if (err instanceof TaskloomError && (err.code === 'INVALID_INPUT' || err.code === 'INVALID_OPTIONS')) {
+      const errors = err.issues.length > 0 ? err.issues : [{ path: 'schedule', message: err.message }]
+      throw new HttpProblem('INVALID_INPUT', err.message, { errors })
+    }
+    throw err
+  }
+}
+
+export const scheduleRoutes: Route[] = [
+  {
+    method: 'POST',
+    path: '/schedules',
+    scope: 'task:create',
+    tag: 'schedules',
+    summary: 'Create (or replace) a cron schedule',
+    body: CreateScheduleBody,
+    responses: { 201: Schedule },
+    problems: [400, 415, 501],
+    async handle(ctx) {
+      const body = ctx.body as z.infer<typeof CreateScheduleBody>
+      schedulesOf(ctx)
+      const task = await ctx.services.findTask(body.name)
+      if (!task) {
+        throw new HttpProblem('UNKNOWN_TASK', `no task named ${JSON.stringify(body.name)} is registered`, {
+          errors: [{ path: 'name', message: 'unknown task name' }],
+        })
+      }
+      const { name: _name, ...rest } = body
+      return {
+        status: 201,
+        body: await upsertSchedule(ctx, task.name, { ...rest, id: body.id ?? crypto.randomUUID() }),
+      }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/schedules',
+    scope: 'task:list',
+    tag: 'schedules',
+    summary: "The tenant's schedules",
+    responses: { 200: ScheduleList },
+    problems: [501],
+    async handle(ctx) {
+      const list = await schedulesOf(ctx).list({ tenantId: ctx.key.tenantId, limit: 1000 })
+      const mine = list.filter((s) => s.tenantId === ctx.key.tenantId)
+      return { status: 200, body: { schedules: mine.map((s) => present(ctx, s)) } }
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/schedules/:id',
+    scope: 'task:cancel',
+    tag: 'schedules',
+    summary: 'Delete a schedule',
+    responses: { 204: null },
+    problems: [404, 501],
+    async handle(ctx) {
+      const schedules = schedulesOf(ctx)
+      const id = ctx.params.id ?? ''
+      const existing = /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? await schedules.get(own(ctx, id)) : null
+      if (!existing || existing.tenantId !== ctx.key.tenantId || !(await schedules.remove(existing.id))) {
+        throw new HttpProblem('NOT_FOUND', `no schedule ${id}`)
+      }
+      ctx.audit('schedule.delete', id)
+      return { status: 204 }
+    },
+  },
+]

@@ -1,0 +1,227 @@
+/** Task endpoints: submit (or schedule), status, result, cancel, list, and the key's quota. */
+import { randomUUID } from 'node:crypto'
+import type { z } from 'zod'
+import { type Issue, TaskloomError } from '../errors.js'
+import type { SubmitOptions } from '../task/validate.js'
+import { quotaPeriod } from './limits.js'
+import { taskBody } from './present.js'
+import { HttpProblem } from './problem.js'
+import type { Route, RouteContext } from './route.js'
+import { scheduleRoutes, upsertSchedule } from './routes-schedules.js'
+import {
+  CancelResponse,
+  ListQuery,
+  Quota,
+  Schedule,
+  SubmitTaskBody,
+  SubmitTaskResponse,
+  Task,
+  TaskList,
+  TaskResultResponse,
+} from './schemas.js'
+
+/** Ids the API accepts in paths; anything else cannot name a task and is answered 404. */
+const ID = /^[A-Za-z0-9._:-]{1,200}$/
+
+/** The caller's own task, or 404 (another tenant's task is 404 too, so existence does not leak). */
+export async function ownTask(ctx: RouteContext, id: string | undefined) {
+  const task = id !== undefined && ID.test(id) ? await ctx.services.queue.get(id) : null
+  if (!task || task.tenantId !== ctx.key.tenantId) throw new HttpProblem('NOT_FOUND', `no task ${id}`)
+  return task
+}
+
+/** Renames the queue's `input.x` / `options.x` issue paths to the request's field names. */
+function requestIssues(issues: readonly Issue[]): Issue[] {
+  const fields: Record<string, string> = {
+    timeoutMs: 'timeout',
+    maxRetries: 'max_retries',
+    idempotencyKey: 'idempotency_key',
+    runAt: 'run_at',
+  }
+  return issues.map((i) => {
+    if (i.path === 'input' || i.path.startsWith('input.')) return { ...i, path: `payload${i.path.slice(5)}` }
+    if (i.path.startsWith('options.')) {
+      const field = i.path.slice(8).split('.')[0]!
+      return { ...i, path: fields[field] ?? field }
+    }
+    return i
+  })
+}
+
+async function findTask(ctx: RouteContext, name: string) {
+  const task = await ctx.services.findTask(name)
+  if (!task) {
+    throw new HttpProblem('UNKNOWN_TASK', `no task named ${JSON.stringify(name)} is registered`, {
+      errors: [{ path: 'name', message: 'unknown task name' }],
+    })
+  }
+  return task
+}
+
+async function submit(ctx: RouteContext) {
+  const body = ctx.body as z.infer<typeof SubmitTaskBody>
+  const { services, key } = ctx
+  const task = await findTask(ctx, body.name)
+  if (body.schedule !== undefined) {
+    const schedule = await upsertSchedule(ctx, task.name, {
+      id: randomUUID(),
+      cron: body.schedule,
+      payload: body.payload,
+      priority: body.priority,
+      timeout: body.timeout,
+      max_retries: body.max_retries,
+    })
+    return { status: 201, body: schedule }
+  }
+  const options: SubmitOptions = { tenantId: key.tenantId }
+  if (body.priority !== undefined) options.priority = body.priority
+  if (body.timeout !== undefined) options.timeoutMs = Math.max(1, Math.round(body.timeout * 1000))
+  if (body.max_retries !== undefined) options.maxRetries = body.max_retries
+  if (body.idempotency_key !== undefined) options.idempotencyKey = body.idempotency_key
+  if (body.run_at !== undefined) options.runAt = Date.parse(body.run_at)
+
+  // The core counted this request toward the quota; it is given back unless a task is created.
+  const quota = key.monthlyQuota ?? services.options.quota
+  const counted = ctx.quota
+  if (quota !== undefined && counted && counted.used > quota) {
+    ctx.audit('quota.exceeded', null, { quota, period: counted.period })
+    throw new HttpProblem(
+      'QUOTA_EXCEEDED',
+      `this key's monthly quota of ${quota} task submissions for ${counted.period} is used up; it resets at the start of next month (UTC)`,
+      { headers: { 'retry-after': String(Math.ceil(counted.endsInMs / 1000)) } },
+    )
+  }
+  let result: Awaited<ReturnType<typeof services.queue.submit>>
+  try {
+    result = await services.queue.submit(task, body.payload, options)
+  } catch (err) {
+    if (err instanceof TaskloomError && (err.code === 'INVALID_INPUT' || err.code === 'INVALID_OPTIONS')) {
+      const errors = requestIssues(err.issues)
+      const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
+      throw new HttpProblem('INVALID_INPUT', `invalid task ${task.name}: ${detail}`, { errors })
+    }
+    throw err
+  }
+  if (!result.deduplicated) {
+    counted?.keep()
+    ctx.audit('task.submit', result.id, { name: task.name })
+  }
+  const out = { task_id: result.id, status: result.status, created_at: result.createdAt.toISOString() }
+  return result.deduplicated
+    ? { status: 200, body: out, headers: { 'idempotent-replayed': 'true' } }
+    : { status: 201, body: out }
+}
+
+export const taskRoutes: Route[] = [
+  {
+    method: 'POST',
+    path: '/tasks',
+    scope: 'task:create',
+    tag: 'tasks',
+    summary: 'Submit a task, or with `schedule` create a cron schedule for it',
+    body: SubmitTaskBody,
+    responses: { 200: SubmitTaskResponse, 201: SubmitTaskResponse.or(Schedule) },
+    problems: [400, 413, 415, 429, 501],
+    countsQuota: true,
+    handle: submit,
+  },
+  {
+    method: 'GET',
+    path: '/tasks',
+    scope: 'task:list',
+    tag: 'tasks',
+    summary: "List the tenant's tasks, newest first",
+    query: ListQuery,
+    responses: { 200: TaskList },
+    async handle(ctx) {
+      const q = ListQuery.parse(Object.fromEntries(ctx.query))
+      const page = await ctx.services.queue.list({
+        tenantId: ctx.key.tenantId,
+        status: q.status,
+        name: q.name,
+        limit: q.limit,
+        offset: q.offset,
+      })
+      return {
+        status: 200,
+        body: { tasks: page.tasks.map(taskBody), total: page.total, limit: page.limit, offset: page.offset },
+      }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/tasks/:id',
+    scope: 'task:read',
+    tag: 'tasks',
+    summary: "A task's status",
+    responses: { 200: Task },
+    problems: [404],
+    async handle(ctx) {
+      return { status: 200, body: taskBody(await ownTask(ctx, ctx.params.id)) }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/tasks/:id/result',
+    scope: 'task:read',
+    tag: 'tasks',
+    summary: "A task's result (null until completed) or last error",
+    responses: { 200: TaskResultResponse },
+    problems: [404],
+    async handle(ctx) {
+      const t = await ownTask(ctx, ctx.params.id)
+      return {
+        status: 200,
+        body: {
+          task_id: t.id,
+          status: t.status,
+          result: t.status === 'completed' ? (t.result ?? null) : null,
+          error: t.error ? `${t.error.name}: ${t.error.message}` : null,
+        },
+      }
+    },
+  },
+  {
+    method: 'POST',
+    path: '/tasks/:id/cancel',
+    scope: 'task:cancel',
+    tag: 'tasks',
+    summary: 'Cancel a pending or queued task (a processing one answers 409)',
+    responses: { 200: CancelResponse },
+    problems: [404, 409],
+    async handle(ctx) {
+      const t = await ownTask(ctx, ctx.params.id)
+      const cancelled = await ctx.services.queue.cancel(t.id)
+      ctx.audit('task.cancel', t.id, { name: t.name })
+      return { status: 200, body: { task_id: cancelled.id, status: 'cancelled' } }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/quota',
+    scope: 'task:read',
+    tag: 'tasks',
+    summary: "This key's monthly submissions against its quota, and its rate limit",
+    responses: { 200: Quota },
+    async handle(ctx) {
+      const { key, services } = ctx
+      const { period, resetsAt } = quotaPeriod()
+      const used = await services.limits.read(`quota:${period}`, `key:${key.id}`)
+      const quota = key.monthlyQuota ?? services.options.quota ?? null
+      return {
+        status: 200,
+        body: {
+          tenant_id: key.tenantId,
+          key_id: key.id,
+          period,
+          monthly_quota: quota,
+          used,
+          remaining: quota === null ? null : Math.max(0, quota - used),
+          resets_at: resetsAt.toISOString(),
+          rate_limit: key.rateLimit ?? services.options.rateLimit,
+        },
+      }
+    },
+  },
+  ...scheduleRoutes,
+]

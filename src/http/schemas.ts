@@ -1,0 +1,223 @@
+/**
+ * The API's bodies as zod schemas, snake_case as in the spec. Requests are validated with them, and
+ * `GET /openapi.json` is generated from the same objects, so the two cannot disagree.
+ */
+import { z } from 'zod'
+import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from '../task/define-task.js'
+import { PRIORITIES, TASK_STATUSES } from '../task/model.js'
+import { TENANT_ID } from '../task/validate.js'
+import { SCOPES } from './api-keys.js'
+import { PROBLEM_STATUS } from './problem.js'
+
+const timestamp = z.iso.datetime({ offset: true }).meta({ example: '2024-01-15T10:30:00.000Z' })
+const nullableTimestamp = timestamp.nullable()
+const taskId = z.string().meta({ example: '550e8400-e29b-41d4-a716-446655440000' })
+const taskStatus = z.enum(TASK_STATUSES)
+const cron = z.string().min(1).max(200).meta({ example: '*/5 * * * *' })
+
+export const SubmitTaskBody = z
+  .strictObject({
+    name: z.string().min(1).max(200).meta({ description: 'A registered task name', example: 'send-email' }),
+    payload: z.unknown().optional().meta({ description: "The task's input, validated by its schema" }),
+    priority: z.enum(PRIORITIES).optional(),
+    schedule: cron.optional().meta({
+      description: 'A cron expression: instead of one task now, a schedule that submits it on every tick',
+    }),
+    timeout: z
+      .number()
+      .positive()
+      .max(MAX_TIMEOUT_MS / 1000)
+      .optional()
+      .meta({ description: 'Per-attempt timeout in seconds (default: the task definition)' }),
+    max_retries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
+    idempotency_key: z.string().min(1).max(255).optional(),
+    run_at: timestamp.optional().meta({ description: 'Run no sooner than this time' }),
+  })
+  .meta({ id: 'SubmitTaskRequest' })
+
+export const SubmitTaskResponse = z
+  .object({ task_id: taskId, status: taskStatus, created_at: timestamp })
+  .meta({ id: 'SubmitTaskResponse' })
+
+export const Task = z
+  .object({
+    task_id: taskId,
+    name: z.string(),
+    status: taskStatus,
+    priority: z.enum(PRIORITIES),
+    created_at: timestamp,
+    scheduled_at: timestamp,
+    started_at: nullableTimestamp,
+    completed_at: nullableTimestamp,
+    duration_ms: z.number().int().nullable(),
+    retry_count: z.number().int(),
+    max_retries: z.number().int(),
+    timeout: z.number().meta({ description: 'Per-attempt timeout in seconds' }),
+    idempotency_key: z.string().nullable(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'Task' })
+
+export const TaskResultResponse = z
+  .object({
+    task_id: taskId,
+    status: taskStatus,
+    result: z.unknown().meta({ description: "The handler's return value once completed, else null" }),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'TaskResult' })
+
+export const CancelResponse = z
+  .object({ task_id: taskId, status: z.literal('cancelled') })
+  .meta({ id: 'CancelResponse' })
+
+const page = { total: z.number().int(), limit: z.number().int(), offset: z.number().int() }
+export const TaskList = z.object({ tasks: z.array(Task), ...page }).meta({ id: 'TaskList' })
+
+export const ListQuery = z.strictObject({
+  status: taskStatus.optional(),
+  name: z.string().min(1).max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+})
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+})
+
+export const Health = z
+  .object({ status: z.literal('healthy'), version: z.string(), uptime_seconds: z.number().int() })
+  .meta({ id: 'Health' })
+
+const check = z.enum(['ok', 'error', 'not_configured'])
+export const Readiness = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.object({ redis: check, postgres: check }),
+  })
+  .meta({ id: 'Readiness' })
+
+export const Quota = z
+  .object({
+    tenant_id: z.string(),
+    key_id: z.string(),
+    period: z.string().meta({ example: '2026-11' }),
+    monthly_quota: z.number().int().nullable(),
+    used: z.number().int(),
+    remaining: z.number().int().nullable(),
+    resets_at: timestamp,
+    rate_limit: z.number().int().meta({ description: 'Requests per minute' }),
+  })
+  .meta({ id: 'Quota' })
+
+const misfire = z.enum(['skip', 'run-once', 'catch-up'])
+export const CreateScheduleBody = z
+  .strictObject({
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,100}$/)
+      .optional(),
+    name: z.string().min(1).max(200).meta({ description: 'The task name' }),
+    cron,
+    payload: z.unknown().optional(),
+    timezone: z.string().min(1).max(100).optional(),
+    misfire: misfire.optional(),
+    priority: z.enum(PRIORITIES).optional(),
+    timeout: z
+      .number()
+      .positive()
+      .max(MAX_TIMEOUT_MS / 1000)
+      .optional(),
+    max_retries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
+  })
+  .meta({ id: 'CreateScheduleRequest' })
+
+export const Schedule = z
+  .object({
+    schedule_id: z.string(),
+    name: z.string(),
+    cron: z.string(),
+    timezone: z.string(),
+    misfire: misfire,
+    paused: z.boolean(),
+    payload: z.unknown(),
+    next_run_at: nullableTimestamp,
+    last_run_at: nullableTimestamp,
+    created_at: timestamp,
+  })
+  .meta({ id: 'Schedule' })
+export const ScheduleList = z.object({ schedules: z.array(Schedule) }).meta({ id: 'ScheduleList' })
+
+const attempt = z.object({
+  attempt: z.number().int(),
+  worker_id: z.string(),
+  started_at: timestamp,
+  ended_at: timestamp,
+  outcome: z.string(),
+  error: z.string(),
+})
+export const DeadTask = Task.extend({ payload: z.unknown(), history: z.array(attempt) }).meta({
+  id: 'DeadTask',
+})
+export const DeadTaskList = z.object({ tasks: z.array(Task), ...page }).meta({ id: 'DeadTaskList' })
+export const RetryResponse = z.object({ task_id: taskId, status: taskStatus }).meta({ id: 'RetryResponse' })
+export const RetryAllResponse = z.object({ retried: z.number().int() }).meta({ id: 'RetryAllResponse' })
+
+export const Worker = z
+  .object({
+    worker_id: z.string(),
+    status: z.enum(['ACTIVE', 'IDLE', 'UNHEALTHY']),
+    last_heartbeat: timestamp,
+    tasks_in_hand: z.number().int(),
+    tasks_processed: z.number().int(),
+    hostname: z.string(),
+    pid: z.number().int(),
+    concurrency: z.number().int(),
+    started_at: timestamp,
+  })
+  .meta({ id: 'Worker' })
+export const WorkerList = z.object({ workers: z.array(Worker) }).meta({ id: 'WorkerList' })
+
+const scope = z.enum(SCOPES)
+export const CreateKeyBody = z
+  .strictObject({
+    name: z.string().min(1).max(200).optional(),
+    scopes: z.array(scope).min(1),
+    rate_limit: z.number().int().min(1).max(2_000_000_000).optional(),
+    monthly_quota: z.number().int().min(1).max(2_000_000_000).optional(),
+    expires_at: timestamp.optional(),
+  })
+  .meta({ id: 'CreateApiKeyRequest' })
+
+export const ApiKey = z
+  .object({
+    key_id: z.string(),
+    prefix: z.string(),
+    tenant_id: TENANT_ID,
+    name: z.string().nullable(),
+    scopes: z.array(scope),
+    rate_limit: z.number().int().nullable(),
+    monthly_quota: z.number().int().nullable(),
+    is_active: z.boolean(),
+    created_at: timestamp,
+    expires_at: nullableTimestamp,
+    revoked_at: nullableTimestamp,
+  })
+  .meta({ id: 'ApiKey' })
+export const CreatedKey = ApiKey.extend({
+  key: z.string().meta({ description: 'The secret; shown once, never again' }),
+}).meta({ id: 'CreatedApiKey' })
+export const KeyList = z.object({ keys: z.array(ApiKey) }).meta({ id: 'ApiKeyList' })
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    code: z.enum(Object.keys(PROBLEM_STATUS) as [keyof typeof PROBLEM_STATUS]),
+    detail: z.string(),
+    instance: z.string().optional(),
+    request_id: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem' })

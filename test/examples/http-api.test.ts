@@ -1,0 +1,118 @@
+/**
+ * examples/express-api and examples/fastify-api run as a user runs them (the npm scripts' command),
+ * on the embedded defaults; the test talks to them over HTTP with the keys they print, then stops
+ * them with SIGTERM.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { afterEach, describe, expect, it } from 'vitest'
+
+const fromSource = ['--import', 'tsx', '--import', './scripts/register-lua.mjs']
+const children: ChildProcess[] = []
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
+})
+
+/** Starts an example on a free port; resolves with its base URL and the keys it printed. */
+async function start(
+  file: string,
+): Promise<{ child: ChildProcess; base: string; keys: Record<string, string>; out: () => string }> {
+  const child = spawn(process.execPath, [...fromSource, file], {
+    env: { ...process.env, PORT: '0', REDIS_URL: '', DATABASE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.push(child)
+  let out = ''
+  child.stderr!.on('data', (d: Buffer) => {
+    out += d.toString()
+  })
+  const keys: Record<string, string> = {}
+  const base = await new Promise<string>((resolve, reject) => {
+    let url = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      for (const m of out.matchAll(/^key (\S+) (tlk_\S+)$/gm)) keys[m[1]!] = m[2]!
+      url ||= out.match(/ on (http:\/\/\S+)$/m)?.[1] ?? ''
+      if (url && Object.keys(keys).length >= 2 && /^key \S+ tlk_\S+\n(?![\s\S]*^key)/m.test(out)) resolve(url)
+    })
+    child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${out}`)))
+  })
+  return { child, base, keys, out: () => out }
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+const json = async (r: Response | Promise<Response>): Promise<any> => (await r).json()
+const post = (base: string, key: string, path: string, json: unknown) =>
+  fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'x-api-key': key, 'content-type': 'application/json' },
+    body: JSON.stringify(json),
+  })
+const get = (base: string, key: string, path: string) =>
+  fetch(`${base}${path}`, { headers: { 'x-api-key': key } })
+
+async function completed(base: string, key: string, id: string) {
+  for (let i = 0; i < 200; i++) {
+    const body = await json(get(base, key, `/tasks/${id}/result`))
+    if (body.status === 'completed') return body
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  throw new Error(`task ${id} did not complete`)
+}
+
+describe('examples/express-api (multi-tenant)', () => {
+  it('serves two tenants with separate keys, each seeing only its own tasks', async () => {
+    const { child, base, keys } = await start('examples/express-api/server.ts')
+    expect(Object.keys(keys)).toEqual(expect.arrayContaining(['acme', 'globex', 'acme-admin']))
+    const a = await json(
+      post(base, keys.acme!, '/tasks', {
+        name: 'send-email',
+        payload: { to: 'a@acme.co', subject: 'hi' },
+      }),
+    )
+    const g = await json(
+      post(base, keys.globex!, '/tasks', {
+        name: 'resize-image',
+        payload: { url: 'https://globex.co/x.png', width: 64 },
+      }),
+    )
+    expect((await completed(base, keys.acme!, a.task_id)).result).toEqual({
+      delivered: true,
+      to: 'a@acme.co',
+    })
+    expect((await completed(base, keys.globex!, g.task_id)).result).toEqual({
+      url: 'https://globex.co/x.png?w=64',
+    })
+    expect((await get(base, keys.acme!, `/tasks/${g.task_id}`)).status).toBe(404)
+    expect((await get(base, keys.globex!, `/tasks/${a.task_id}`)).status).toBe(404)
+    const acmeList = await json(get(base, keys.acme!, '/tasks'))
+    expect(acmeList.tasks.map((t: { task_id: string }) => t.task_id)).toEqual([a.task_id])
+    expect((await get(base, keys['acme-admin']!, '/admin/keys')).status).toBe(200)
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+  }, 90_000)
+})
+
+describe('examples/fastify-api', () => {
+  it('accepts, runs and reports a task through the Fastify plugin', async () => {
+    const { child, base, keys } = await start('examples/fastify-api/server.ts')
+    const bad = await post(base, keys['team-a']!, '/tasks', { name: 'send-email', payload: { to: 'x' } })
+    expect(bad.status).toBe(400)
+    expect(bad.headers.get('content-type')).toBe('application/problem+json')
+    const t = await json(
+      post(base, keys['team-a']!, '/tasks', {
+        name: 'send-email',
+        payload: { to: 't@a.co', subject: 's' },
+      }),
+    )
+    expect((await completed(base, keys['team-a']!, t.task_id)).result).toEqual({
+      delivered: true,
+      to: 't@a.co',
+    })
+    expect((await get(base, keys['team-b']!, `/tasks/${t.task_id}`)).status).toBe(404)
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+  }, 90_000)
+})
