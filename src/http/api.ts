@@ -426,9 +426,20 @@ export class Api {
     const tasks = new Map<string, TaskDefinition<any, any>>()
     for (const t of this.options.tasks ?? []) tasks.set(t.name, t)
     const limits: Limits = inner.redis ? new RedisLimits(inner.redis) : new MemoryLimits()
+    // The queue's own schedules, fleet and definition registry unless the caller passed others;
+    // schedules and definitions live in the queue's store, so without one they stay off (501).
+    const hasStore = inner.store() !== undefined
+    const resolveTask =
+      this.options.resolveTask ?? (hasStore ? (name: string) => queue.definitions.resolve(name) : undefined)
+    const options: Settings = {
+      ...this.options,
+      schedules: this.options.schedules ?? (hasStore ? queue.schedules : undefined),
+      workers: this.options.workers ?? (() => queue.workers()),
+      resolveTask,
+    }
     const services: Services = {
       queue,
-      options: this.options,
+      options,
       keys: new ApiKeys(db, schema),
       audit: new AuditLog(db, schema, this.logger),
       limits,
@@ -436,7 +447,7 @@ export class Api {
       db,
       startedAt: this.startedAt,
       forgetKey: (id) => this.forgetKey(id),
-      findTask: async (name) => tasks.get(name) ?? (await this.options.resolveTask?.(name)) ?? null,
+      findTask: async (name) => tasks.get(name) ?? (await resolveTask?.(name)) ?? null,
     }
     this.purgeTimer = setInterval(() => {
       this.purgeAudit().catch((err: unknown) => this.logger.warn({ err }, 'audit purge failed'))

@@ -66,13 +66,14 @@ export interface ApiOptions {
   /** Tasks that can be submitted by name. */
   tasks?: readonly TaskDefinition<any, any>[]
   /**
-   * Finds a task not in `tasks` by name (e.g. `queue.definitions.resolve`), so an API process
-   * without the handler code can submit it. Answer null for an unknown name.
+   * Finds a task not in `tasks` by name, so an API process without the handler code can submit it;
+   * answer null for an unknown name. Default: the task definitions workers registered
+   * (`queue.definitions.resolve`), when the queue has a store.
    */
   resolveTask?: (name: string) => Promise<TaskDefinition<any, any> | null>
-  /** Cron schedules (`queue.schedules`). Absent: schedule endpoints answer 501. */
+  /** Cron schedules. Default: `queue.schedules` when the queue has a store; without one, the schedule endpoints answer 501. */
   schedules?: SchedulesLike
-  /** The worker fleet (`() => queue.workers()`). Absent: GET /workers answers 501. */
+  /** The worker fleet for GET /workers. Default: `() => queue.workers()`. */
   workers?: () => Promise<WorkerInfoLike[]>
   /** Prometheus metrics. Absent: GET /metrics answers 501. */
   metrics?: HttpMetrics

@@ -5,6 +5,7 @@
 
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
+import type { TaskDefinition } from '../task/define-task.js'
 import type { SchedulesLike } from './options.js'
 import { scheduleBody } from './present.js'
 import { HttpProblem } from './problem.js'
@@ -31,7 +32,7 @@ function present(ctx: RouteContext, s: Parameters<typeof scheduleBody>[0]) {
 
 export async function upsertSchedule(
   ctx: RouteContext,
-  taskName: string,
+  task: TaskDefinition<any, any>,
   body: Omit<z.infer<typeof CreateScheduleBody>, 'name'> & { id: string },
 ) {
   const schedules = schedulesOf(ctx)
@@ -43,7 +44,7 @@ export async function upsertSchedule(
   const input = {
     id: own(ctx, body.id),
     cron: body.cron,
-    task: taskName,
+    task,
     input: body.payload,
     tenantId: ctx.key.tenantId,
     options,
@@ -52,11 +53,14 @@ export async function upsertSchedule(
   }
   try {
     const info = await schedules.upsert(input)
-    ctx.audit('schedule.create', body.id, { name: taskName, cron: body.cron })
+    ctx.audit('schedule.create', body.id, { name: task.name, cron: body.cron })
     return present(ctx, info)
   } catch (err) {
     // A bad cron expression or timezone is the caller's mistake: name the field.
-    if (err instanceof TaskloomError && (err.code === 'INVALID_INPUT' || err.code === 'INVALID_OPTIONS')) {
+    if (
+      err instanceof TaskloomError &&
+      ['INVALID_INPUT', 'INVALID_OPTIONS', 'INVALID_CRON'].includes(err.code)
+    ) {
       const errors = err.issues.length > 0 ? err.issues : [{ path: 'schedule', message: err.message }]
       throw new HttpProblem('INVALID_INPUT', err.message, { errors })
     }
@@ -86,7 +90,7 @@ export const scheduleRoutes: Route[] = [
       const { name: _name, ...rest } = body
       return {
         status: 201,
-        body: await upsertSchedule(ctx, task.name, { ...rest, id: body.id ?? crypto.randomUUID() }),
+        body: await upsertSchedule(ctx, task, { ...rest, id: body.id ?? crypto.randomUUID() }),
       }
     },
   },

@@ -63,7 +63,7 @@ async function submit(ctx: RouteContext) {
   const { services, key } = ctx
   const task = await findTask(ctx, body.name)
   if (body.schedule !== undefined) {
-    const schedule = await upsertSchedule(ctx, task.name, {
+    const schedule = await upsertSchedule(ctx, task, {
       id: randomUUID(),
       cron: body.schedule,
       payload: body.payload,

@@ -235,17 +235,42 @@ describe.skipIf(!up)('the REST API on real servers', () => {
       expect(quota.body.used).toBeGreaterThan(0)
     })
 
-    it('answers 501 problems where no scheduler, fleet view or metrics were given', async () => {
-      for (const [method, path, json] of [
-        ['GET', '/schedules', undefined],
-        ['POST', '/schedules', { name: 'send-email', cron: '* * * * *' }],
-        ['GET', '/workers', undefined],
-        ['GET', '/metrics', undefined],
-      ] as const) {
-        const r = await call(url(), method, path, { key: admin, json })
-        expect(r.status, path).toBe(501)
-        expect(r.body.code).toBe('NOT_IMPLEMENTED')
-      }
+    it("serves the queue's own schedules and worker fleet by default", async () => {
+      const id = `nightly-${server}`
+      const made = await call(url(), 'POST', '/schedules', {
+        key,
+        json: { id, name: 'send-email', cron: '0 3 * * *', payload: { to: 'a@b.co', subject: 'hi' } },
+      })
+      expect(made.status).toBe(201)
+      expect(made.body).toMatchObject({ schedule_id: id, cron: '0 3 * * *' })
+      // Stored in the queue's own schedules (tenant-prefixed id), with its next fire time.
+      const stored = await stack.queue.schedules.get(`acme:${id}`)
+      expect(stored).toMatchObject({ taskName: 'send-email', tenantId: 'acme', paused: false })
+      expect(stored?.nextRunAt?.getUTCHours()).toBe(3)
+      const bad = await call(url(), 'POST', '/schedules', {
+        key,
+        json: { name: 'send-email', cron: '61 * * * *', payload: { to: 'a@b.co', subject: 'hi' } },
+      })
+      expect(bad.status).toBe(400)
+      const listed = await call(url(), 'GET', '/schedules', { key })
+      expect(listed.body.schedules.map((s: { schedule_id: string }) => s.schedule_id)).toContain(id)
+      expect((await call(url(), 'DELETE', `/schedules/${id}`, { key })).status).toBe(204)
+      expect(await stack.queue.schedules.get(`acme:${id}`)).toBeNull()
+
+      const workers = await call(url(), 'GET', '/workers', { key: admin })
+      expect(workers.status).toBe(200)
+      expect(workers.body.workers).toContainEqual(
+        expect.objectContaining({
+          worker_id: stack.worker?.id,
+          status: expect.stringMatching(/^(ACTIVE|IDLE)$/),
+        }),
+      )
+    })
+
+    it('answers a 501 problem for /metrics when no metrics were given', async () => {
+      const r = await call(url(), 'GET', '/metrics', { key: admin })
+      expect(r.status).toBe(501)
+      expect(r.body.code).toBe('NOT_IMPLEMENTED')
     })
   })
 })
