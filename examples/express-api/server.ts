@@ -13,6 +13,7 @@ import express from 'express'
 import { expressRouter } from '../../src/http/adapters/express.js'
 import { createApi } from '../../src/http/index.js'
 import { createQueue, createWorker } from '../../src/index.js'
+import { createMetrics } from '../../src/observability/index.js'
 import { resizeImage, sendEmail } from './tasks.js'
 
 const queue = createQueue({
@@ -25,7 +26,13 @@ worker.handle(sendEmail, async (input) => ({ delivered: true, to: input.to }))
 worker.handle(resizeImage, async (input) => ({ url: `${input.url}?w=${input.width}` }))
 await worker.start()
 
-const api = createApi({ queue, tasks: [sendEmail, resizeImage], rateLimit: 600 })
+// Prometheus metrics for the queue, the worker and the API, served at GET /api/v1/metrics (admin key).
+const metrics = createMetrics({ workers: () => queue.workers() })
+metrics.observe(queue)
+metrics.observeWorker(worker)
+// Schedules (POST /schedules), the fleet (GET /workers) and tasks registered by workers elsewhere
+// come from the queue itself.
+const api = createApi({ queue, tasks: [sendEmail, resizeImage], rateLimit: 600, metrics })
 const keys = await api.keys()
 // Two tenants, two keys: each sees only its own tasks (another tenant's task is a 404).
 const acme = await keys.create({

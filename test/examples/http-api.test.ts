@@ -88,6 +88,17 @@ describe('examples/express-api (multi-tenant)', () => {
     const acmeList = await json(get(base, keys.acme!, '/tasks'))
     expect(acmeList.tasks.map((t: { task_id: string }) => t.task_id)).toEqual([a.task_id])
     expect((await get(base, keys['acme-admin']!, '/admin/keys')).status).toBe(200)
+    const workers = await json(get(base, keys['acme-admin']!, '/workers'))
+    expect(workers.workers).toHaveLength(1)
+    const scrape = await get(base, keys['acme-admin']!, '/metrics')
+    expect(scrape.status).toBe(200)
+    const text = await scrape.text()
+    expect(text).toMatch(
+      /^tasks_submitted_total\{tenant_id="acme",task_type="send-email",priority="normal"\} 1$/m,
+    )
+    expect(text).toMatch(
+      /^api_request_duration_seconds_count\{endpoint="\/tasks",method="POST",status="201"\} 2$/m,
+    )
     child.kill('SIGTERM')
     const [code] = await once(child, 'exit')
     expect(code).toBe(0)
