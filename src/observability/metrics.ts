@@ -77,6 +77,11 @@ export class TaskloomMetrics {
   readonly completed: Counter<'tenant_id' | 'task_type' | 'status'>
   readonly failed: Counter<'tenant_id' | 'task_type' | 'error_type'>
   readonly retries: Counter<'tenant_id' | 'task_type'>
+  readonly loopBlocked: Counter<'worker_id'>
+  readonly loopBlockedSeconds: Counter<'worker_id'>
+  readonly deferred: Counter<'task_type' | 'breaker'>
+  readonly scaled: Counter<'worker_id' | 'direction'>
+  readonly concurrency: Gauge<'worker_id'>
   readonly duration: Histogram<'task_type' | 'status'>
   readonly queueWait: Histogram<'task_type' | 'priority'>
   readonly pickup: Histogram<'priority'>
@@ -126,6 +131,39 @@ export class TaskloomMetrics {
       help: 'Failed attempts scheduled for a retry.',
       labelNames: ['tenant_id', 'task_type'],
       registers,
+    })
+    this.loopBlocked = new Counter({
+      name: `${p}worker_event_loop_blocked_total`,
+      help: 'Times a worker event loop was blocked for at least eventLoopBlockMs.',
+      labelNames: ['worker_id'],
+      registers,
+    })
+    this.loopBlockedSeconds = new Counter({
+      name: `${p}worker_event_loop_blocked_seconds_total`,
+      help: 'Total time worker event loops were reported blocked.',
+      labelNames: ['worker_id'],
+      registers,
+    })
+    this.deferred = new Counter({
+      name: `${p}tasks_deferred_total`,
+      help: 'Tasks given back unrun (no attempt spent) because their circuit breaker was open.',
+      labelNames: ['task_type', 'breaker'],
+      registers,
+    })
+    this.scaled = new Counter({
+      name: `${p}worker_scale_decisions_total`,
+      help: 'Autoscaler changes of a worker pool size, by direction (up or down).',
+      labelNames: ['worker_id', 'direction'],
+      registers,
+    })
+    this.concurrency = new Gauge({
+      name: `${p}worker_concurrency`,
+      help: 'Pool size (concurrency) per worker of this process; moves between min and max when autoscaling.',
+      labelNames: ['worker_id'],
+      registers,
+      collect() {
+        for (const worker of self.workers.keys()) this.set({ worker_id: worker.id }, worker.concurrency)
+      },
     })
     this.duration = new Histogram({
       name: `${p}task_duration_seconds`,
@@ -332,11 +370,25 @@ export class TaskloomMetrics {
         if (willRetry) this.retries.inc({ tenant_id, task_type })
         else this.completed.inc({ tenant_id, task_type, status: 'failed' })
       }),
+      worker.on('task:deferred', ({ task, breaker }) => {
+        this.deferred.inc({
+          task_type: this.taskTypes.value(task.name),
+          breaker: this.taskTypes.value(breaker),
+        })
+      }),
+      worker.on('worker:blocked', ({ blockedMs }) => {
+        this.loopBlocked.inc({ worker_id: worker.id })
+        this.loopBlockedSeconds.inc({ worker_id: worker.id }, blockedMs / 1000)
+      }),
+      worker.on('worker:scaled', ({ from, to }) => {
+        this.scaled.inc({ worker_id: worker.id, direction: to > from ? 'up' : 'down' })
+      }),
     ]
     const unobserve = () => {
       for (const off of offs) off()
       this.workers.delete(worker)
       this.utilization.remove({ worker_id: worker.id })
+      this.concurrency.remove({ worker_id: worker.id })
     }
     this.workers.set(worker, unobserve)
     return unobserve

@@ -226,6 +226,56 @@ describe.each(backends)('metrics of a queue and a worker ($label)', (backend) =>
   )
 })
 
+describe.each(backends)('fleet metrics of a worker ($label)', (backend) => {
+  it.skipIf(!backend.available)(
+    'counts breaker deferrals and event loop blocks, and reports the pool size',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      const r = metrics.registry
+      const flaky = defineTask({ name: 'metrics-flaky', input: z.object({ block: z.boolean() }) })
+      const worker = trackWorker({
+        queue,
+        concurrency: 3,
+        eventLoopBlockMs: 50,
+        breakers: { 'metrics-flaky': { failureThreshold: 1, resetMs: 60_000 } },
+        breakerCacheMs: 0,
+      }).handle(flaky, ({ block }) => {
+        if (!block) throw new Error('dependency down')
+        const until = Date.now() + 400 // synchronous work: the event loop is blocked
+        while (Date.now() < until) {}
+        return 'done'
+      })
+      metrics.observeWorker(worker)
+      await worker.start()
+      expect(await value(r, 'worker_concurrency', { worker_id: worker.id })).toBe(3)
+      const blocker = await queue.submit(flaky, { block: true })
+      expect((await waitForTask(queue, blocker.id)).status).toBe('completed')
+      await until(
+        async () => ((await value(r, 'worker_event_loop_blocked_total', { worker_id: worker.id })) ?? 0) >= 1,
+        5000,
+        'a block',
+      )
+      expect(
+        await value(r, 'worker_event_loop_blocked_seconds_total', { worker_id: worker.id }),
+      ).toBeGreaterThanOrEqual(0.05)
+      const failing = await queue.submit(flaky, { block: false }, { maxRetries: 0 })
+      expect((await waitForTask(queue, failing.id)).status).toBe('failed') // opens the breaker
+      await queue.submit(flaky, { block: false })
+      await until(
+        async () =>
+          (await value(r, 'tasks_deferred_total', {
+            task_type: 'metrics-flaky',
+            breaker: 'metrics-flaky',
+          })) === 1,
+        5000,
+        'a deferral',
+      )
+      await worker.close()
+    },
+  )
+})
+
 describe('worker_count from a fleet source', () => {
   it('counts ACTIVE and IDLE workers, not UNHEALTHY ones', async () => {
     const metrics = createMetrics({
