@@ -1,9 +1,10 @@
 /** `createApi` options and the structural contracts the API takes from the rest of taskloom. */
+import type { WorkerInfo } from '../fleet/workers.js'
 import type { Logger } from '../logger.js'
 import type { Queue } from '../queue/queue.js'
+import type { ScheduleInfo, ScheduleInput, ScheduleListOptions } from '../schedule/schedules.js'
 import type { PostgresInput } from '../store/postgres/connection.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import type { Priority } from '../task/model.js'
 
 /** Metrics the API reports; `createMetrics()` of taskloom's observability module satisfies it. */
 export interface HttpMetrics {
@@ -14,51 +15,21 @@ export interface HttpMetrics {
   render(): Promise<{ contentType: string; body: string }>
 }
 
-/** A schedule as the schedules service answers it. */
-export interface ScheduleInfoLike {
-  id: string
-  cron: string
-  taskName: string
-  input: unknown
-  timezone: string
-  misfire: 'skip' | 'run-once' | 'catch-up'
-  paused: boolean
-  tenantId: string | null
-  nextRunAt: Date | null
-  lastRunAt: Date | null
-  createdAt: Date
-}
+/** A schedule as the schedules service answers it (`queue.schedules`; a subset, for other services). */
+export type ScheduleInfoLike = Omit<ScheduleInfo, 'options' | 'updatedAt'>
 
-export interface ScheduleInputLike {
-  id: string
-  cron: string
-  task: TaskDefinition<any, any> | string
-  input?: unknown
-  timezone?: string
-  misfire?: 'skip' | 'run-once' | 'catch-up'
-  tenantId?: string
-  options?: { priority?: Priority; maxRetries?: number; timeoutMs?: number }
-}
+export type ScheduleInputLike = ScheduleInput
 
-/** What `queue.schedules` provides. */
+/** What the API uses of `queue.schedules`; pass another service of this shape to replace it. */
 export interface SchedulesLike {
   upsert(s: ScheduleInputLike): Promise<ScheduleInfoLike>
   get(id: string): Promise<ScheduleInfoLike | null>
-  list(opts?: { tenantId?: string; limit?: number; offset?: number }): Promise<ScheduleInfoLike[]>
+  list(opts?: ScheduleListOptions): Promise<ScheduleInfoLike[]>
   remove(id: string): Promise<boolean>
 }
 
-export interface WorkerInfoLike {
-  id: string
-  status: 'ACTIVE' | 'IDLE' | 'UNHEALTHY'
-  lastHeartbeat: Date
-  tasksInHand: number
-  tasksProcessed: number
-  hostname: string
-  pid: number
-  concurrency: number
-  startedAt: Date
-}
+/** A worker as `queue.workers()` answers it. */
+export type WorkerInfoLike = WorkerInfo
 
 export interface ApiOptions {
   /** The queue the API submits to and reads from. */
