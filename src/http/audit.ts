@@ -12,6 +12,8 @@ import { Batcher } from '../util/batcher.js'
 export type AuditAction =
   | 'task.submit'
   | 'task.cancel'
+  /** Written by the store, when the queue has `auditStatusChanges` (no request, key or request id). */
+  | 'task.status'
   | 'task.retry'
   | 'tasks.retry_all'
   | 'schedule.create'

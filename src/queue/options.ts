@@ -52,6 +52,12 @@ export interface QueueOptions {
   recovery?: RecoveryOptions
   /** Pino-compatible logger. Default: JSON lines on stderr, `warn` and above. */
   logger?: Logger
+  /**
+   * Record every status change the store applies (processing, completed, failed, retried, cancelled)
+   * as a `task.status` entry in audit_log, written by the same statement. Default false: it adds a row
+   * per change to the store's write load.
+   */
+  auditStatusChanges?: boolean
   /** How long task definitions stay in the in-memory and Redis caches. Default 5 minutes. */
   definitionCacheTtlMs?: number
   /** A custom Broker (advanced; for tests and new backends). Wins over `redis`. */
@@ -78,6 +84,7 @@ const schema = z.object({
   recordRetentionMs: ms(3660 * DAY),
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
   definitionCacheTtlMs: ms(DAY),
+  auditStatusChanges: z.boolean().optional(),
   postgresPool: z
     .object({
       max: z.number().int().min(1).max(1000).optional(),
@@ -106,6 +113,7 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     recovery: _recovery,
     postgresPool: _pool,
     definitionCacheTtlMs: _ttl,
+    auditStatusChanges: _audit,
     ...given
   } = parsed.data
   const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))

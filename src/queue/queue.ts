@@ -411,6 +411,7 @@ export class Queue {
       migrate: options.migrate,
       max: options.postgresPool?.max,
       connectionTimeoutMs: options.postgresPool?.connectionTimeoutMs,
+      auditStatusChanges: options.auditStatusChanges,
     })
     this.store = store
     if (this.broker instanceof MemoryBroker && !(await store.holdExclusive())) {

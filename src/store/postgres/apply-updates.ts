@@ -21,6 +21,7 @@ export async function applyUpdates(
   schema: string,
   queue: string,
   updates: readonly TaskUpdate[],
+  audit = false,
 ): Promise<boolean[]> {
   const { changes, origin } = mergeClaims(updates)
   const applied: boolean[] = new Array(updates.length).fill(false)
@@ -30,6 +31,7 @@ export async function applyUpdates(
       schema,
       queue,
       layer.map((i) => changes[i]!),
+      audit,
     )
     for (const i of layer) if (ids.has(changes[i]!.id)) for (const j of origin[i]!) applied[j] = true
   }
@@ -91,10 +93,21 @@ function layers(updates: readonly TaskUpdate[]): number[][] {
 
 const json = (value: unknown) => (value === undefined ? null : JSON.stringify(value))
 
-async function applyLayer(db: Kysely<Database>, schema: string, queue: string, updates: TaskUpdate[]) {
+/**
+ * One UPDATE for a layer. With `audit`, the same statement also writes one `task.status` audit entry
+ * per row it moved (a data-modifying CTE), so the audit log never disagrees with the record.
+ */
+async function applyLayer(
+  db: Kysely<Database>,
+  schema: string,
+  queue: string,
+  updates: TaskUpdate[],
+  audit: boolean,
+) {
   const at = sql`to_timestamp(u.at / 1000)`
   const appends = sql`u.failed_attempt is not null and not t.history @> jsonb_build_array(u.failed_attempt)`
   const result = await sql<{ id: string }>`
+    with moved as (
     update ${sql.id(schema, 'tasks')} as t set
       status = u.status,
       attempt = u.attempt,
@@ -134,6 +147,14 @@ async function applyLayer(db: Kysely<Database>, schema: string, queue: string, u
           else ${at} >= t.updated_at
         end
       end
-    returning t.id`.execute(db)
+    returning t.id, t.tenant_id, t.status, t.attempt, t.worker_id, t.updated_at, t.error
+    ), audited as (
+      insert into ${sql.id(schema, 'audit_log')} (at, tenant_id, actor, action, target_id, details)
+      select m.updated_at, m.tenant_id, coalesce('worker:' || m.worker_id, 'taskloom'), 'task.status', m.id,
+        jsonb_strip_nulls(jsonb_build_object('queue', ${queue}::text, 'status', m.status, 'attempt', m.attempt,
+          'error', case when m.status = 'failed' then m.error->>'message' end))
+      from moved m where ${audit}::bool
+    )
+    select id from moved`.execute(db)
   return new Set(result.rows.map((row) => row.id))
 }

@@ -53,6 +53,11 @@ export interface PostgresStoreOptions extends PoolSettings {
   maxBatchRows?: number | undefined
   /** Called after every statement (metrics, tests). */
   onQuery?: ((event: QueryEvent) => void) | undefined
+  /**
+   * Write a `task.status` entry to audit_log for every status change the store records, in the
+   * statement that records it. Default false.
+   */
+  auditStatusChanges?: boolean | undefined
 }
 
 const MAX_LIST_LIMIT = 1000
@@ -87,7 +92,13 @@ export async function openPostgresStore(options: PostgresStoreOptions = {}): Pro
     await db.destroy()
     throw err
   }
-  return new PostgresStore(db, { schema, queue, kind, maxBatchRows: options.maxBatchRows ?? 1000 })
+  return new PostgresStore(db, {
+    schema,
+    queue,
+    kind,
+    maxBatchRows: options.maxBatchRows ?? 1000,
+    auditStatusChanges: options.auditStatusChanges ?? false,
+  })
 }
 
 /** A data error (SQLSTATE class 22 or 23): one caller's bad row, not a broken connection. */
@@ -118,7 +129,13 @@ export class PostgresStore implements Store {
 
   constructor(
     db: Kysely<Database>,
-    options: { schema: string; queue: string; kind: 'postgres' | 'pglite'; maxBatchRows: number },
+    options: {
+      schema: string
+      queue: string
+      kind: 'postgres' | 'pglite'
+      maxBatchRows: number
+      auditStatusChanges?: boolean
+    },
   ) {
     this.db = db
     this.schema = options.schema
@@ -142,7 +159,7 @@ export class PostgresStore implements Store {
     this.#updates = new GroupCommit({
       maxItems,
       isolate: isDataError,
-      write: (updates) => applyUpdates(db, this.schema, this.queue, updates),
+      write: (updates) => applyUpdates(db, this.schema, this.queue, updates, options.auditStatusChanges),
     })
   }
 
