@@ -2,10 +2,10 @@
 
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
-import { deadTaskBody, keyBody, taskBody, workerBody } from './present.js'
+import { deadTaskBody, keyBody, workerBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route } from './route.js'
-import { ownTask } from './routes-tasks.js'
+import { ownTask, taskPage } from './routes-tasks.js'
 import {
   ApiKey,
   CreatedKey,
@@ -30,16 +30,7 @@ export const adminRoutes: Route[] = [
     responses: { 200: DeadTaskList },
     async handle(ctx) {
       const q = PageQuery.parse(Object.fromEntries(ctx.query))
-      const page = await ctx.services.queue.list({
-        tenantId: ctx.key.tenantId,
-        status: 'failed',
-        limit: q.limit,
-        offset: q.offset,
-      })
-      return {
-        status: 200,
-        body: { tasks: page.tasks.map(taskBody), total: page.total, limit: page.limit, offset: page.offset },
-      }
+      return taskPage(ctx, { status: 'failed', limit: q.limit, offset: q.offset })
     },
   },
   {

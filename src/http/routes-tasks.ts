@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import type { z } from 'zod'
 import { type Issue, TaskloomError } from '../errors.js'
+import type { TaskStatus } from '../task/model.js'
 import type { SubmitOptions } from '../task/validate.js'
 import { quotaPeriod } from './limits.js'
 import { taskBody } from './present.js'
@@ -24,6 +25,18 @@ import {
 const ID = /^[A-Za-z0-9._:-]{1,200}$/
 
 /** The caller's own task, or 404 (another tenant's task is 404 too, so existence does not leak). */
+/** One page of the key's tenant's tasks, in the spec's list shape (`tasks`, `total`, `limit`, `offset`). */
+export async function taskPage(
+  ctx: RouteContext,
+  filter: { status?: TaskStatus | undefined; name?: string | undefined; limit?: number; offset?: number },
+) {
+  const page = await ctx.services.queue.list({ ...filter, tenantId: ctx.key.tenantId })
+  return {
+    status: 200,
+    body: { tasks: page.tasks.map(taskBody), total: page.total, limit: page.limit, offset: page.offset },
+  }
+}
+
 export async function ownTask(ctx: RouteContext, id: string | undefined) {
   const task = id !== undefined && ID.test(id) ? await ctx.services.queue.get(id) : null
   if (!task || task.tenantId !== ctx.key.tenantId) throw new HttpProblem('NOT_FOUND', `no task ${id}`)
@@ -135,17 +148,7 @@ export const taskRoutes: Route[] = [
     responses: { 200: TaskList },
     async handle(ctx) {
       const q = ListQuery.parse(Object.fromEntries(ctx.query))
-      const page = await ctx.services.queue.list({
-        tenantId: ctx.key.tenantId,
-        status: q.status,
-        name: q.name,
-        limit: q.limit,
-        offset: q.offset,
-      })
-      return {
-        status: 200,
-        body: { tasks: page.tasks.map(taskBody), total: page.total, limit: page.limit, offset: page.offset },
-      }
+      return taskPage(ctx, { status: q.status, name: q.name, limit: q.limit, offset: q.offset })
     },
   },
   {
