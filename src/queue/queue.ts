@@ -259,7 +259,12 @@ export class Queue {
       task,
       input,
       tenantId,
-      options: { priority: options.priority, maxRetries: options.maxRetries, timeoutMs: options.timeoutMs },
+      options: {
+        priority: options.priority,
+        maxRetries: options.maxRetries,
+        timeoutMs: options.timeoutMs,
+        lockKey: options.lockKey,
+      },
     })
     return { id, scheduleId: id, status: 'pending', createdAt: info.createdAt, deduplicated: false }
   }

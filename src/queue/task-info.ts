@@ -33,6 +33,8 @@ export interface TaskInfo<Result = unknown> {
   history: AttemptRecord[]
   workerId?: string | undefined
   idempotencyKey?: string | undefined
+  /** Tasks sharing this key never run at the same time (SubmitOptions.lockKey). */
+  lockKey?: string | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
@@ -62,5 +64,6 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     history: r.history,
     workerId: r.workerId,
     idempotencyKey: r.idempotencyKey,
+    lockKey: r.lockKey,
   }
 }

@@ -218,6 +218,7 @@ export class Scheduler {
       idempotencyKey: tickKey(row.id, tick),
       idempotencyTtlMs: this.host.idempotencyTtlMs,
       schedule: row.id,
+      lockKey: row.options.lockKey,
     }
   }
 }

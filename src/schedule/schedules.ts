@@ -44,7 +44,7 @@ export interface ScheduleInput {
   /** What to do with ticks missed while no scheduler ran. Default 'run-once'. */
   misfire?: MisfirePolicy
   tenantId?: string
-  options?: { priority?: Priority; maxRetries?: number; timeoutMs?: number }
+  options?: { priority?: Priority; maxRetries?: number; timeoutMs?: number; lockKey?: string }
 }
 
 export interface ScheduleListOptions {
@@ -96,6 +96,7 @@ const inputSchema = z.strictObject({
       priority: z.enum(PRIORITIES).optional(),
       maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
       timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
+      lockKey: z.string().min(1).max(255).optional(),
     })
     .optional(),
 })
@@ -182,6 +183,7 @@ export function createSchedules(host: ScheduleHost): Schedules {
         maxRetries: s.options?.maxRetries ?? task.defaults.maxRetries,
         timeoutMs: s.options?.timeoutMs ?? task.defaults.timeoutMs,
       }
+      if (s.options?.lockKey !== undefined) options.lockKey = s.options.lockKey
       const row = await store.upsertSchedule({
         id: s.id,
         tenantId,

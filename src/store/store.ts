@@ -135,6 +135,8 @@ export interface ScheduleTaskOptions {
   priority?: Priority | undefined
   maxRetries?: number | undefined
   timeoutMs?: number | undefined
+  /** Each task the schedule submits carries this lock key (see SubmitOptions.lockKey). */
+  lockKey?: string | undefined
 }
 
 /** The stored record of one cron schedule. */

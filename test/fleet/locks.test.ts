@@ -142,7 +142,7 @@ for (const backend of backends) {
       }
       expect(overlap).toBe(false)
       expect(attempts.every((a) => a === 1)).toBe(true) // waiting for the key never cost an attempt
-      expect((await q.get(submitted[0]!.id))!.attempts).toBe(1)
+      expect(await q.get(submitted[0]!.id)).toMatchObject({ attempts: 1, lockKey: 'customer:c0' })
       await Promise.all([w1.close(), w2.close()])
     })
 

@@ -151,7 +151,7 @@ for (const b of schedBackends) {
       const r = await q.submit(
         report,
         { kind: 'ops', days: 2 },
-        { schedule: '* * * * * *', tenantId: 'acme' },
+        { schedule: '* * * * * *', tenantId: 'acme', lockKey: 'report:acme' },
       )
       expect(r.scheduleId).toBe(r.id)
       expect(r).toMatchObject({ status: 'pending', deduplicated: false })
@@ -162,6 +162,7 @@ for (const b of schedBackends) {
         tenantId: 'acme',
         input: { kind: 'ops', days: 2 },
       })
+      expect(s!.options.lockKey).toBe('report:acme')
       // An idempotency key names the schedule; a repeat answers the existing one.
       const k1 = await q.submit(
         report,
@@ -221,6 +222,7 @@ for (const b of schedBackends) {
         expect(t.idempotencyKey).toMatch(new RegExp(`^schedule:${r.scheduleId}:\\d+$`))
         expect(t.input).toEqual({ kind: 'ops', days: 2 })
         expect(t.priority).toBe('high')
+        expect(t.lockKey).toBe('report:acme') // every tick's task carries the schedule's lock key
       }
       const ticks = tasks.map((t) => Number(t.idempotencyKey!.split(':').pop()))
       for (const tick of ticks) expect(tick % 1000).toBe(0)
