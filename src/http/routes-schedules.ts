@@ -10,7 +10,7 @@ import type { SchedulesLike } from './options.js'
 import { scheduleBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
-import { CreateScheduleBody, Schedule, ScheduleList } from './schemas.js'
+import { CreateScheduleBody, SCHEDULE_KEY, Schedule, ScheduleList } from './schemas.js'
 
 function schedulesOf(ctx: RouteContext): SchedulesLike {
   const s = ctx.services.options.schedules
@@ -24,6 +24,13 @@ function schedulesOf(ctx: RouteContext): SchedulesLike {
 }
 
 const own = (ctx: RouteContext, id: string) => `${ctx.key.tenantId}:${id}`
+
+/** The tenant's schedule `id` as the API shows it, or null (also for another tenant's). */
+export async function findSchedule(ctx: RouteContext, id: string) {
+  if (!SCHEDULE_KEY.test(id)) return null
+  const found = await schedulesOf(ctx).get(own(ctx, id))
+  return found && found.tenantId === ctx.key.tenantId ? present(ctx, found) : null
+}
 
 function present(ctx: RouteContext, s: Parameters<typeof scheduleBody>[0]) {
   const prefix = `${ctx.key.tenantId}:`
@@ -119,8 +126,8 @@ export const scheduleRoutes: Route[] = [
     async handle(ctx) {
       const schedules = schedulesOf(ctx)
       const id = ctx.params.id ?? ''
-      const existing = /^[A-Za-z0-9._:-]{1,100}$/.test(id) ? await schedules.get(own(ctx, id)) : null
-      if (!existing || existing.tenantId !== ctx.key.tenantId || !(await schedules.remove(existing.id))) {
+      const existing = await findSchedule(ctx, id)
+      if (!existing || !(await schedules.remove(own(ctx, id)))) {
         throw new HttpProblem('NOT_FOUND', `no schedule ${id}`)
       }
       ctx.audit('schedule.delete', id)

@@ -2,17 +2,20 @@
 import { randomUUID } from 'node:crypto'
 import type { z } from 'zod'
 import { type Issue, TaskloomError } from '../errors.js'
+import type { TaskDefinition } from '../task/define-task.js'
 import type { TaskStatus } from '../task/model.js'
 import type { SubmitOptions } from '../task/validate.js'
 import { quotaPeriod } from './limits.js'
 import { taskBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
-import { scheduleRoutes, upsertSchedule } from './routes-schedules.js'
+import { findSchedule, scheduleRoutes, upsertSchedule } from './routes-schedules.js'
 import {
   CancelResponse,
   ListQuery,
   Quota,
+  SCHEDULE_KEY,
+  SCHEDULE_KEY_RULE,
   Schedule,
   SubmitTaskBody,
   SubmitTaskResponse,
@@ -71,21 +74,51 @@ async function findTask(ctx: RouteContext, name: string) {
   return task
 }
 
+/**
+ * `POST /tasks` with `schedule`: creates a schedule, as `queue.submit` does. An idempotency key
+ * names it (the tenant's schedule id), so a retried request answers the schedule it made (200,
+ * `Idempotent-Replayed`) instead of making a second one.
+ */
+async function submitSchedule(
+  ctx: RouteContext,
+  task: TaskDefinition<any, any>,
+  body: z.infer<typeof SubmitTaskBody>,
+) {
+  if (body.run_at !== undefined) {
+    throw new HttpProblem(
+      'INVALID_INPUT',
+      'run_at cannot be combined with schedule: a schedule runs on its ticks',
+      {
+        errors: [{ path: 'run_at', message: 'not with schedule' }],
+      },
+    )
+  }
+  const key = body.idempotency_key
+  if (key !== undefined) {
+    if (!SCHEDULE_KEY.test(key)) {
+      throw new HttpProblem('INVALID_INPUT', 'with schedule, idempotency_key names the schedule', {
+        errors: [{ path: 'idempotency_key', message: SCHEDULE_KEY_RULE }],
+      })
+    }
+    const existing = await findSchedule(ctx, key)
+    if (existing) return { status: 200, body: existing, headers: { 'idempotent-replayed': 'true' } }
+  }
+  const schedule = await upsertSchedule(ctx, task, {
+    id: key ?? randomUUID(),
+    cron: body.schedule!,
+    payload: body.payload,
+    priority: body.priority,
+    timeout: body.timeout,
+    max_retries: body.max_retries,
+  })
+  return { status: 201, body: schedule }
+}
+
 async function submit(ctx: RouteContext) {
   const body = ctx.body as z.infer<typeof SubmitTaskBody>
   const { services, key } = ctx
   const task = await findTask(ctx, body.name)
-  if (body.schedule !== undefined) {
-    const schedule = await upsertSchedule(ctx, task, {
-      id: randomUUID(),
-      cron: body.schedule,
-      payload: body.payload,
-      priority: body.priority,
-      timeout: body.timeout,
-      max_retries: body.max_retries,
-    })
-    return { status: 201, body: schedule }
-  }
+  if (body.schedule !== undefined) return submitSchedule(ctx, task, body)
   const options: SubmitOptions = { tenantId: key.tenantId }
   if (body.priority !== undefined) options.priority = body.priority
   if (body.timeout !== undefined) options.timeoutMs = Math.max(1, Math.round(body.timeout * 1000))
@@ -133,7 +166,7 @@ export const taskRoutes: Route[] = [
     tag: 'tasks',
     summary: 'Submit a task, or with `schedule` create a cron schedule for it',
     body: SubmitTaskBody,
-    responses: { 200: SubmitTaskResponse, 201: SubmitTaskResponse.or(Schedule) },
+    responses: { 200: SubmitTaskResponse.or(Schedule), 201: SubmitTaskResponse.or(Schedule) },
     problems: [400, 413, 415, 429, 501],
     countsQuota: true,
     handle: submit,

@@ -111,12 +111,13 @@ export const Quota = z
   .meta({ id: 'Quota' })
 
 const misfire = z.enum(['skip', 'run-once', 'catch-up'])
+/** A tenant's schedule id (and, with `schedule`, a submit's idempotency key). */
+export const SCHEDULE_KEY = /^[A-Za-z0-9._:-]{1,100}$/
+export const SCHEDULE_KEY_RULE = "1-100 letters, digits, '.', '_', ':' or '-'"
+
 export const CreateScheduleBody = z
   .strictObject({
-    id: z
-      .string()
-      .regex(/^[A-Za-z0-9._:-]{1,100}$/)
-      .optional(),
+    id: z.string().regex(SCHEDULE_KEY, SCHEDULE_KEY_RULE).optional(),
     name: z.string().min(1).max(200).meta({ description: 'The task name' }),
     cron,
     payload: z.unknown().optional(),

@@ -10,11 +10,13 @@ describe.skipIf(!up)('the REST API on real servers', () => {
   let key: string
   let admin: string
   let readOnly: string
+  let betaKey: string
   beforeAll(async () => {
     stack = await startStack()
     key = await stack.key('acme', [...ALL_SCOPES])
     admin = await stack.key('acme', ['admin'])
     readOnly = await stack.key('acme', ['task:read'])
+    betaKey = await stack.key('beta', [...ALL_SCOPES])
   }, 60_000)
   afterAll(() => stack?.close())
 
@@ -256,6 +258,40 @@ describe.skipIf(!up)('the REST API on real servers', () => {
       expect(listed.body.schedules.map((s: { schedule_id: string }) => s.schedule_id)).toContain(id)
       expect((await call(url(), 'DELETE', `/schedules/${id}`, { key })).status).toBe(204)
       expect(await stack.queue.schedules.get(`acme:${id}`)).toBeNull()
+
+      // POST /tasks with `schedule`: the idempotency key names the schedule, so a retried request
+      // answers the one it made (200, replayed) instead of making a second.
+      const viaTasks = {
+        name: 'send-email',
+        payload: { to: 'a@b.co', subject: 'weekly' },
+        schedule: '0 9 * * 1',
+        idempotency_key: `weekly-${server}`,
+      }
+      const first = await call(url(), 'POST', '/tasks', { key, json: viaTasks })
+      expect(first.status).toBe(201)
+      expect(first.body).toMatchObject({ schedule_id: `weekly-${server}`, cron: '0 9 * * 1' })
+      const again = await call(url(), 'POST', '/tasks', { key, json: viaTasks })
+      expect(again.status).toBe(200)
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(again.body).toEqual(first.body)
+      const mine = (await stack.queue.schedules.list({ tenantId: 'acme', limit: 1000 })).filter(
+        (s) => s.id === `acme:weekly-${server}`,
+      )
+      expect(mine).toHaveLength(1)
+      // Another tenant's same key is its own schedule, not a replay of acme's.
+      const other = await call(url(), 'POST', '/tasks', { key: betaKey, json: viaTasks })
+      expect(other.status).toBe(201)
+      // A one-off time and a schedule contradict each other; a key that cannot name a schedule is refused.
+      for (const [path, json] of [
+        ['run_at', { ...viaTasks, run_at: new Date(Date.now() + 60_000).toISOString() }],
+        ['idempotency_key', { ...viaTasks, idempotency_key: 'has space' }],
+      ] as const) {
+        const r = await call(url(), 'POST', '/tasks', { key, json })
+        expect(r.status).toBe(400)
+        expect(r.body.errors[0].path).toBe(path)
+      }
+      expect((await call(url(), 'DELETE', `/schedules/weekly-${server}`, { key })).status).toBe(204)
+      expect((await call(url(), 'DELETE', `/schedules/weekly-${server}`, { key: betaKey })).status).toBe(204)
 
       const workers = await call(url(), 'GET', '/workers', { key: admin })
       expect(workers.status).toBe(200)
