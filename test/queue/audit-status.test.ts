@@ -54,6 +54,14 @@ describe.skipIf(!durable.available)('status changes in the audit log (durable)',
       details: { queue: queue.name, status: 'failed', error: 'card declined' },
     })
     await worker.close()
+    // A change no worker made (a DLQ retry) is credited to taskloom, not to the task's last worker.
+    await queue.dlq.retry(bad.id)
+    const revived = await until(async () => {
+      const rows = await entries(bad.id)
+      return rows.at(-1)?.details.status === 'queued' ? rows : null
+    })
+    expect(revived.at(-1)).toMatchObject({ tenant_id: 'globex', actor: 'taskloom' })
+    expect(failed.at(-1)!.actor).toBe(`worker:${worker.id}`)
   })
 
   it('writes nothing by default', async () => {

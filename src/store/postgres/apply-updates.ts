@@ -95,7 +95,10 @@ const json = (value: unknown) => (value === undefined ? null : JSON.stringify(va
 
 /**
  * One UPDATE for a layer. With `audit`, the same statement also writes one `task.status` audit entry
- * per row it moved (a data-modifying CTE), so the audit log never disagrees with the record.
+ * per row it moved (a data-modifying CTE), so the audit log never disagrees with the record. The
+ * actor is the worker whose attempt made the change (its claim, completion or failed attempt, which
+ * the lease holder reports); any other change (a cancel, a DLQ retry) is taskloom's, not credited to
+ * the task's last worker.
  */
 async function applyLayer(
   db: Kysely<Database>,
@@ -147,10 +150,12 @@ async function applyLayer(
           else ${at} >= t.updated_at
         end
       end
-    returning t.id, t.tenant_id, t.status, t.attempt, t.worker_id, t.updated_at, t.error
+    returning t.id, t.tenant_id, t.status, t.attempt, t.updated_at, t.error,
+      case when u.worker_id is not null or u.status = 'completed' or u.failed_attempt is not null
+        then t.worker_id end as actor
     ), audited as (
       insert into ${sql.id(schema, 'audit_log')} (at, tenant_id, actor, action, target_id, details)
-      select m.updated_at, m.tenant_id, coalesce('worker:' || m.worker_id, 'taskloom'), 'task.status', m.id,
+      select m.updated_at, m.tenant_id, coalesce('worker:' || m.actor, 'taskloom'), 'task.status', m.id,
         jsonb_strip_nulls(jsonb_build_object('queue', ${queue}::text, 'status', m.status, 'attempt', m.attempt,
           'error', case when m.status = 'failed' then m.error->>'message' end))
       from moved m where ${audit}::bool
