@@ -74,6 +74,13 @@ export class BreakerGate {
     this.known.set(name, { reply, at: now })
   }
 
+  /** Ends a half-open trial without a verdict: the breaker stays half-open and the next task tries. */
+  async release(name: string): Promise<void> {
+    const now = Date.now()
+    const reply = await this.broker.breaker({ name, op: 'release', settings: this.settingsOf(name) }, now)
+    this.known.set(name, { reply, at: now })
+  }
+
   async failure(name: string): Promise<void> {
     const now = Date.now()
     const settings = this.settingsOf(name)

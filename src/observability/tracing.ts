@@ -118,7 +118,7 @@ export interface TaskSpans {
   /** Runs the handler with the process span active, so spans the handler makes are its children. */
   run<T>(fn: () => Promise<T>): Promise<T>
   /** Runs the result processing (acknowledgement) in a `settle` span, child of the process span. */
-  settle<T>(outcome: 'completed' | 'failed', fn: () => Promise<T>): Promise<T>
+  settle<T>(outcome: 'completed' | 'failed' | 'deferred', fn: () => Promise<T>): Promise<T>
   /** Ends the process span; an error marks it failed. */
   end(error?: unknown): void
 }

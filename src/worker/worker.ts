@@ -418,27 +418,41 @@ export class Worker {
       this.running.delete(task.id)
       this.slotWaiter?.()
     }
-    if (r.settled) return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
+    if (r.settled) {
+      // Abandoned (lease lost, or handed back at close): no verdict on the breaker, but a trial
+      // must not keep the fleet waiting for its deadline.
+      if (breaker !== undefined && trial) void this.reportBreaker(breaker, 'none', trial)
+      return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
+    }
     r.settled = true
-    if (breaker !== undefined) void this.reportBreaker(breaker, failed, error, trial)
+    // A result that cannot be encoded fails the attempt (the handler's bug, not its dependency's).
+    let encoded: string | undefined
+    if (!failed) {
+      try {
+        encoded = this.q.encode(result, task.name)
+      } catch (err) {
+        failed = true
+        error = Object.assign(err as object, { outcome: 'error' })
+      }
+    }
+    if (breaker !== undefined) void this.reportBreaker(breaker, failed ? verdictOf(error) : 'success', trial)
     if (failed) {
       const durationMs = Date.now() - started
+      if (error instanceof BreakerOpenError) {
+        // `ctx.breaker(name).run` refused: the task waits for the breaker; the attempt is not spent.
+        await spans.settle('deferred', () => this.deferTask(task, error.breaker, error.retryAt))
+        return spans.end()
+      }
       await spans.settle('failed', () => this.recordFailure(task, error, durationMs))
       return spans.end(error)
     }
-    await spans.settle('completed', () => this.finish(task, result, started))
+    await spans.settle('completed', () => this.finish(task, result, encoded!, started))
     spans.end()
   }
 
-  /** Encodes and acknowledges a handler's result (a result that cannot be encoded fails the attempt). */
-  private async finish(task: ClaimedTask, result: unknown, started: number): Promise<void> {
+  /** Acknowledges a handler's (encoded) result. */
+  private async finish(task: ClaimedTask, result: unknown, encoded: string, started: number): Promise<void> {
     const durationMs = Date.now() - started
-    let encoded: string
-    try {
-      encoded = this.q.encode(result, task.name)
-    } catch (err) {
-      return this.recordFailure(task, err, durationMs)
-    }
     try {
       const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
       const fields = {
@@ -505,18 +519,15 @@ export class Worker {
     })
   }
 
-  /** Counts the outcome towards the task's breaker: handler errors and timeouts are failures. */
-  private async reportBreaker(name: string, failed: boolean, error: unknown, trial: boolean): Promise<void> {
+  /**
+   * Counts the outcome towards the task's breaker. An attempt that says nothing about the dependency
+   * (`none`) still ends a half-open trial, so the next task may try at once.
+   */
+  private async reportBreaker(name: string, verdict: BreakerVerdict, trial: boolean): Promise<void> {
     try {
-      if (!failed) await this.gate.success(name, trial)
-      else if (
-        !(error instanceof NonRetryableError) &&
-        !(error instanceof BreakerOpenError) &&
-        !(error instanceof LeaseLostError) &&
-        !(error instanceof TaskloomError && error.code === 'CLOSED') &&
-        (error as { outcome?: string })?.outcome === undefined
-      )
-        await this.gate.failure(name)
+      if (verdict === 'success') await this.gate.success(name, trial)
+      else if (verdict === 'failure') await this.gate.failure(name)
+      else if (trial) await this.gate.release(name)
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'breaker' })
     }
@@ -539,8 +550,6 @@ export class Worker {
   }
 
   private async recordFailure(task: ClaimedTask, error: unknown, durationMs: number): Promise<void> {
-    if (error instanceof BreakerOpenError) return this.deferTask(task, error.breaker, error.retryAt)
-    this.counters.failed += 1
     const info = toErrorInfo(error)
     const outcome: AttemptOutcome =
       (error as { outcome?: AttemptOutcome }).outcome ??
@@ -560,6 +569,7 @@ export class Worker {
       this.events.emit('worker:error', { error: err, stage: 'fail' })
       return
     }
+    this.counters.failed += 1
     const fields = {
       task_id: task.id,
       tenant_id: task.tenantId,
@@ -696,4 +706,22 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve()
     }
   })
+}
+
+type BreakerVerdict = 'success' | 'failure' | 'none'
+
+/**
+ * Handler errors and timeouts count against the breaker. A NonRetryableError, bad input, a missing
+ * handler, a lost lease, a closing worker or a breaker refusal say nothing about the dependency.
+ */
+function verdictOf(error: unknown): BreakerVerdict {
+  if (
+    error instanceof NonRetryableError ||
+    error instanceof BreakerOpenError ||
+    error instanceof LeaseLostError ||
+    (error instanceof TaskloomError && error.code === 'CLOSED') ||
+    (error as { outcome?: string } | null)?.outcome !== undefined
+  )
+    return 'none'
+  return 'failure'
 }

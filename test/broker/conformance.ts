@@ -1177,7 +1177,7 @@ export function brokerConformance(
 
     describe('fleet: circuit breakers', () => {
       const settings = { failureThreshold: 3, resetMs: 10_000, trialMs: 5000 }
-      const call = (op: 'acquire' | 'success' | 'failure' | 'state' | 'reset', now: number) =>
+      const call = (op: 'acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset', now: number) =>
         broker.breaker({ name: 'smtp', op, settings }, now)
 
       it('opens after the threshold, lets one trial through when due, and closes on its success', async () => {
@@ -1216,6 +1216,17 @@ export function brokerConformance(
         expect(await call('acquire', t0 + 25_001)).toMatchObject({ trial: true }) // the first trial lapsed
         expect(await call('state', t0 + 25_002)).toMatchObject({ state: 'half-open' })
         expect(await call('reset', t0 + 25_003)).toMatchObject({ state: 'closed', failures: 0 })
+      })
+
+      it('release ends a trial without a verdict: still half-open, and the next caller tries at once', async () => {
+        for (let i = 0; i < 3; i++) await call('failure', t0)
+        expect(await call('acquire', t0 + 10_000)).toMatchObject({ trial: true })
+        expect(await call('acquire', t0 + 10_001)).toMatchObject({ allowed: false })
+        expect(await call('release', t0 + 10_002)).toMatchObject({ state: 'half-open', failures: 3 })
+        expect(await call('acquire', t0 + 10_003)).toMatchObject({ allowed: true, trial: true })
+        // On a closed breaker, release changes nothing.
+        await call('success', t0 + 10_004)
+        expect(await call('release', t0 + 10_005)).toMatchObject({ state: 'closed', failures: 0 })
       })
 
       it('resets the failure count on a success', async () => {

@@ -2,7 +2,7 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { Autoscaler, checkAutoscale, type ScaleDecision } from '../../src/fleet/autoscaler.js'
-import { defineTask, TaskloomError } from '../../src/index.js'
+import { defineTask, NonRetryableError, TaskloomError } from '../../src/index.js'
 import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, sleep, TEST_SCHEMA, trackWorker, until } from '../helpers/backends.js'
@@ -142,6 +142,39 @@ for (const backend of backends) {
       const [trial, ...others] = [...starts].sort((a, b) => a.at - b.at)
       for (const o of others) expect(o.at).toBeGreaterThanOrEqual(trial!.at + 140)
       expect((await q.breaker('trial').state()).state).toBe('closed')
+      await w.close()
+    })
+
+    it('a trial that ends without a verdict (NonRetryableError) frees the trial at once', async () => {
+      const q = backend.queue()
+      const task = defineTask({ name: 'verdictless', input: z.object({ n: z.number() }) })
+      let trialStarted = false
+      const w = trackWorker({
+        queue: q,
+        concurrency: 5,
+        // A trial that is never reported would hold the breaker half-open for a minute.
+        breakers: { verdictless: { failureThreshold: 1, resetMs: 200, trialMs: 60_000 } },
+        breakerCacheMs: 0,
+      }).handle(task, async (input) => {
+        if (input.n === 0) throw new Error('opens it')
+        if (input.n === 1) {
+          trialStarted = true
+          await sleep(200)
+          throw new NonRetryableError('bad input for this one task: says nothing about the dependency')
+        }
+        return input.n
+      })
+      await w.start()
+      const opener = await q.submit(task, { n: 0 }, { maxRetries: 0 })
+      await waitForTask(q, opener.id)
+      expect((await q.breaker('verdictless').state()).state).toBe('open')
+      const trial = await q.submit(task, { n: 1 })
+      await until(async () => trialStarted, 5000, 'the trial to start')
+      const next = await q.submit(task, { n: 2 })
+      expect(await waitForTask(q, trial.id)).toMatchObject({ status: 'failed', attempts: 1 })
+      // The next task took the freed trial, succeeded, and closed the breaker: well inside trialMs.
+      expect(await waitForTask(q, next.id, { timeoutMs: 5000 })).toMatchObject({ status: 'completed' })
+      expect((await q.breaker('verdictless').state()).state).toBe('closed')
       await w.close()
     })
 

@@ -149,6 +149,33 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
   })
 
   it.skipIf(!backend.available)(
+    'a result that cannot be encoded fails the attempt: a failed span, and no success for the breaker',
+    async () => {
+      const queue = backend.queue()
+      const worker = trackWorker({ queue }).handle(job, (input) => {
+        if (input.n === 1) throw new Error('dependency down')
+        return { big: 10n } // JSON cannot encode a bigint
+      })
+      await worker.start()
+      const down = await queue.submit(job, { n: 1 }, { maxRetries: 0 })
+      expect(await waitForTask(queue, down.id)).toMatchObject({ status: 'failed' })
+      await until(async () => (await queue.breaker(job.name).state()).failures === 1, 5000, 'one failure')
+      const task = await queue.submit(job, { n: 2 }, { maxRetries: 0 })
+      const done = await waitForTask(queue, task.id)
+      expect(done.status).toBe('failed')
+      expect(done.error?.message).toMatch(/BigInt/i)
+      await until(() => spans().filter((s) => s.name === `process ${queue.name}`).length === 2, 5000, 'spans')
+      await worker.close()
+      const consumer = one(spans(), `process ${queue.name}`, task.id)
+      expect(consumer.status.code).toBe(SpanStatusCode.ERROR)
+      const settles = spans().filter((s) => s.name === `settle ${queue.name}`)
+      expect(settles.map((s) => s.attributes['messaging.operation.name'])).toEqual(['failed', 'failed'])
+      // The handler's own bug says nothing about its dependency: the breaker's count stands.
+      expect((await queue.breaker(job.name).state()).failures).toBe(1)
+    },
+  )
+
+  it.skipIf(!backend.available)(
     'gives a batch one producer span that every task of it continues',
     async () => {
       const queue = backend.queue()

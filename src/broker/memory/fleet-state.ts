@@ -89,6 +89,9 @@ export class FleetState {
           opened = true
         }
         break
+      case 'release':
+        if (b.state === 'half-open') b.trialUntil = now
+        break
       case 'state':
         break
     }

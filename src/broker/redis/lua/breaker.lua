@@ -1,7 +1,7 @@
 -- breaker.lua: circuit-breaker state shared by the fleet, one hash per breaker:
 -- prefix.."breaker:"..name {st = 'open' | 'half-open', f = consecutive failures, ou = open until,
 -- tu = half-open trial deadline}; no hash means closed with no failures.
--- ARGV: 2 op ('acquire' | 'success' | 'failure' | 'state' | 'reset'), 3 name, 4 now,
+-- ARGV: 2 op ('acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset'), 3 name, 4 now,
 --   5 failure threshold, 6 reset ms, 7 trial ms.
 -- Returns: { state, failures, openUntil ('' when closed), allowed, trial, opened } (flags 0/1).
 local op, name, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -21,6 +21,12 @@ if op == 'acquire' then
 elseif op == 'success' or op == 'reset' then
   st, f = 'closed', 0
   redis.call('DEL', bk)
+elseif op == 'release' then
+  -- The trial ended without a verdict (say, a non-retryable error): the next acquire tries at once.
+  if st == 'half-open' then
+    tu = now
+    redis.call('HSET', bk, 'tu', tu)
+  end
 elseif op == 'failure' then
   f = f + 1
   if st == 'half-open' or (st == 'closed' and f >= threshold) then
