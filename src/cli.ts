@@ -90,7 +90,7 @@ async function keys(args: string[]): Promise<number> {
     }
     if (action === 'list') {
       const list = await store.list(values.tenant)
-      process.stdout.write('id\tprefix\ttenant\tscopes\tstate\tcreated\texpires\n')
+      process.stdout.write('id\tprefix\ttenant\tscopes\tstate\tcreated\texpires\tlast used\n')
       for (const k of list) {
         const state = k.revokedAt
           ? 'revoked'
@@ -100,7 +100,7 @@ async function keys(args: string[]): Promise<number> {
               ? 'expired'
               : 'active'
         process.stdout.write(
-          `${k.id}\t${k.prefix}\t${k.tenantId}\t${k.scopes.join(',')}\t${state}\t${k.createdAt.toISOString()}\t${k.expiresAt?.toISOString() ?? '-'}\n`,
+          `${k.id}\t${k.prefix}\t${k.tenantId}\t${k.scopes.join(',')}\t${state}\t${k.createdAt.toISOString()}\t${k.expiresAt?.toISOString() ?? '-'}\t${k.lastUsedAt?.toISOString() ?? '-'}\n`,
         )
       }
       return 0

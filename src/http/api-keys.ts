@@ -32,7 +32,12 @@ export interface ApiKeyInfo {
   createdAt: Date
   expiresAt: Date | null
   revokedAt: Date | null
+  /** The last successful authentication, to the minute (see `LAST_USED_RESOLUTION_MS`). */
+  lastUsedAt: Date | null
 }
+
+/** `last_used_at` is written at most this often per key, so authentication stays a read. */
+export const LAST_USED_RESOLUTION_MS = 60_000
 
 export interface CreateKeyInput {
   tenantId: string
@@ -76,6 +81,8 @@ export class ApiKeys {
   readonly #db: Kysely<Database>
   readonly #schema: string
   readonly #owned: boolean
+  /** `last_used_at` writes in flight; `close` waits for them. */
+  readonly #touches = new Set<Promise<void>>()
 
   constructor(db: Kysely<Database>, schema: string, owned = false) {
     this.#db = db
@@ -172,11 +179,38 @@ export class ApiKeys {
     if (key.revokedAt) return { ok: false, reason: 'revoked', prefix }
     if (!key.isActive) return { ok: false, reason: 'inactive', prefix }
     if (key.expiresAt && key.expiresAt.getTime() <= now) return { ok: false, reason: 'expired', prefix }
+    if (key.lastUsedAt === null || now - key.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) this.touch(key.id, now)
     return { ok: true, key }
+  }
+
+  /**
+   * Records a use without holding up the request. The condition makes concurrent API processes
+   * write it once per resolution; a failure costs only the timestamp.
+   */
+  private touch(id: string, now: number): void {
+    const at = new Date(now)
+    const write = this.table
+      .updateTable('api_keys')
+      .set({ last_used_at: at })
+      .where('id', '=', id)
+      .where((eb) =>
+        eb.or([
+          eb('last_used_at', 'is', null),
+          eb('last_used_at', '<=', new Date(now - LAST_USED_RESOLUTION_MS)),
+        ]),
+      )
+      .execute()
+      .then(
+        () => {},
+        () => {},
+      )
+      .finally(() => this.#touches.delete(write))
+    this.#touches.add(write)
   }
 
   /** Releases the connection when these keys opened their own (`openApiKeys`). */
   async close(): Promise<void> {
+    await Promise.all([...this.#touches])
     if (this.#owned) await this.#db.destroy()
   }
 }
@@ -200,6 +234,7 @@ function toInfo(row: KeyRow): ApiKeyInfo {
     createdAt: new Date(row.created_at),
     expiresAt: row.expires_at ? new Date(row.expires_at) : null,
     revokedAt: row.revoked_at ? new Date(row.revoked_at) : null,
+    lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null,
   }
 }
 

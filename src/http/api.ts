@@ -469,6 +469,7 @@ const ANONYMOUS: ApiKeyInfo = {
   createdAt: new Date(0),
   expiresAt: null,
   revokedAt: null,
+  lastUsedAt: null,
 }
 
 /** `admin` holds every scope. */

@@ -54,6 +54,7 @@ export function keyBody(k: ApiKeyInfo) {
     created_at: k.createdAt.toISOString(),
     expires_at: iso(k.expiresAt),
     revoked_at: iso(k.revokedAt),
+    last_used_at: iso(k.lastUsedAt),
   }
 }
 

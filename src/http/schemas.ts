@@ -203,6 +203,9 @@ export const ApiKey = z
     created_at: timestamp,
     expires_at: nullableTimestamp,
     revoked_at: nullableTimestamp,
+    last_used_at: nullableTimestamp.meta({
+      description: 'The last successful authentication, to the minute; null if never used',
+    }),
   })
   .meta({ id: 'ApiKey' })
 export const CreatedKey = ApiKey.extend({

@@ -95,14 +95,21 @@ describe.skipIf(!up)('admin, schedules, keys, metrics and audit', () => {
         monthly_quota: 10,
         is_active: true,
         revoked_at: null,
+        last_used_at: null,
       })
       expect(created.body.key).toMatch(/^tlk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/)
       expect(created.body.key.startsWith(created.body.prefix)).toBe(true)
       const secret = created.body.key
+      const before = Date.now()
       expect((await call(url(), 'GET', '/tasks', { key: secret })).status).toBe(200)
-      const list = await call(url(), 'GET', '/admin/keys', { key: admin })
-      const listed = list.body.keys.find((k: { key_id: string }) => k.key_id === created.body.key_id)
-      expect(listed).toBeDefined()
+      // The use is recorded off the request path, so it shows up shortly after.
+      const { list, listed } = await until(async () => {
+        const list = await call(url(), 'GET', '/admin/keys', { key: admin })
+        const listed = list.body.keys.find((k: { key_id: string }) => k.key_id === created.body.key_id)
+        return listed?.last_used_at ? { list, listed } : null
+      })
+      expect(Date.parse(listed.last_used_at)).toBeGreaterThanOrEqual(before)
+      expect(Date.parse(listed.last_used_at)).toBeLessThanOrEqual(Date.now())
       expect(JSON.stringify(list.body)).not.toContain(secret.slice(17))
       const revoked = await call(url(), 'DELETE', `/admin/keys/${created.body.key_id}`, { key: admin })
       expect(revoked.status).toBe(200)
