@@ -179,7 +179,8 @@ export class ApiKeys {
     if (key.revokedAt) return { ok: false, reason: 'revoked', prefix }
     if (!key.isActive) return { ok: false, reason: 'inactive', prefix }
     if (key.expiresAt && key.expiresAt.getTime() <= now) return { ok: false, reason: 'expired', prefix }
-    if (key.lastUsedAt === null || now - key.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) this.touch(key.id, now)
+    if (key.lastUsedAt === null || now - key.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS)
+      this.touch(key.id, now)
     return { ok: true, key }
   }
 
