@@ -309,13 +309,15 @@ export interface BreakerSettings {
  * - `acquire`: may a task of this breaker run now? Closed: yes. Open: no, until `openUntil`.
  *   Open and due, or half-open with a lapsed trial: yes, as the one trial (`trial: true`).
  * - `success`: closes it and resets the failure count. `failure`: counts one; opens it at the
- *   threshold, or at once when it was half-open. `release`: a half-open breaker's trial ended
- *   without a verdict; the next `acquire` gets the trial at once. `state`: reads it. `reset`: closes it.
+ *   threshold, or at once when it was half-open. `release`: the trial named by `trialUntil` ended
+ *   without a verdict; if it is still the current one, the next `acquire` gets the trial at once. `state`: reads it. `reset`: closes it.
  */
 export interface BreakerCall {
   name: string
   op: 'acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset'
   settings: BreakerSettings
+  /** `release`: the trial's deadline as `acquire` answered it (`openUntil`); names the trial. */
+  trialUntil?: number | undefined
 }
 
 export interface BreakerReply {

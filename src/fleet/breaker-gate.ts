@@ -17,7 +17,10 @@ import {
 /** How soon a task turned away during another task's half-open trial looks again. */
 const HALF_OPEN_RECHECK_MS = 1000
 
-export type Admission = { allowed: true; trial: boolean } | { allowed: false; retryAt: number }
+/** `trialUntil`: when this is the half-open trial, its deadline, which also names it (see `release`). */
+export type Admission =
+  | { allowed: true; trial: boolean; trialUntil?: number }
+  | { allowed: false; retryAt: number }
 
 export interface BreakerGateOptions {
   /** Settings per breaker name; `default` applies to the others. */
@@ -55,7 +58,10 @@ export class BreakerGate {
     }
     const reply = await this.broker.breaker({ name, op: 'acquire', settings: this.settingsOf(name) }, now)
     this.known.set(name, { reply, at: now })
-    if (reply.allowed) return { allowed: true, trial: reply.trial }
+    if (reply.allowed) {
+      if (!reply.trial) return { allowed: true, trial: false }
+      return { allowed: true, trial: true, trialUntil: reply.openUntil ?? undefined }
+    }
     const until = reply.openUntil ?? now + this.settingsOf(name).resetMs
     // Half-open: another task's trial is running; look again soon rather than at its deadline, so
     // the waiting tasks run shortly after the trial closes the breaker.
@@ -74,10 +80,14 @@ export class BreakerGate {
     this.known.set(name, { reply, at: now })
   }
 
-  /** Ends a half-open trial without a verdict: the breaker stays half-open and the next task tries. */
-  async release(name: string): Promise<void> {
+  /**
+   * Ends a half-open trial without a verdict: the breaker stays half-open and the next task tries.
+   * `trialUntil` names the trial, so a trial that lapsed and was given to another task is left alone.
+   */
+  async release(name: string, trialUntil: number): Promise<void> {
     const now = Date.now()
-    const reply = await this.broker.breaker({ name, op: 'release', settings: this.settingsOf(name) }, now)
+    const call = { name, op: 'release' as const, settings: this.settingsOf(name), trialUntil }
+    const reply = await this.broker.breaker(call, now)
     this.known.set(name, { reply, at: now })
   }
 

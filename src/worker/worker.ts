@@ -8,7 +8,7 @@ import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
 import { type AutoscaleOptions, Autoscaler, checkAutoscale } from '../fleet/autoscaler.js'
-import { BreakerGate } from '../fleet/breaker-gate.js'
+import { type Admission, BreakerGate } from '../fleet/breaker-gate.js'
 import { BreakerOpenError, type BreakerOptions } from '../fleet/breakers.js'
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
@@ -370,7 +370,7 @@ export class Worker {
     }
     this.running.set(task.id, r)
     const breaker = this.handlers.get(task.name)?.task.breaker ?? (this.taskBreakers ? task.name : undefined)
-    let trial = false
+    let trial: Admission | undefined
     if (breaker !== undefined) {
       try {
         const admission = await this.gate.admit(breaker)
@@ -380,7 +380,7 @@ export class Worker {
           r.settled = true
           return this.deferTask(task, breaker, admission.retryAt)
         }
-        trial = admission.trial
+        if (admission.trial) trial = admission
       } catch (error) {
         // Redis trouble: run the task anyway; the claim and completion paths report the outage.
         this.events.emit('worker:error', { error, stage: 'breaker' })
@@ -523,11 +523,12 @@ export class Worker {
    * Counts the outcome towards the task's breaker. An attempt that says nothing about the dependency
    * (`none`) still ends a half-open trial, so the next task may try at once.
    */
-  private async reportBreaker(name: string, verdict: BreakerVerdict, trial: boolean): Promise<void> {
+  private async reportBreaker(name: string, verdict: BreakerVerdict, trial?: Admission): Promise<void> {
     try {
-      if (verdict === 'success') await this.gate.success(name, trial)
+      if (verdict === 'success') await this.gate.success(name, trial !== undefined)
       else if (verdict === 'failure') await this.gate.failure(name)
-      else if (trial) await this.gate.release(name)
+      else if (trial?.allowed && trial.trialUntil !== undefined)
+        await this.gate.release(name, trial.trialUntil)
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'breaker' })
     }
@@ -552,7 +553,7 @@ export class Worker {
   private async recordFailure(task: ClaimedTask, error: unknown, durationMs: number): Promise<void> {
     const info = toErrorInfo(error)
     const outcome: AttemptOutcome =
-      (error as { outcome?: AttemptOutcome }).outcome ??
+      (error as { outcome?: AttemptOutcome } | null)?.outcome ??
       (error instanceof TaskTimeoutError ? 'timeout' : 'error')
     const final = error instanceof NonRetryableError || task.attempt > task.maxRetries
     const retryAt = final ? null : Date.now() + backoffDelay(task.attempt, this.options.backoff)

@@ -1177,8 +1177,11 @@ export function brokerConformance(
 
     describe('fleet: circuit breakers', () => {
       const settings = { failureThreshold: 3, resetMs: 10_000, trialMs: 5000 }
-      const call = (op: 'acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset', now: number) =>
-        broker.breaker({ name: 'smtp', op, settings }, now)
+      const call = (
+        op: 'acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset',
+        now: number,
+        trialUntil?: number,
+      ) => broker.breaker({ name: 'smtp', op, settings, trialUntil }, now)
 
       it('opens after the threshold, lets one trial through when due, and closes on its success', async () => {
         expect(await call('acquire', t0)).toMatchObject({ state: 'closed', allowed: true, trial: false })
@@ -1220,13 +1223,24 @@ export function brokerConformance(
 
       it('release ends a trial without a verdict: still half-open, and the next caller tries at once', async () => {
         for (let i = 0; i < 3; i++) await call('failure', t0)
-        expect(await call('acquire', t0 + 10_000)).toMatchObject({ trial: true })
+        const first = await call('acquire', t0 + 10_000)
+        expect(first).toMatchObject({ trial: true, openUntil: t0 + 15_000 })
         expect(await call('acquire', t0 + 10_001)).toMatchObject({ allowed: false })
-        expect(await call('release', t0 + 10_002)).toMatchObject({ state: 'half-open', failures: 3 })
-        expect(await call('acquire', t0 + 10_003)).toMatchObject({ allowed: true, trial: true })
+        expect(await call('release', t0 + 10_002, first.openUntil!)).toMatchObject({
+          state: 'half-open',
+          failures: 3,
+        })
+        const second = await call('acquire', t0 + 10_003)
+        expect(second).toMatchObject({ allowed: true, trial: true })
+        // A late release of the first trial (it lapsed; another task holds the trial now) is ignored.
+        await call('release', t0 + 10_004, first.openUntil!)
+        expect(await call('acquire', t0 + 10_005)).toMatchObject({ allowed: false })
         // On a closed breaker, release changes nothing.
-        await call('success', t0 + 10_004)
-        expect(await call('release', t0 + 10_005)).toMatchObject({ state: 'closed', failures: 0 })
+        await call('success', t0 + 10_006)
+        expect(await call('release', t0 + 10_007, second.openUntil!)).toMatchObject({
+          state: 'closed',
+          failures: 0,
+        })
       })
 
       it('resets the failure count on a success', async () => {

@@ -127,6 +127,23 @@ for (const backend of backends) {
       expect(dead.error).toMatchObject({ name: 'NonRetryableError', message: 'invalid account' })
     })
 
+    it('fails an attempt whose handler throws null or undefined, like any other error', async () => {
+      const queue = backend.queue()
+      const worker = trackWorker({ queue, backoff: fast })
+      worker.handle(echo, (input) => {
+        // biome-ignore lint/complexity/noUselessUndefined: the point is a rejection with no reason
+        return Promise.reject(input.n === 1 ? null : undefined)
+      })
+      await worker.start()
+      const a = await queue.submit(echo, { n: 1 }, { maxRetries: 1 })
+      const b = await queue.submit(echo, { n: 2 }, { maxRetries: 0 })
+      const [deadA, deadB] = [await waitForTask(queue, a.id), await waitForTask(queue, b.id)]
+      await worker.close()
+      expect(deadA).toMatchObject({ status: 'failed', attempts: 2, error: { message: 'null' } })
+      expect(deadB).toMatchObject({ status: 'failed', attempts: 1 })
+      expect(worker.stats().failed).toBe(3)
+    })
+
     it('aborts a handler at its timeout, counts the attempt, and discards its late result', async () => {
       const queue = backend.queue()
       const worker = trackWorker({ queue, backoff: fast })

@@ -90,7 +90,7 @@ export class FleetState {
         }
         break
       case 'release':
-        if (b.state === 'half-open') b.trialUntil = now
+        if (b.state === 'half-open' && b.trialUntil === call.trialUntil) b.trialUntil = now
         break
       case 'state':
         break

@@ -294,6 +294,7 @@ export class RedisBroker implements Broker {
       s.failureThreshold,
       s.resetMs,
       s.trialMs,
+      call.trialUntil ?? '',
     ])) as (string | number)[]
     return {
       state: reply[0] as BreakerReply['state'],

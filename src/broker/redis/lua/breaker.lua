@@ -2,7 +2,7 @@
 -- prefix.."breaker:"..name {st = 'open' | 'half-open', f = consecutive failures, ou = open until,
 -- tu = half-open trial deadline}; no hash means closed with no failures.
 -- ARGV: 2 op ('acquire' | 'success' | 'failure' | 'release' | 'state' | 'reset'), 3 name, 4 now,
---   5 failure threshold, 6 reset ms, 7 trial ms.
+--   5 failure threshold, 6 reset ms, 7 trial ms, 8 release: the trial's deadline (names the trial).
 -- Returns: { state, failures, openUntil ('' when closed), allowed, trial, opened } (flags 0/1).
 local op, name, now = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local threshold, resetMs, trialMs = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -23,7 +23,8 @@ elseif op == 'success' or op == 'reset' then
   redis.call('DEL', bk)
 elseif op == 'release' then
   -- The trial ended without a verdict (say, a non-retryable error): the next acquire tries at once.
-  if st == 'half-open' then
+  -- Only the current trial: one that lapsed and was given to another task leaves that one alone.
+  if st == 'half-open' and tu == tonumber(ARGV[8]) then
     tu = now
     redis.call('HSET', bk, 'tu', tu)
   end
