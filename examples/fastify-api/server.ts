@@ -38,6 +38,8 @@ const other = await keys.create({ tenantId: 'team-b', scopes: ['task:create', 't
 console.log(`taskloom API (Fastify) on ${base}`)
 console.log(`key team-a ${team.key}`)
 console.log(`key team-b ${other.key}`)
+console.log(`try: curl -s -X POST ${base}/tasks -H "X-API-Key: ${team.key}" -H 'content-type: application/json' \\
+  -d '{"name":"send-email","payload":{"to":"a@b.co","subject":"hi"}}'`)
 
 async function shutdown() {
   await app.close()

@@ -122,6 +122,7 @@ export class Api {
     clearInterval(this.purgeTimer)
     const services = await this.services?.catch(() => undefined)
     await services?.audit.flush()
+    await services?.keys.close() // waits for last_used_at writes; the connection is closed below
     await this.ownDb?.destroy()
   }
 

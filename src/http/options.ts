@@ -23,6 +23,11 @@ export type ScheduleInputLike = ScheduleInput
 /** What the API uses of `queue.schedules`; pass another service of this shape to replace it. */
 export interface SchedulesLike {
   upsert(s: ScheduleInputLike): Promise<ScheduleInfoLike>
+  /**
+   * Create-if-absent (`POST /tasks` with `schedule` and `idempotency_key`). Optional: without it the
+   * API reads, then upserts, which concurrent retries of one request can race.
+   */
+  create?(s: ScheduleInputLike): Promise<{ schedule: ScheduleInfoLike; created: boolean }>
   get(id: string): Promise<ScheduleInfoLike | null>
   list(opts?: ScheduleListOptions): Promise<ScheduleInfoLike[]>
   remove(id: string): Promise<boolean>

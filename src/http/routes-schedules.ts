@@ -6,7 +6,7 @@
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import type { SchedulesLike } from './options.js'
+import type { ScheduleInfoLike, SchedulesLike } from './options.js'
 import { scheduleBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
@@ -37,10 +37,15 @@ function present(ctx: RouteContext, s: Parameters<typeof scheduleBody>[0]) {
   return scheduleBody({ ...s, id: s.id.startsWith(prefix) ? s.id.slice(prefix.length) : s.id })
 }
 
-export async function upsertSchedule(
+/**
+ * Stores a schedule of the tenant's: replacing one of the same id, or with `createOnly` answering
+ * it unchanged (`created: false`). Audited when it writes.
+ */
+export async function saveSchedule(
   ctx: RouteContext,
   task: TaskDefinition<any, any>,
   body: Omit<z.infer<typeof CreateScheduleBody>, 'name'> & { id: string },
+  createOnly = false,
 ) {
   const schedules = schedulesOf(ctx)
   const options: { priority?: NonNullable<typeof body.priority>; maxRetries?: number; timeoutMs?: number } =
@@ -59,9 +64,18 @@ export async function upsertSchedule(
     ...(body.misfire !== undefined ? { misfire: body.misfire } : {}),
   }
   try {
-    const info = await schedules.upsert(input)
-    ctx.audit('schedule.create', body.id, { name: task.name, cron: body.cron })
-    return present(ctx, info)
+    let saved: { schedule: ScheduleInfoLike; created: boolean }
+    if (!createOnly) saved = { schedule: await schedules.upsert(input), created: true }
+    else if (schedules.create) saved = await schedules.create(input)
+    else {
+      const existing = await schedules.get(input.id)
+      saved =
+        existing?.tenantId === ctx.key.tenantId
+          ? { schedule: existing, created: false }
+          : { schedule: await schedules.upsert(input), created: true }
+    }
+    if (saved.created) ctx.audit('schedule.create', body.id, { name: task.name, cron: body.cron })
+    return { schedule: present(ctx, saved.schedule), created: saved.created }
   } catch (err) {
     // A bad cron expression or timezone is the caller's mistake: name the field.
     if (
@@ -97,7 +111,7 @@ export const scheduleRoutes: Route[] = [
       const { name: _name, ...rest } = body
       return {
         status: 201,
-        body: await upsertSchedule(ctx, task, { ...rest, id: body.id ?? crypto.randomUUID() }),
+        body: (await saveSchedule(ctx, task, { ...rest, id: body.id ?? crypto.randomUUID() })).schedule,
       }
     },
   },

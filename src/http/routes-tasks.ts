@@ -9,7 +9,7 @@ import { quotaPeriod } from './limits.js'
 import { taskBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
-import { findSchedule, scheduleRoutes, upsertSchedule } from './routes-schedules.js'
+import { saveSchedule, scheduleRoutes } from './routes-schedules.js'
 import {
   CancelResponse,
   ListQuery,
@@ -100,18 +100,19 @@ async function submitSchedule(
         errors: [{ path: 'idempotency_key', message: SCHEDULE_KEY_RULE }],
       })
     }
-    const existing = await findSchedule(ctx, key)
-    if (existing) return { status: 200, body: existing, headers: { 'idempotent-replayed': 'true' } }
   }
-  const schedule = await upsertSchedule(ctx, task, {
+  const fields = {
     id: key ?? randomUUID(),
     cron: body.schedule!,
     payload: body.payload,
     priority: body.priority,
     timeout: body.timeout,
     max_retries: body.max_retries,
-  })
-  return { status: 201, body: schedule }
+  }
+  const { schedule, created } = await saveSchedule(ctx, task, fields, true)
+  return created
+    ? { status: 201, body: schedule }
+    : { status: 200, body: schedule, headers: { 'idempotent-replayed': 'true' } }
 }
 
 async function submit(ctx: RouteContext) {

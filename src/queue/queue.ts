@@ -247,13 +247,8 @@ export class Queue {
     const tenantId = options.tenantId ?? this.options.defaultTenantId
     // The key is scoped to the tenant, as task idempotency keys are: `<tenant>:<key>`.
     const id = options.idempotencyKey === undefined ? randomUUID() : `${tenantId}:${options.idempotencyKey}`
-    if (options.idempotencyKey !== undefined) {
-      const existing = await this.schedules.get(id)
-      if (existing && existing.tenantId === tenantId) {
-        return { id, scheduleId: id, status: 'pending', createdAt: existing.createdAt, deduplicated: true }
-      }
-    }
-    const info = await this.schedules.upsert({
+    // Create-if-absent: a repeat (even a concurrent one) answers the schedule the first call made.
+    const { schedule, created } = await this.schedules.create({
       id,
       cron: options.schedule!,
       task,
@@ -266,7 +261,7 @@ export class Queue {
         lockKey: options.lockKey,
       },
     })
-    return { id, scheduleId: id, status: 'pending', createdAt: info.createdAt, deduplicated: false }
+    return { id, scheduleId: id, status: 'pending', createdAt: schedule.createdAt, deduplicated: !created }
   }
 
   /** Validates every entry first (nothing is submitted if one is bad), then submits in batches. */

@@ -57,6 +57,11 @@ export interface ScheduleListOptions {
 export interface Schedules {
   /** Creates or replaces a schedule. An unchanged cron and time zone keep the pending tick. */
   upsert(s: ScheduleInput): Promise<ScheduleInfo>
+  /**
+   * Creates the schedule unless its id exists: then answers the existing one, unchanged, with
+   * `created: false` (one atomic insert, so concurrent calls make one schedule).
+   */
+  create(s: ScheduleInput): Promise<{ schedule: ScheduleInfo; created: boolean }>
   get(id: string): Promise<ScheduleInfo | null>
   /** Oldest first. */
   list(opts?: ScheduleListOptions): Promise<ScheduleInfo[]>
@@ -147,61 +152,100 @@ export function createSchedules(host: ScheduleHost): Schedules {
     return found
   }
 
+  // Ids are unique per queue: one tenant must not take over (or learn about) another's schedule.
+  function assertOwner(existing: ScheduleRow | null, tenantId: string, id: string): void {
+    if (existing && existing.tenantId !== tenantId) {
+      throw new TaskloomError(
+        'INVALID_STATE',
+        `schedule ${id} belongs to another tenant; choose another id or remove it first`,
+        { issues: [{ path: 'id', message: 'taken by another tenant' }] },
+      )
+    }
+  }
+
+  /** Validates the input and builds the row to store, over the stored one (`old`) if any. */
+  async function rowFor(raw: ScheduleInput) {
+    const parsed = inputSchema.safeParse(raw)
+    if (!parsed.success) throw invalid(parsed.error, 'schedule')
+    const s = parsed.data
+    const timezone = checkTimezone(s.timezone ?? 'UTC')
+    const cron = checkCron(s.cron, timezone)
+    const task = await taskOf(raw.task)
+    checkInput(task, s.input, 'input')
+    const store = await host.store()
+    const now = Date.now()
+    const tenantId = s.tenantId ?? host.defaultTenantId
+    const old = await store.getSchedule(s.id)
+    assertOwner(old, tenantId, s.id)
+    const row = buildRow(s, task, tenantId, cron, timezone, old, now)
+    return { store, row, old }
+  }
+
+  function buildRow(
+    s: z.infer<typeof inputSchema>,
+    task: TaskDefinition<unknown, unknown>,
+    tenantId: string,
+    cron: string,
+    timezone: string,
+    existing: ScheduleRow | null,
+    now: number,
+  ): ScheduleRow {
+    const paused = existing?.paused ?? false
+    let nextRunAt: number | null = null
+    if (existing && existing.cron === cron && existing.timezone === timezone) nextRunAt = existing.nextRunAt
+    if (!paused && nextRunAt === null) {
+      nextRunAt = nextTick(cron, timezone, now)
+      if (nextRunAt === null)
+        throw new TaskloomError('INVALID_CRON', `cron expression "${cron}" never fires again`, {
+          issues: [{ path: 'cron', message: 'no future tick' }],
+        })
+    }
+    const options: ScheduleTaskOptions = {
+      priority: s.options?.priority ?? task.defaults.priority,
+      maxRetries: s.options?.maxRetries ?? task.defaults.maxRetries,
+      timeoutMs: s.options?.timeoutMs ?? task.defaults.timeoutMs,
+    }
+    if (s.options?.lockKey !== undefined) options.lockKey = s.options.lockKey
+    return {
+      id: s.id,
+      tenantId,
+      taskName: task.name,
+      cron,
+      timezone,
+      input: host.encode(s.input ?? null, task.name),
+      misfire: s.misfire ?? 'run-once',
+      paused,
+      options,
+      nextRunAt,
+      lastRunAt: existing?.lastRunAt ?? null,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    }
+  }
+
+  async function cached(row: ScheduleRow): Promise<ScheduleInfo> {
+    if (row.nextRunAt !== null) await host.cache().put([{ id: row.id, at: row.nextRunAt }])
+    else await host.cache().remove(row.id)
+    return info(row)
+  }
+
   return {
     async upsert(raw) {
-      const parsed = inputSchema.safeParse(raw)
-      if (!parsed.success) throw invalid(parsed.error, 'schedule')
-      const s = parsed.data
-      const timezone = checkTimezone(s.timezone ?? 'UTC')
-      const cron = checkCron(s.cron, timezone)
-      const task = await taskOf(raw.task)
-      checkInput(task, s.input, 'input')
-      const store = await host.store()
-      const now = Date.now()
-      const existing = await store.getSchedule(s.id)
-      const tenantId = s.tenantId ?? host.defaultTenantId
-      if (existing && existing.tenantId !== tenantId) {
-        // Ids are unique per queue: one tenant must not take over (or learn about) another's schedule.
-        throw new TaskloomError(
-          'INVALID_STATE',
-          `schedule ${s.id} belongs to another tenant; choose another id or remove it first`,
-          { issues: [{ path: 'id', message: 'taken by another tenant' }] },
-        )
-      }
-      const paused = existing?.paused ?? false
-      let nextRunAt: number | null = null
-      if (existing && existing.cron === cron && existing.timezone === timezone) nextRunAt = existing.nextRunAt
-      if (!paused && nextRunAt === null) {
-        nextRunAt = nextTick(cron, timezone, now)
-        if (nextRunAt === null)
-          throw new TaskloomError('INVALID_CRON', `cron expression "${cron}" never fires again`, {
-            issues: [{ path: 'cron', message: 'no future tick' }],
-          })
-      }
-      const options: ScheduleTaskOptions = {
-        priority: s.options?.priority ?? task.defaults.priority,
-        maxRetries: s.options?.maxRetries ?? task.defaults.maxRetries,
-        timeoutMs: s.options?.timeoutMs ?? task.defaults.timeoutMs,
-      }
-      if (s.options?.lockKey !== undefined) options.lockKey = s.options.lockKey
-      const row = await store.upsertSchedule({
-        id: s.id,
-        tenantId,
-        taskName: task.name,
-        cron,
-        timezone,
-        input: host.encode(s.input ?? null, task.name),
-        misfire: s.misfire ?? 'run-once',
-        paused,
-        options,
-        nextRunAt,
-        lastRunAt: existing?.lastRunAt ?? null,
-        createdAt: existing?.createdAt ?? now,
-        updatedAt: now,
-      })
-      if (row.nextRunAt !== null) await host.cache().put([{ id: row.id, at: row.nextRunAt }])
-      else await host.cache().remove(row.id)
-      return info(row)
+      const { store, row } = await rowFor(raw)
+      return cached(await store.upsertSchedule(row))
+    },
+
+    async create(raw) {
+      const { store, row, old } = await rowFor(raw)
+      if (old) return { schedule: info(old), created: false }
+      const inserted = await store.insertSchedule(row)
+      if (inserted) return { schedule: await cached(inserted), created: true }
+      // Another call created it between our read and our insert: answer that one.
+      const winner = await store.getSchedule(row.id)
+      if (!winner)
+        throw new TaskloomError('INVALID_STATE', `schedule ${row.id} was removed while being created`)
+      assertOwner(winner, row.tenantId, row.id)
+      return { schedule: info(winner), created: false }
     },
 
     async get(id) {

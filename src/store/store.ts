@@ -218,6 +218,9 @@ export interface Store {
    */
   upsertSchedule(row: ScheduleRow): Promise<ScheduleRow>
 
+  /** Creates a schedule unless one with its id exists (then null, and nothing changes). */
+  insertSchedule(row: ScheduleRow): Promise<ScheduleRow | null>
+
   getSchedule(id: string): Promise<ScheduleRow | null>
 
   /** Oldest first (created_at, id). */

@@ -33,7 +33,8 @@ async function start(
       out += d.toString()
       for (const m of out.matchAll(/^key (\S+) (tlk_\S+)$/gm)) keys[m[1]!] = m[2]!
       url ||= out.match(/ on (http:\/\/\S+)$/m)?.[1] ?? ''
-      if (url && Object.keys(keys).length >= 2 && /^key \S+ tlk_\S+\n(?![\s\S]*^key)/m.test(out)) resolve(url)
+      // The examples print their `try:` line after the last key.
+      if (url && /^try: /m.test(out)) resolve(url)
     })
     child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${out}`)))
   })

@@ -278,6 +278,15 @@ describe.skipIf(!up)('the REST API on real servers', () => {
         (s) => s.id === `acme:weekly-${server}`,
       )
       expect(mine).toHaveLength(1)
+      // Concurrent retries of one request: one 201, the rest replays of it.
+      const raced = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          call(url(), 'POST', '/tasks', { key, json: { ...viaTasks, idempotency_key: `raced-${server}` } }),
+        ),
+      )
+      expect(raced.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 201])
+      expect(new Set(raced.map((r) => r.body.schedule_id))).toEqual(new Set([`raced-${server}`]))
+      expect((await call(url(), 'DELETE', `/schedules/raced-${server}`, { key })).status).toBe(204)
       // Another tenant's same key is its own schedule, not a replay of acme's.
       const other = await call(url(), 'POST', '/tasks', { key: betaKey, json: viaTasks })
       expect(other.status).toBe(201)

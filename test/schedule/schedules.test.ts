@@ -180,6 +180,14 @@ for (const b of schedBackends) {
         deduplicated: false,
       })
       expect(k2).toMatchObject({ id: 'default:hourly-ops', deduplicated: true })
+      // Concurrent repeats (a client retrying after a timeout) make one schedule, not several.
+      const raced = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          q.submit(report, { kind: 'ops', days: 2 }, { schedule: '0 * * * *', idempotencyKey: 'raced' }),
+        ),
+      )
+      expect(raced.filter((r) => !r.deduplicated)).toHaveLength(1)
+      expect(new Set(raced.map((r) => r.id))).toEqual(new Set(['default:raced']))
       // Another tenant's key of the same text is another schedule.
       const k3 = await q.submit(
         report,

@@ -96,9 +96,9 @@ const json = (value: unknown) => (value === undefined ? null : JSON.stringify(va
 /**
  * One UPDATE for a layer. With `audit`, the same statement also writes one `task.status` audit entry
  * per row it moved (a data-modifying CTE), so the audit log never disagrees with the record. The
- * actor is the worker whose attempt made the change (its claim, completion or failed attempt, which
- * the lease holder reports); any other change (a cancel, a DLQ retry) is taskloom's, not credited to
- * the task's last worker.
+ * actor is the worker whose attempt made the change (its claim, its completion, or the failure it
+ * reported, all made under its lease); any other change (a lease expiry, a cancel, a DLQ retry) is
+ * taskloom's, not credited to the task's last worker.
  */
 async function applyLayer(
   db: Kysely<Database>,
@@ -151,7 +151,8 @@ async function applyLayer(
         end
       end
     returning t.id, t.tenant_id, t.status, t.attempt, t.updated_at, t.error,
-      case when u.worker_id is not null or u.status = 'completed' or u.failed_attempt is not null
+      case when u.worker_id is not null or u.status = 'completed'
+          or (u.failed_attempt is not null and u.failed_attempt->>'outcome' <> 'lease-expired')
         then t.worker_id end as actor
     ), audited as (
       insert into ${sql.id(schema, 'audit_log')} (at, tenant_id, actor, action, target_id, details)

@@ -263,6 +263,10 @@ export class PostgresStore implements Store {
     return this.#schedules.upsert(row)
   }
 
+  insertSchedule(row: ScheduleRow): Promise<ScheduleRow | null> {
+    return this.#schedules.insert(row)
+  }
+
   getSchedule(id: string): Promise<ScheduleRow | null> {
     return this.#schedules.get(id)
   }

@@ -65,7 +65,33 @@ export class ScheduleRows {
   }
 
   async upsert(row: ScheduleRow): Promise<ScheduleRow> {
-    const values = {
+    const values = this.values(row)
+    const { queue: _q, id: _id, created_at: _c, last_run_at: _l, ...changes } = values
+    const stored = await this.db
+      .withSchema(this.schema)
+      .insertInto('schedules')
+      .values(values)
+      .onConflict((oc) => oc.columns(['queue', 'id']).doUpdateSet(changes))
+      .returning(COLUMNS)
+      .returning(sql<string>`input::text`.as('input'))
+      .executeTakeFirstOrThrow()
+    return toRow(stored)
+  }
+
+  async insert(row: ScheduleRow): Promise<ScheduleRow | null> {
+    const stored = await this.db
+      .withSchema(this.schema)
+      .insertInto('schedules')
+      .values(this.values(row))
+      .onConflict((oc) => oc.columns(['queue', 'id']).doNothing())
+      .returning(COLUMNS)
+      .returning(sql<string>`input::text`.as('input'))
+      .executeTakeFirst()
+    return stored ? toRow(stored) : null
+  }
+
+  private values(row: ScheduleRow) {
+    return {
       queue: this.queue,
       id: row.id,
       tenant_id: row.tenantId,
@@ -81,16 +107,6 @@ export class ScheduleRows {
       created_at: new Date(row.createdAt),
       updated_at: new Date(row.updatedAt),
     }
-    const { queue: _q, id: _id, created_at: _c, last_run_at: _l, ...changes } = values
-    const stored = await this.db
-      .withSchema(this.schema)
-      .insertInto('schedules')
-      .values(values)
-      .onConflict((oc) => oc.columns(['queue', 'id']).doUpdateSet(changes))
-      .returning(COLUMNS)
-      .returning(sql<string>`input::text`.as('input'))
-      .executeTakeFirstOrThrow()
-    return toRow(stored)
   }
 
   async get(id: string): Promise<ScheduleRow | null> {

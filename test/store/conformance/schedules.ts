@@ -26,6 +26,25 @@ function schedule(id: string, overrides: Partial<ScheduleRow> = {}): ScheduleRow
 
 export function schedulesSuite(h: Harness): void {
   describe('schedules', () => {
+    it('inserts only when the id is free: a taken id answers null and changes nothing', async () => {
+      const { store } = await h.open()
+      try {
+        const first = await store.insertSchedule(schedule('once'))
+        expect(first).toMatchObject({ id: 'once', cron: schedule('once').cron })
+        expect(
+          await store.insertSchedule(schedule('once', { cron: '0 * * * *', updatedAt: T + 9 })),
+        ).toBeNull()
+        expect(await store.getSchedule('once')).toMatchObject({ cron: schedule('once').cron, updatedAt: T })
+        // Concurrent inserts of one id: exactly one wins.
+        const raced = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => store.insertSchedule(schedule('race', { updatedAt: T + i }))),
+        )
+        expect(raced.filter((r) => r !== null)).toHaveLength(1)
+      } finally {
+        await store.close()
+      }
+    })
+
     it('upserts, reads, lists by tenant, pauses and removes', async () => {
       const { store } = await h.open()
       try {
