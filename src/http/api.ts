@@ -255,9 +255,16 @@ export class Api {
         period ? { key: counter, ttlMs: ttl } : undefined,
       )
       if (period && taken.counted !== undefined) {
+        let used = taken.counted
+        // A new counter: this month's first counted request, or the count was lost with Redis (or
+        // with this process, embedded). The audit log has every submission: count on from there.
+        if (used === 1) {
+          const before = await services.audit.submissions(key.id, key.tenantId, period.startsAt)
+          if (before > 0) used = await services.limits.add(counter, before, ttl, bucket)
+        }
         let kept = false
         quota = {
-          used: taken.counted,
+          used,
           period: period.period,
           endsInMs: period.endsInMs,
           keep: () => (kept = true),

@@ -95,6 +95,24 @@ export class AuditLog {
     }))
   }
 
+  /**
+   * Tasks submitted with this key since `since`: the durable record of a quota counter, which is
+   * rebuilt from it when the counter is gone (a Redis restart, or a restarted embedded process).
+   */
+  async submissions(keyId: string, tenantId: string, since: Date): Promise<number> {
+    await this.flush()
+    const row = await this.#db
+      .withSchema(this.#schema)
+      .selectFrom('audit_log')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('tenant_id', '=', tenantId)
+      .where('at', '>=', since)
+      .where('action', '=', 'task.submit')
+      .where('actor', '=', keyId)
+      .executeTakeFirst()
+    return Number(row?.n ?? 0)
+  }
+
   /** Deletes entries older than `olderThan`, 5,000 per statement; answers how many went. */
   async purge(olderThan: Date): Promise<number> {
     const t = sql.id(this.#schema, 'audit_log')

@@ -136,14 +136,20 @@ export class MemoryLimits implements Limits {
   }
 }
 
-/** The calendar month (UTC) a quota counts in, e.g. '2026-11', and ms until the next one. */
-export function quotaPeriod(now = new Date()): { period: string; endsInMs: number; resetsAt: Date } {
+/** The calendar month (UTC) a quota counts in, e.g. '2026-11', its start, and ms until the next. */
+export function quotaPeriod(now = new Date()): {
+  period: string
+  endsInMs: number
+  startsAt: Date
+  resetsAt: Date
+} {
   const y = now.getUTCFullYear()
   const m = now.getUTCMonth()
   const resetsAt = new Date(Date.UTC(y, m + 1, 1))
   return {
     period: `${y}-${String(m + 1).padStart(2, '0')}`,
     endsInMs: resetsAt.getTime() - now.getTime(),
+    startsAt: new Date(Date.UTC(y, m, 1)),
     resetsAt,
   }
 }

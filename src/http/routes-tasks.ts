@@ -242,8 +242,11 @@ export const taskRoutes: Route[] = [
     responses: { 200: Quota },
     async handle(ctx) {
       const { key, services } = ctx
-      const { period, resetsAt } = quotaPeriod()
-      const used = await services.limits.read(`quota:${period}`, `key:${key.id}`)
+      const { period, resetsAt, startsAt } = quotaPeriod()
+      let used = await services.limits.read(`quota:${period}`, `key:${key.id}`)
+      // No counter (none this month yet, or lost with Redis): the audit log knows; the next
+      // submission stores the count (only the request that creates the counter may, so it is added once).
+      if (used === 0) used = await services.audit.submissions(key.id, key.tenantId, startsAt)
       const quota = key.monthlyQuota ?? services.options.quota ?? null
       return {
         status: 200,

@@ -1,8 +1,9 @@
+import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createApi } from '../../src/http/index.js'
 import { MemoryLimits } from '../../src/http/limits.js'
 import { silent } from '../helpers/backends.js'
-import { hasPostgres, hasRedis } from '../helpers/services.js'
+import { hasPostgres, hasRedis, REDIS_URL } from '../helpers/services.js'
 import { RecordingMetrics } from './fakes.js'
 import { call, type Stack, sendEmail, startStack } from './harness.js'
 
@@ -90,6 +91,39 @@ describe.skipIf(!up)('rate limits and quotas', () => {
     expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0)
     const quota = await call(stack.url.fastify, 'GET', '/quota', { key })
     expect(quota.body).toMatchObject({ monthly_quota: 3, used: 3, remaining: 0, tenant_id: 'quota' })
+  })
+
+  it('rebuilds a lost quota count from the audit log instead of starting the month over', async () => {
+    const key = await stack.key('quota-lost', ['task:create', 'task:read'], { monthlyQuota: 3 })
+    const submit = (i: number) =>
+      call(stack.url.express, 'POST', '/tasks', {
+        key,
+        json: { name: 'send-email', payload: { to: 'q@q.co', subject: `lost ${i}` } },
+      })
+    expect((await submit(0)).status).toBe(201)
+    expect((await submit(1)).status).toBe(201)
+    // Redis loses the counter (a restart without persistence): only this key's counter is removed.
+    const quota = await call(stack.url.express, 'GET', '/quota', { key })
+    const redis = new Redis(REDIS_URL)
+    try {
+      const counter = `tl:api:n:{key:${quota.body.key_id}}:quota:${quota.body.period}`
+      expect(await redis.del(counter)).toBe(1)
+    } finally {
+      redis.disconnect()
+    }
+    // The two earlier submissions still count: /quota says so, one more fits, the next is refused.
+    expect((await call(stack.url.express, 'GET', '/quota', { key })).body).toMatchObject({
+      used: 2,
+      remaining: 1,
+    })
+    expect((await submit(2)).status).toBe(201)
+    const over = await submit(3)
+    expect(over.status).toBe(429)
+    expect(over.body.code).toBe('QUOTA_EXCEEDED')
+    expect((await call(stack.url.express, 'GET', '/quota', { key })).body).toMatchObject({
+      used: 3,
+      remaining: 0,
+    })
   })
 })
 
