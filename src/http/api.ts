@@ -249,6 +249,7 @@ export class Api {
       const bucket = `key:${key.id}`
       const counter = period ? `quota:${period.period}` : ''
       const ttl = period ? period.endsInMs + 86_400_000 : 0
+      const countedAt = new Date()
       const taken = await services.limits.take(
         bucket,
         limit,
@@ -258,8 +259,9 @@ export class Api {
         let used = taken.counted
         // A new counter: this month's first counted request, or the count was lost with Redis (or
         // with this process, embedded). The audit log has every submission: count on from there.
+        // (Only those before this count: later ones, made meanwhile, are in the counter already.)
         if (used === 1) {
-          const before = await services.audit.submissions(key.id, key.tenantId, period.startsAt)
+          const before = await services.audit.submissions(key.id, key.tenantId, period.startsAt, countedAt)
           if (before > 0) used = await services.limits.add(counter, before, ttl, bucket)
         }
         let kept = false

@@ -96,10 +96,11 @@ export class AuditLog {
   }
 
   /**
-   * Tasks submitted with this key since `since`: the durable record of a quota counter, which is
-   * rebuilt from it when the counter is gone (a Redis restart, or a restarted embedded process).
+   * Tasks submitted with this key from `since` to before `until`: the durable record of a quota
+   * counter, which is rebuilt from it when the counter is gone (a Redis restart, or a restarted
+   * embedded process).
    */
-  async submissions(keyId: string, tenantId: string, since: Date): Promise<number> {
+  async submissions(keyId: string, tenantId: string, since: Date, until = new Date()): Promise<number> {
     await this.flush()
     const row = await this.#db
       .withSchema(this.#schema)
@@ -107,6 +108,7 @@ export class AuditLog {
       .select((eb) => eb.fn.countAll<string>().as('n'))
       .where('tenant_id', '=', tenantId)
       .where('at', '>=', since)
+      .where('at', '<', until)
       .where('action', '=', 'task.submit')
       .where('actor', '=', keyId)
       .executeTakeFirst()
