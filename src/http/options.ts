@@ -23,11 +23,8 @@ export type ScheduleInputLike = ScheduleInput
 /** What the API uses of `queue.schedules`; pass another service of this shape to replace it. */
 export interface SchedulesLike {
   upsert(s: ScheduleInputLike): Promise<ScheduleInfoLike>
-  /**
-   * Create-if-absent (`POST /tasks` with `schedule` and `idempotency_key`). Optional: without it the
-   * API reads, then upserts, which concurrent retries of one request can race.
-   */
-  create?(s: ScheduleInputLike): Promise<{ schedule: ScheduleInfoLike; created: boolean }>
+  /** Create-if-absent, atomically (`POST /tasks` with `schedule`): a taken id answers the stored one. */
+  create(s: ScheduleInputLike): Promise<{ schedule: ScheduleInfoLike; created: boolean }>
   get(id: string): Promise<ScheduleInfoLike | null>
   list(opts?: ScheduleListOptions): Promise<ScheduleInfoLike[]>
   remove(id: string): Promise<boolean>

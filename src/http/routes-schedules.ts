@@ -6,7 +6,7 @@
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import type { ScheduleInfoLike, SchedulesLike } from './options.js'
+import type { SchedulesLike } from './options.js'
 import { scheduleBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
@@ -64,16 +64,9 @@ export async function saveSchedule(
     ...(body.misfire !== undefined ? { misfire: body.misfire } : {}),
   }
   try {
-    let saved: { schedule: ScheduleInfoLike; created: boolean }
-    if (!createOnly) saved = { schedule: await schedules.upsert(input), created: true }
-    else if (schedules.create) saved = await schedules.create(input)
-    else {
-      const existing = await schedules.get(input.id)
-      saved =
-        existing?.tenantId === ctx.key.tenantId
-          ? { schedule: existing, created: false }
-          : { schedule: await schedules.upsert(input), created: true }
-    }
+    const saved = createOnly
+      ? await schedules.create(input)
+      : { schedule: await schedules.upsert(input), created: true }
     if (saved.created) ctx.audit('schedule.create', body.id, { name: task.name, cron: body.cron })
     return { schedule: present(ctx, saved.schedule), created: saved.created }
   } catch (err) {

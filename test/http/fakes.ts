@@ -41,6 +41,11 @@ export class MapSchedules implements SchedulesLike {
     this.map.set(s.id, info)
     return info
   }
+  async create(s: ScheduleInputLike) {
+    const existing = this.map.get(s.id)
+    if (existing) return { schedule: existing, created: false }
+    return { schedule: await this.upsert(s), created: true }
+  }
   async get(id: string) {
     return this.map.get(id) ?? null
   }
