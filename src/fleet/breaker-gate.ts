@@ -17,9 +17,10 @@ import {
 /** How soon a task turned away during another task's half-open trial looks again. */
 const HALF_OPEN_RECHECK_MS = 1000
 
-/** `trialUntil`: when this is the half-open trial, its deadline, which also names it (see `release`). */
+/** `trialUntil`: with `trial`, the half-open trial's deadline, which also names it (see `release`). */
 export type Admission =
-  | { allowed: true; trial: boolean; trialUntil?: number }
+  | { allowed: true; trial: false }
+  | { allowed: true; trial: true; trialUntil: number }
   | { allowed: false; retryAt: number }
 
 export interface BreakerGateOptions {
@@ -60,7 +61,7 @@ export class BreakerGate {
     this.known.set(name, { reply, at: now })
     if (reply.allowed) {
       if (!reply.trial) return { allowed: true, trial: false }
-      return { allowed: true, trial: true, trialUntil: reply.openUntil ?? undefined }
+      return { allowed: true, trial: true, trialUntil: reply.openUntil ?? now }
     }
     const until = reply.openUntil ?? now + this.settingsOf(name).resetMs
     // Half-open: another task's trial is running; look again soon rather than at its deadline, so

@@ -8,7 +8,7 @@ import { hostname } from 'node:os'
 import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '../broker/broker.js'
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
 import { type AutoscaleOptions, Autoscaler, checkAutoscale } from '../fleet/autoscaler.js'
-import { type Admission, BreakerGate } from '../fleet/breaker-gate.js'
+import { BreakerGate } from '../fleet/breaker-gate.js'
 import { BreakerOpenError, type BreakerOptions } from '../fleet/breakers.js'
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
@@ -370,7 +370,8 @@ export class Worker {
     }
     this.running.set(task.id, r)
     const breaker = this.handlers.get(task.name)?.task.breaker ?? (this.taskBreakers ? task.name : undefined)
-    let trial: Admission | undefined
+    /** When this task is its breaker's half-open trial: the trial's deadline, which names it. */
+    let trialUntil: number | undefined
     if (breaker !== undefined) {
       try {
         const admission = await this.gate.admit(breaker)
@@ -380,7 +381,7 @@ export class Worker {
           r.settled = true
           return this.deferTask(task, breaker, admission.retryAt)
         }
-        if (admission.trial) trial = admission
+        if (admission.trial) trialUntil = admission.trialUntil
       } catch (error) {
         // Redis trouble: run the task anyway; the claim and completion paths report the outage.
         this.events.emit('worker:error', { error, stage: 'breaker' })
@@ -421,7 +422,8 @@ export class Worker {
     if (r.settled) {
       // Abandoned (lease lost, or handed back at close): no verdict on the breaker, but a trial
       // must not keep the fleet waiting for its deadline.
-      if (breaker !== undefined && trial) void this.reportBreaker(breaker, 'none', trial)
+      if (breaker !== undefined && trialUntil !== undefined)
+        void this.reportBreaker(breaker, 'none', trialUntil)
       return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
     }
     r.settled = true
@@ -435,7 +437,8 @@ export class Worker {
         error = Object.assign(err as object, { outcome: 'error' })
       }
     }
-    if (breaker !== undefined) void this.reportBreaker(breaker, failed ? verdictOf(error) : 'success', trial)
+    if (breaker !== undefined)
+      void this.reportBreaker(breaker, failed ? verdictOf(error) : 'success', trialUntil)
     if (failed) {
       const durationMs = Date.now() - started
       if (error instanceof BreakerOpenError) {
@@ -455,22 +458,16 @@ export class Worker {
     const durationMs = Date.now() - started
     try {
       const outcome = await this.completions.add({ id: task.id, token: task.token, result: encoded })
-      const fields = {
-        task_id: task.id,
-        tenant_id: task.tenantId,
-        task_type: task.name,
-        duration_ms: durationMs,
-        retry_count: task.attempt - 1,
-      }
       if (outcome === 'stale') {
         this.logger.warn(
-          fields,
+          logFields(task, durationMs),
           `task ${task.name} finished after its lease was lost; its result was discarded`,
         )
         this.events.emit('task:stale', { task, stage: 'complete' })
       } else {
         this.counters.processed += 1
-        if (logEnabled(this.logger, 'info')) this.logger.info(fields, `task ${task.name} completed`)
+        if (logEnabled(this.logger, 'info'))
+          this.logger.info(logFields(task, durationMs), `task ${task.name} completed`)
         this.events.emit('task:completed', { task, result, durationMs })
       }
     } catch (err) {
@@ -523,12 +520,11 @@ export class Worker {
    * Counts the outcome towards the task's breaker. An attempt that says nothing about the dependency
    * (`none`) still ends a half-open trial, so the next task may try at once.
    */
-  private async reportBreaker(name: string, verdict: BreakerVerdict, trial?: Admission): Promise<void> {
+  private async reportBreaker(name: string, verdict: BreakerVerdict, trialUntil?: number): Promise<void> {
     try {
-      if (verdict === 'success') await this.gate.success(name, trial !== undefined)
+      if (verdict === 'success') await this.gate.success(name, trialUntil !== undefined)
       else if (verdict === 'failure') await this.gate.failure(name)
-      else if (trial?.allowed && trial.trialUntil !== undefined)
-        await this.gate.release(name, trial.trialUntil)
+      else if (trialUntil !== undefined) await this.gate.release(name, trialUntil)
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'breaker' })
     }
@@ -571,16 +567,7 @@ export class Worker {
       return
     }
     this.counters.failed += 1
-    const fields = {
-      task_id: task.id,
-      tenant_id: task.tenantId,
-      task_type: task.name,
-      duration_ms: durationMs,
-      retry_count: task.attempt - 1,
-      attempt: task.attempt,
-      err: info,
-      outcome,
-    }
+    const fields = { ...logFields(task, durationMs), attempt: task.attempt, err: info, outcome }
     if (final) this.logger.error(fields, `task ${task.name} failed for good; moved to the dead-letter queue`)
     else
       this.logger.warn(
@@ -710,6 +697,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 type BreakerVerdict = 'success' | 'failure' | 'none'
+
+/** The fields every task log line carries (built only when a line is written). */
+function logFields(task: ClaimedTask, durationMs: number) {
+  return {
+    task_id: task.id,
+    tenant_id: task.tenantId,
+    task_type: task.name,
+    duration_ms: durationMs,
+    retry_count: task.attempt - 1,
+  }
+}
 
 /**
  * Handler errors and timeouts count against the breaker. A NonRetryableError, bad input, a missing
