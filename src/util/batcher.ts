@@ -60,7 +60,10 @@ export class Batcher<I, O> {
 
   private flush(): void {
     while (this.queue.length > 0 && this.inFlight < this.concurrency) {
-      const batch = this.queue.splice(0, this.options.maxBatch)
+      // What waits is shared among the free slots, so the flushes overlap instead of one large
+      // flush leaving the other slots idle (its callers all come back at once, behind it).
+      const share = Math.ceil(this.queue.length / (this.concurrency - this.inFlight))
+      const batch = this.queue.splice(0, Math.min(this.options.maxBatch, share))
       this.inFlight += 1
       this.run(batch.map((p) => p.item))
         .then(
