@@ -25,6 +25,7 @@ import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
+import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
@@ -544,7 +545,7 @@ export class Queue {
     const runAt =
       options.runAt !== undefined ? Number(options.runAt) : options.delayMs ? now + options.delayMs : now
     return {
-      id: randomUUID(),
+      id: uuidV7(now),
       name: task.name,
       tenantId: options.tenantId ?? this.options.defaultTenantId,
       payload: this.codec.encode(input, task.name),
