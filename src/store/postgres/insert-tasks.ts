@@ -1,8 +1,9 @@
 /**
- * Inserting a batch of tasks in one statement (`INSERT ... SELECT FROM unnest(...) ON CONFLICT DO
- * NOTHING`), then settling the rows that conflicted: an id already stored (a retried write), a live
- * idempotency key (answered as deduplicated), or an expired key (released, then the row tries again).
- * Without conflicts, a batch is exactly one statement.
+ * Inserting a batch of tasks in one statement (`INSERT ... SELECT FROM unnest(...)`). A batch without
+ * idempotency keys goes in as a plain INSERT; one with keys, or one whose plain INSERT hit a duplicate,
+ * goes `ON CONFLICT DO NOTHING`, then the rows that conflicted are settled: an id already stored (a
+ * retried write), a live idempotency key (answered as deduplicated), or an expired key (released,
+ * then the row tries again). Without conflicts, a batch is exactly one statement.
  */
 import { type Kysely, sql } from 'kysely'
 import { TaskloomError } from '../../errors.js'
@@ -37,6 +38,9 @@ export async function insertTasks(
   queue: string,
   rows: readonly NewTaskRow[],
 ): Promise<InsertResult[]> {
+  if (rows.every((row) => row.idempotencyKey === undefined) && (await insertPlain(db, schema, queue, rows))) {
+    return rows.map(fresh)
+  }
   const results: InsertResult[] = new Array(rows.length)
   let pending: Pending[] = rows.map((row, index) => ({ row, index }))
   for (let round = 0; pending.length > 0; round += 1) {
@@ -47,25 +51,55 @@ export async function insertTasks(
     const conflicted: Pending[] = []
     for (const p of pending) {
       if (!inserted.has(p.row.id)) conflicted.push(p)
-      else
-        results[p.index] = {
-          id: p.row.id,
-          status: initialStatus(p.row),
-          createdAt: p.row.createdAt,
-          deduplicated: false,
-        }
+      else results[p.index] = fresh(p.row)
     }
     pending = conflicted.length === 0 ? [] : await settle(db, schema, queue, conflicted, results)
   }
   return results
 }
 
+function fresh(row: NewTaskRow): InsertResult {
+  return { id: row.id, status: initialStatus(row), createdAt: row.createdAt, deduplicated: false }
+}
+
+/**
+ * The common case, a batch without idempotency keys: a plain INSERT, without ON CONFLICT's
+ * speculative insertion (a check of every unique index before each row, then a confirmation), which
+ * costs PostgreSQL about a third more per row. A duplicate id (a write retried after its commit was
+ * lost) fails the whole statement, nothing inserted; answers false, and the caller settles the batch
+ * row by row.
+ */
+async function insertPlain(db: Kysely<Database>, schema: string, queue: string, rows: readonly NewTaskRow[]) {
+  try {
+    await sql`insert into ${sql.id(schema, 'tasks')} ${COLUMNS} ${selectRows(queue, rows)}`.execute(db)
+    return true
+  } catch (err) {
+    if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false
+    throw err
+  }
+}
+
+const UNIQUE_VIOLATION = '23505'
+
+const COLUMNS = sql`(id, queue, tenant_id, name, payload, priority, status, schedule, scheduled_at, timeout_ms,
+  max_retries, idempotency_key, idempotency_expires_at, created_at, updated_at, lock_key)`
+
 async function insertRows(db: Kysely<Database>, schema: string, queue: string, batch: Pending[]) {
-  const rows = batch.map((p) => p.row)
   const result = await sql<{ id: string }>`
-    insert into ${sql.id(schema, 'tasks')} (id, queue, tenant_id, name, payload, priority, status, schedule,
-      scheduled_at, timeout_ms, max_retries, idempotency_key, idempotency_expires_at, created_at, updated_at,
-      lock_key)
+    insert into ${sql.id(schema, 'tasks')} ${COLUMNS}
+    ${selectRows(
+      queue,
+      batch.map((p) => p.row),
+    )}
+    order by u.ord
+    on conflict do nothing
+    returning id`.execute(db)
+  return new Set(result.rows.map((row) => row.id))
+}
+
+/** The rows as a SELECT over one array per column (`unnest`), numbered by `u.ord`. */
+function selectRows(queue: string, rows: readonly NewTaskRow[]) {
+  return sql`
     select u.id, ${queue}, u.tenant_id, u.name, u.payload, u.priority,
       case when u.run_at > u.created_at then 'pending' else 'queued' end,
       u.schedule, to_timestamp(u.run_at / 1000), u.timeout_ms, u.max_retries, u.idempotency_key,
@@ -80,11 +114,7 @@ async function insertRows(db: Kysely<Database>, schema: string, queue: string, b
       ${rows.map((r) => r.idempotencyTtlMs)}::float8[], ${rows.map((r) => r.createdAt)}::float8[],
       ${rows.map((r) => r.lockKey ?? null)}::text[]
     ) with ordinality as u(id, tenant_id, name, payload, priority, schedule, run_at, timeout_ms, max_retries,
-      idempotency_key, ttl_ms, created_at, lock_key, ord)
-    order by u.ord
-    on conflict do nothing
-    returning id`.execute(db)
-  return new Set(result.rows.map((row) => row.id))
+      idempotency_key, ttl_ms, created_at, lock_key, ord)`
 }
 
 /** Answers what it can; returns the rows to insert again (their key was free or just released). */

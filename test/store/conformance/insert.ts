@@ -83,6 +83,20 @@ export function insertSuite(h: Harness): void {
       expect(JSON.parse((await store.get(row.id))!.payload)).toEqual(JSON.parse(row.payload))
     })
 
+    it('inserts the new rows of a batch that also holds a stored id (its plain INSERT fails whole)', async () => {
+      const opened = await h.open()
+      const stored = newRow()
+      await opened.store.insertTasks([stored])
+      const batch = [newRow(), { ...stored, createdAt: T0 + 5 }, newRow()]
+      const before = opened.statements()
+      const results = await opened.store.insertTasks(batch)
+      expect(results.map((r) => [r.id, r.deduplicated])).toEqual(batch.map((r) => [r.id, false]))
+      expect(results[1]!.createdAt).toBe(T0)
+      // The plain INSERT, then one ON CONFLICT round and the look-up that settles the stored id.
+      expect(opened.statements() - before).toBe(3)
+      expect((await opened.store.list()).total).toBe(3)
+    })
+
     it('answers the existing task for a live idempotency key, per tenant and per queue', async () => {
       const { store } = await h.open()
       const { store: otherQueue } = await h.open()
