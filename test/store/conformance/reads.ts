@@ -71,6 +71,26 @@ export function readsSuite(h: Harness): void {
       expect(seen).toEqual(ids.filter((_, i) => i % 2 === 0).reverse())
     })
 
+    it('merges several statuses into one newest-first order, across pages', async () => {
+      const { store, ids } = await seeded()
+      const seen: string[] = []
+      let cursor: string | undefined
+      for (let pages = 0; pages < 10; pages += 1) {
+        const page = await store.list({
+          status: ['queued', 'completed', 'processing'],
+          limit: 3,
+          offset: 0,
+          cursor,
+        })
+        seen.push(...page.items.map((t) => t.id))
+        if (page.nextCursor === null) break
+        cursor = page.nextCursor
+      }
+      expect(seen).toEqual([...ids].reverse())
+      const middle = await store.list({ status: ['processing', 'queued'], limit: 3, offset: 8 })
+      expect(middle.items.map((t) => t.id)).toEqual([ids[3]!, ids[1]!, ids[0]!])
+    })
+
     it('breaks ties on creation time by id', async () => {
       const { store } = await h.open()
       const same = rows(5, { createdAt: T0 })

@@ -3,8 +3,9 @@ import { initial } from './0001-initial.js'
 import { schedules } from './0002-schedules.js'
 import { fleet } from './0003-fleet.js'
 import { httpApi } from './0004-http-api.js'
+import { leanTaskIndexes } from './0005-lean-task-indexes.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet, httpApi]
+export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet, httpApi, leanTaskIndexes]
