@@ -16,6 +16,12 @@ export interface StoreSyncOptions {
   blockMs?: number
   /** After how long another process's unacknowledged entries are taken over. Default 30,000 ms. */
   reclaimAfterMs?: number
+  /**
+   * After a read that did not fill a batch, how long from its start before the next read. Changes
+   * arriving meanwhile go to PostgreSQL together, in one statement and one commit, instead of one
+   * small transaction each. A full batch is followed by the next read at once. Default 100 ms.
+   */
+  intervalMs?: number
 }
 
 const MAX_PAUSE_MS = 5000
@@ -26,6 +32,9 @@ export class StoreSync {
   private readonly batch: number
   private readonly blockMs: number
   private readonly reclaimAfterMs: number
+  private readonly intervalMs: number
+  /** Ends the current rest early (set while resting). */
+  private wake: (() => void) | undefined
 
   constructor(
     private readonly broker: Broker,
@@ -37,6 +46,7 @@ export class StoreSync {
     this.batch = options.batch ?? 500
     this.blockMs = options.blockMs ?? 1000
     this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000
+    this.intervalMs = options.intervalMs ?? 100
   }
 
   start(): void {
@@ -61,6 +71,7 @@ export class StoreSync {
   /** Stops reading; the read in progress ends within `blockMs` (or at once when the broker closes). */
   async stop(): Promise<void> {
     this.stopped = true
+    this.wake?.()
     await this.loop
   }
 
@@ -68,6 +79,7 @@ export class StoreSync {
     let pause = 100
     while (!this.stopped) {
       try {
+        const started = Date.now()
         const { ids, changes } = await this.broker.readChanges(
           this.consumer,
           this.batch,
@@ -78,6 +90,7 @@ export class StoreSync {
         await this.applyUntilDone(changes)
         await this.broker.ackChanges(ids)
         pause = 100
+        if (ids.length < this.batch) await this.rest(started + this.intervalMs - Date.now())
       } catch (err) {
         if (this.stopped) return
         this.logger.warn({ err: toErrorInfo(err) }, 'reading the change feed failed; retrying')
@@ -85,6 +98,19 @@ export class StoreSync {
         pause = Math.min(pause * 2, MAX_PAUSE_MS)
       }
     }
+  }
+
+  /** Waits `ms` (if positive), or less when `stop()` is called meanwhile. */
+  private rest(ms: number): Promise<void> {
+    if (ms <= 0 || this.stopped) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.wake = done
+    })
   }
 
   /** Retries one batch until the store takes it: the feed entries stay unacknowledged meanwhile. */
