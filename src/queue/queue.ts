@@ -76,6 +76,12 @@ export interface TaskResult<Result = unknown> {
   error: TaskInfo['error'] | null
 }
 
+/**
+ * How long a cancel or DLQ retry waits for the store to show it (durable mode); the change feed
+ * records it regardless, this only bounds how long the caller waits when PostgreSQL is slow.
+ */
+const CATCH_UP_MS = 2000
+
 /** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
 const BROKER_HANDOFF_MS = 5000
 
@@ -113,6 +119,7 @@ export class Queue {
       await this.ready()
       const moved = await this.broker.retryDead([id], Date.now())
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
+      await this.sync?.catchUp(CATCH_UP_MS)
       this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
     },
     /** Puts every dead task back; answers how many moved. */
@@ -123,6 +130,7 @@ export class Queue {
         const moved = await this.broker.retryAllDead(1000, Date.now())
         total += moved
         if (moved < 1000) {
+          await this.sync?.catchUp(CATCH_UP_MS)
           this.logger.info({ tasks: total }, 'dead-letter queue put back')
           return total
         }
@@ -338,6 +346,7 @@ export class Queue {
     this.assertOpen()
     await this.ready()
     const cancelled = this.info(await this.broker.cancel(id, Date.now()))
+    await this.sync?.catchUp(CATCH_UP_MS)
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
       'task cancelled',

@@ -7,7 +7,7 @@ import pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { MemoryBroker } from '../../src/broker/memory/memory-broker.js'
-import { createQueue, defineTask } from '../../src/index.js'
+import { createQueue, defineTask, NonRetryableError } from '../../src/index.js'
 import { createCodec } from '../../src/queue/codec.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, silent, TEST_SCHEMA, trackWorker, until } from '../helpers/backends.js'
@@ -125,6 +125,25 @@ describe.skipIf(!durable.available)('durable mode', () => {
       error: null,
     })
     expect(await queue.result('00000000-0000-0000-0000-000000000000')).toBeNull()
+  })
+
+  it('shows a cancel and a DLQ retry in the store by the time the call returns', async () => {
+    const queue = durable.queue()
+    const later = await queue.submit(note, { text: 'later' }, { delayMs: 60_000 })
+    await queue.cancel(later.id)
+    // The status filter runs in SQL, on the stored status: no live state can stand in for it.
+    expect((await queue.list({ status: 'cancelled' })).tasks.map((t) => t.id)).toEqual([later.id])
+
+    const doomed = await queue.submit(other, { text: 'doomed' })
+    const worker = trackWorker({ queue }).handle(other, () => {
+      throw new NonRetryableError('no')
+    })
+    await worker.start()
+    await until(async () => (await queue.list({ status: 'failed' })).total === 1)
+    await worker.close()
+    await queue.dlq.retry(doomed.id)
+    expect((await queue.list({ status: 'failed' })).total).toBe(0)
+    expect((await queue.list({ status: 'queued' })).tasks.map((t) => t.id)).toEqual([doomed.id])
   })
 
   it('lets the store judge idempotency keys', async () => {
