@@ -197,33 +197,51 @@ export class PostgresStore implements Store {
     if (statuses.length > 0) base = base.where('status', 'in', statuses as TaskStatus[])
 
     const after = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
-    /** The newest `n` rows of one status (or of the statuses given), in index order. */
-    const newest = (status: TaskStatus | undefined, n: number) => {
-      let page = (status === undefined ? base : base.where('status', '=', status)).select(TASK_COLUMNS)
-      if (after) page = page.where(sql<boolean>`(created_at, id) < (${timestamp(after[0])}, ${after[1]})`)
-      return page.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(n)
-    }
-    // The indexes lead with (queue[, tenant], status): one status reads its slice in order and stops
-    // at the limit. Several are read as one ordered slice each, merged, rather than every row of
-    // those statuses sorted, so a tenant with millions of finished tasks pages as fast as one with few.
-    const merging = statuses.length !== 1
-    const read: Promise<TaskRow[]> = merging
-      ? this.db
+    const before = <Q extends typeof base>(query: Q) =>
+      after
+        ? (query.where(sql<boolean>`(created_at, id) < (${timestamp(after[0])}, ${after[1]})`) as Q)
+        : query
+    // The indexes lead with (queue[, tenant], status): one status reads its slice in index order and
+    // stops at the limit. Several statuses (or all) are read as the keys of the newest rows of each,
+    // from the index alone, merged, and only the page's rows are then fetched; so a tenant with
+    // millions of finished tasks pages as fast as one with a few, and a deep offset reads keys only.
+    let read: Promise<TaskRow[]>
+    if (statuses.length === 1) {
+      read = before(base)
+        .select(TASK_COLUMNS)
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(limit + 1)
+        .offset(offset)
+        .execute()
+    } else {
+      const slices = (filter.status === undefined ? TASK_STATUSES : statuses).map((status) =>
+        this.db
           .selectFrom(
-            (filter.status === undefined ? TASK_STATUSES : statuses)
-              .map((status) => this.db.selectFrom(newest(status, limit + 1 + offset).as('slice')).selectAll())
-              .reduce((all, slice) => all.unionAll(slice))
-              .as('merged'),
+            before(base.where('status', '=', status))
+              .select(['created_at as page_at', 'id as page_id'])
+              .orderBy('created_at', 'desc')
+              .orderBy('id', 'desc')
+              .limit(limit + 1 + offset)
+              .as('slice'),
           )
-          .selectAll()
-          .orderBy('created_at', 'desc')
-          .orderBy('id', 'desc')
-          .limit(limit + 1)
-          .offset(offset)
-          .execute()
-      : newest(undefined, limit + 1)
-          .offset(offset)
-          .execute()
+          .selectAll(),
+      )
+      const page = this.db
+        .selectFrom(slices.reduce((all, slice) => all.unionAll(slice)).as('merged'))
+        .selectAll()
+        .orderBy('page_at', 'desc')
+        .orderBy('page_id', 'desc')
+        .limit(limit + 1)
+        .offset(offset)
+      read = this.#tasks()
+        .innerJoin(page.as('page'), 'page.page_id', 'tasks.id')
+        .where('queue', '=', this.queue)
+        .select(TASK_COLUMNS)
+        .orderBy('page_at', 'desc')
+        .orderBy('page_id', 'desc')
+        .execute()
+    }
     const [rows, count] = await Promise.all([
       read,
       base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow(),
