@@ -186,8 +186,12 @@ export class PostgresStore implements Store {
   async list(filter: ListFilter = {}): Promise<TaskPage> {
     const limit = Math.min(Math.max(1, Math.floor(filter.limit ?? DEFAULT_LIST_LIMIT)), MAX_LIST_LIMIT)
     const offset = Math.max(0, Math.floor(filter.offset ?? 0))
-    const statuses =
-      filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : filter.status
+    // Each status once ([] or none given: no status filter): the merge below reads one slice per status.
+    const statuses = [
+      ...new Set(
+        filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : filter.status,
+      ),
+    ]
     for (const status of statuses)
       if (!TASK_STATUSES.includes(status)) throw invalidInput('status', `unknown status ${status}`)
 
@@ -215,7 +219,7 @@ export class PostgresStore implements Store {
         .offset(offset)
         .execute()
     } else {
-      const slices = (filter.status === undefined ? TASK_STATUSES : statuses).map((status) =>
+      const slices = (statuses.length === 0 ? TASK_STATUSES : statuses).map((status) =>
         this.db
           .selectFrom(
             before(base.where('status', '=', status))

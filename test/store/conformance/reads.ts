@@ -89,6 +89,12 @@ export function readsSuite(h: Harness): void {
       expect(seen).toEqual([...ids].reverse())
       const middle = await store.list({ status: ['processing', 'queued'], limit: 3, offset: 8 })
       expect(middle.items.map((t) => t.id)).toEqual([ids[3]!, ids[1]!, ids[0]!])
+      // A status named twice is one filter, and none at all is no filter.
+      const twice = await store.list({ status: ['processing', 'processing'] })
+      expect(twice.items.map((t) => t.id)).toEqual([ids[1]!, ids[0]!])
+      expect(twice.total).toBe(2)
+      const none = await store.list({ status: [] })
+      expect(none.items.map((t) => t.id)).toEqual([...ids].reverse())
     })
 
     it('breaks ties on creation time by id', async () => {
