@@ -35,8 +35,6 @@ export class StoreSync {
   private readonly intervalMs: number
   /** Ends the current rest early (set while resting). */
   private wake: (() => void) | undefined
-  /** Callers of `catchUp()` waiting for the next short read. */
-  private readonly waiters: { resolve: () => void }[] = []
 
   constructor(
     private readonly broker: Broker,
@@ -70,65 +68,30 @@ export class StoreSync {
     }
   }
 
-  /**
-   * Resolves once this process has applied every change it could read from the feed as it was at
-   * the call (another durable process may have read some first and be applying them), or after
-   * `timeoutMs` at the latest. A list right after a cancel or a DLQ retry then shows it, while the
-   * feed otherwise keeps gathering changes for `intervalMs` into one commit.
-   */
-  catchUp(timeoutMs: number): Promise<void> {
-    if (this.stopped || !this.loop) return Promise.resolve()
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs)
-      const waiter = { resolve: done }
-      const waiters = this.waiters
-      function done() {
-        clearTimeout(timer)
-        const at = waiters.indexOf(waiter)
-        if (at >= 0) waiters.splice(at, 1)
-        resolve()
-      }
-      this.waiters.push(waiter)
-      this.wake?.()
-    })
-  }
-
   /** Stops reading; the read in progress ends within `blockMs` (or at once when the broker closes). */
   async stop(): Promise<void> {
     this.stopped = true
     this.wake?.()
-    for (const waiter of this.waiters.splice(0)) waiter.resolve()
     await this.loop
   }
 
   private async run(): Promise<void> {
     let pause = 100
     while (!this.stopped) {
-      // Callers of catchUp() before this read: their changes are on the feed already, so this read
-      // does not wait for more, and once it comes back short of a batch they are all applied.
-      const waiting = this.waiters.splice(0)
       try {
         const started = Date.now()
         const { ids, changes } = await this.broker.readChanges(
           this.consumer,
           this.batch,
-          waiting.length > 0 ? 0 : this.blockMs,
+          this.blockMs,
           this.reclaimAfterMs,
         )
-        if (ids.length > 0) {
-          await this.applyUntilDone(changes)
-          await this.broker.ackChanges(ids)
-        }
+        if (ids.length === 0) continue
+        await this.applyUntilDone(changes)
+        await this.broker.ackChanges(ids)
         pause = 100
-        if (ids.length === this.batch) {
-          this.waiters.unshift(...waiting)
-          continue
-        }
-        for (const waiter of waiting) waiter.resolve()
-        if (ids.length > 0 && this.waiters.length === 0)
-          await this.rest(started + this.intervalMs - Date.now())
+        if (ids.length < this.batch) await this.rest(started + this.intervalMs - Date.now())
       } catch (err) {
-        this.waiters.unshift(...waiting)
         if (this.stopped) return
         this.logger.warn({ err: toErrorInfo(err) }, 'reading the change feed failed; retrying')
         await sleep(pause)

@@ -22,7 +22,7 @@ import type { Schedules } from '../schedule/schedules.js'
 import { openPostgresStore, type PostgresStore } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import { TASK_STATUSES, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
+import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { uuidV7 } from '../util/uuid-v7.js'
@@ -77,10 +77,10 @@ export interface TaskResult<Result = unknown> {
 }
 
 /**
- * How long a cancel or DLQ retry waits for the store to show it (durable mode); the change feed
- * records it regardless, this only bounds how long the caller waits when PostgreSQL is slow.
+ * How long a cancel or a DLQ retry waits for its change to be written to the store (durable mode).
+ * The change feed records it regardless; this only bounds the wait when PostgreSQL is slow or down.
  */
-const CATCH_UP_MS = 2000
+const WRITE_THROUGH_MS = 2000
 
 /** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
 const BROKER_HANDOFF_MS = 5000
@@ -117,9 +117,11 @@ export class Queue {
     /** Puts a dead task back in the queue with a fresh attempt budget. */
     retry: async (id: string): Promise<void> => {
       await this.ready()
-      const moved = await this.broker.retryDead([id], Date.now())
+      const now = Date.now()
+      const moved = await this.broker.retryDead([id], now)
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
-      await this.sync?.catchUp(CATCH_UP_MS)
+      // The change the broker put on the feed (retry-dead.lua), written through at once.
+      await this.recordChange({ id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true })
       this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
     },
     /** Puts every dead task back; answers how many moved. */
@@ -130,7 +132,6 @@ export class Queue {
         const moved = await this.broker.retryAllDead(1000, Date.now())
         total += moved
         if (moved < 1000) {
-          await this.sync?.catchUp(CATCH_UP_MS)
           this.logger.info({ tasks: total }, 'dead-letter queue put back')
           return total
         }
@@ -345,8 +346,11 @@ export class Queue {
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
-    const cancelled = this.info(await this.broker.cancel(id, Date.now()))
-    await this.sync?.catchUp(CATCH_UP_MS)
+    const now = Date.now()
+    const record = await this.broker.cancel(id, now)
+    // The change the broker put on the feed (cancel.lua), written through at once.
+    await this.recordChange({ id, status: 'cancelled', attempt: record.attempt, at: now })
+    const cancelled = this.info(record)
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
       'task cancelled',
@@ -509,6 +513,29 @@ export class Queue {
       timer = setTimeout(resolve, BROKER_HANDOFF_MS)
     })
     await Promise.race([enqueue.catch(() => {}), timeout])
+    clearTimeout(timer)
+  }
+
+  /**
+   * Durable mode: writes an admin change (a cancel, a DLQ retry) to the store at once, the same
+   * change the broker put on the feed, so a list right after the call shows it whichever process
+   * reads the feed. The feed's copy arrives later and changes nothing (a replay never moves a task
+   * back). A store that is down or slow only delays it: the feed still delivers it.
+   */
+  private async recordChange(change: TaskChange): Promise<void> {
+    const store = this.store
+    if (!store) return
+    let timer: NodeJS.Timeout | undefined
+    const written = store.applyUpdates([change]).catch((err: unknown) => {
+      this.logger.warn(
+        { err, task_id: change.id },
+        'writing a change to the store failed; the change feed will',
+      )
+    })
+    await Promise.race([
+      written,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, WRITE_THROUGH_MS))),
+    ])
     clearTimeout(timer)
   }
 

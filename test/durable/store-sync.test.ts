@@ -1,7 +1,6 @@
 /**
  * The change feed's applier: changes that trickle in are gathered for `intervalMs` into one store
- * write, a full batch is followed by the next read at once, `catchUp()` cuts the wait short for a
- * caller that needs its change in the store, and `stop()` never waits out a rest.
+ * write, a full batch is followed by the next read at once, and `stop()` never waits out a rest.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Broker, ChangeBatch } from '../../src/broker/broker.js'
@@ -95,34 +94,6 @@ describe('StoreSync', () => {
     await sleep(100)
     expect(writes).toEqual([['t1', 't2'], ['t3', 't4'], ['t5']])
     expect(Date.now() - started).toBeLessThan(1_000)
-  })
-
-  it('catchUp() resolves once the change is written, without waiting out the interval', async () => {
-    const feed = new FakeFeed()
-    const { store, writes } = recordingStore()
-    const sync = start(feed, store, { intervalMs: 10_000 })
-    feed.push('first')
-    await sleep(50) // now resting for 10 s
-    feed.push('cancelled')
-    const asked = Date.now()
-    await sync.catchUp(5_000)
-    expect(Date.now() - asked).toBeLessThan(1_000)
-    expect(writes.flat()).toContain('cancelled')
-  })
-
-  it('catchUp() gives up after its timeout when the store will not take the change', async () => {
-    const feed = new FakeFeed()
-    const store = {
-      applyUpdates: async () => {
-        throw new Error('store down')
-      },
-    } as unknown as Store
-    const sync = start(feed, store, { intervalMs: 10 })
-    feed.push('stuck')
-    const asked = Date.now()
-    await sync.catchUp(150)
-    expect(Date.now() - asked).toBeGreaterThanOrEqual(140)
-    expect(feed.acked).toEqual([])
   })
 
   it('stop() ends a rest at once', async () => {

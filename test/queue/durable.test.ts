@@ -129,6 +129,10 @@ describe.skipIf(!durable.available)('durable mode', () => {
 
   it('shows a cancel and a DLQ retry in the store by the time the call returns', async () => {
     const queue = durable.queue()
+    // A second process on the queue: its change feed reader, blocked waiting, often gets the
+    // cancel's feed entry first; the call must not depend on who reads the feed.
+    const peer = durable.peer(queue)
+    await peer.ready()
     const later = await queue.submit(note, { text: 'later' }, { delayMs: 60_000 })
     await queue.cancel(later.id)
     // The status filter runs in SQL, on the stored status: no live state can stand in for it.

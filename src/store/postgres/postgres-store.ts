@@ -189,7 +189,11 @@ export class PostgresStore implements Store {
     // Each status once ([] or none given: no status filter): the merge below reads one slice per status.
     const statuses = [
       ...new Set(
-        filter.status === undefined ? [] : typeof filter.status === 'string' ? [filter.status] : filter.status,
+        filter.status === undefined
+          ? []
+          : typeof filter.status === 'string'
+            ? [filter.status]
+            : filter.status,
       ),
     ]
     for (const status of statuses)
