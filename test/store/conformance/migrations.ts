@@ -48,6 +48,53 @@ export function migrationsSuite(h: Harness): void {
       }
     })
 
+    it('migration 5 keeps a valid tasks_status_created built ahead and rebuilds an invalid or wrong one', async () => {
+      const db = h.kysely()
+      const definition = async (schema: string) => {
+        const rows = await sql<{ valid: boolean; def: string }>`select i.indisvalid as valid,
+          pg_get_indexdef(i.indexrelid) as def from pg_catalog.pg_index i
+          where i.indexrelid = to_regclass(${`"${schema}"."tasks_status_created"`})`.execute(db)
+        return rows.rows[0]
+      }
+      const indexes = async (schema: string) =>
+        (
+          await sql<{ indexname: string }>`select indexname from pg_catalog.pg_indexes
+            where schemaname = ${schema} and tablename = 'tasks' order by indexname`.execute(db)
+        ).rows.map((r) => r.indexname)
+      try {
+        const ahead = h.newSchema()
+        await migrate(db, { schema: ahead, to: 4 })
+        await sql`create index tasks_status_created on ${sql.id(ahead, 'tasks')} (queue, status, created_at, id)`.execute(
+          db,
+        )
+        const before = (await definition(ahead))!.def
+        expect(await migrate(db, { schema: ahead })).toEqual([5])
+        expect((await definition(ahead))!.def).toBe(before)
+        expect(await indexes(ahead)).not.toContain('tasks_created')
+        expect(await indexes(ahead)).not.toContain('tasks_tenant_created')
+
+        const invalid = h.newSchema()
+        await migrate(db, { schema: invalid, to: 4 })
+        await sql`create index tasks_status_created on ${sql.id(invalid, 'tasks')} (queue, status, created_at, id)`.execute(
+          db,
+        )
+        // What a failed `create index concurrently` leaves behind.
+        await sql`update pg_catalog.pg_index set indisvalid = false
+          where indexrelid = to_regclass(${`"${invalid}"."tasks_status_created"`})`.execute(db)
+        expect((await definition(invalid))!.valid).toBe(false)
+        await migrate(db, { schema: invalid })
+        expect((await definition(invalid))!.valid).toBe(true)
+
+        const wrong = h.newSchema()
+        await migrate(db, { schema: wrong, to: 4 })
+        await sql`create index tasks_status_created on ${sql.id(wrong, 'tasks')} (queue)`.execute(db)
+        await migrate(db, { schema: wrong })
+        expect((await definition(wrong))!.def).toMatch(/\(queue, status, created_at, id\)$/)
+      } finally {
+        await db.destroy()
+      }
+    })
+
     it('applies each version once when several processes migrate at the same time', async () => {
       const dbs = [h.kysely(), h.kysely(), h.kysely()]
       const schema = h.newSchema()
