@@ -544,6 +544,15 @@ export class Queue {
       return await call()
     } catch (err) {
       if (err instanceof TaskloomError) throw err
+      // SQLSTATE class 22 (data exception): the value itself, such as text PostgreSQL cannot store
+      // (a lone surrogate in a string); retrying the same call cannot help.
+      const code = (err as { code?: unknown }).code
+      if (typeof code === 'string' && code.startsWith('22')) {
+        throw new TaskloomError('INVALID_INPUT', `PostgreSQL refused the value: ${(err as Error).message}`, {
+          cause: err,
+          retryable: false,
+        })
+      }
       throw new TaskloomError('STORE_UNAVAILABLE', `the store is unavailable: ${(err as Error).message}`, {
         cause: err,
         retryable: true,

@@ -35,6 +35,16 @@ export interface SubmitOptions {
 }
 
 /** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
+/** A lone UTF-16 surrogate: no character at all, and PostgreSQL (and Redis clients) cannot keep one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** An idempotency or lock key: 1-255 characters of valid Unicode. */
+const KEY = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((key) => !LONE_SURROGATE.test(key), 'must be valid Unicode text (it holds a lone surrogate)')
+
 export const TENANT_ID = z
   .string()
   .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
@@ -50,10 +60,10 @@ const optionsSchema = z.strictObject({
   runAt: z.union([z.date(), z.number().int().nonnegative()]).optional(),
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
-  idempotencyKey: z.string().min(1).max(255).optional(),
+  idempotencyKey: KEY.optional(),
   tenantId: TENANT_ID.optional(),
   schedule: z.string().min(1).max(200).optional(),
-  lockKey: z.string().min(1).max(255).optional(),
+  lockKey: KEY.optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

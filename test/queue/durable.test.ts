@@ -150,6 +150,23 @@ describe.skipIf(!durable.available)('durable mode', () => {
     expect((await queue.list({ status: 'queued' })).tasks.map((t) => t.id)).toEqual([doomed.id])
   })
 
+  it('refuses text PostgreSQL cannot store as bad input, failing only that caller, and a key that is not Unicode', async () => {
+    const queue = durable.queue()
+    const lone = 'a\uD800b'
+    const [bad, good] = await Promise.allSettled([
+      queue.submit(note, { text: lone }),
+      queue.submit(note, { text: 'fine' }),
+    ])
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_INPUT', retryable: false } })
+    expect(good.status).toBe('fulfilled')
+    await expect(queue.submit(note, { text: 'x' }, { idempotencyKey: lone })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    })
+    await expect(queue.submit(note, { text: 'x' }, { lockKey: '\uDC00' })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    })
+  })
+
   it('lets the store judge idempotency keys', async () => {
     const queue = durable.queue()
     const a = await queue.submit(note, { text: 'x' }, { idempotencyKey: 'once' })
