@@ -8,7 +8,7 @@
  * The store is the source of truth; the cache is refilled from it (one scheduler at a time) so that it
  * always covers at least the next minute, and an entry lost by a crash comes back with the next refill.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { CronExpressionParser } from 'cron-parser'
 import type { EnqueueResult, NewTask } from '../broker/broker.js'
@@ -18,6 +18,7 @@ import { internals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
 import type { ScheduleRow, Store } from '../store/store.js'
 import { TASK_DEFAULTS } from '../task/define-task.js'
+import { uuidV7 } from '../util/uuid-v7.js'
 import { nextTick, ticksBetween } from './cron.js'
 import type { DueCache, DueEntry } from './due-cache.js'
 
@@ -206,7 +207,7 @@ export class Scheduler {
 
   private taskFor(row: ScheduleRow, tick: number, now: number): NewTask & { schedule: string } {
     return {
-      id: randomUUID(),
+      id: uuidV7(now),
       name: row.taskName,
       tenantId: row.tenantId,
       payload: row.input,
