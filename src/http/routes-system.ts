@@ -1,16 +1,15 @@
 /** Service endpoints: liveness, readiness (Redis and PostgreSQL answer), metrics. */
 import { sql } from 'kysely'
+import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import { HttpProblem } from './problem.js'
 import type { Route } from './route.js'
 import { Health, Readiness } from './schemas.js'
 
 /** Rejects after `ms`, so a hung backend makes /ready answer not_ready instead of hanging. */
-function within<T>(ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)
-  })
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
+async function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  const out = await orTimeout(work, ms)
+  if (out === TIMED_OUT) throw new Error(`no answer in ${ms} ms`)
+  return out
 }
 
 export const systemRoutes: Route[] = [

@@ -18,6 +18,7 @@ import { TaskloomError } from '../errors.js'
 import { internals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
 import { PRIORITIES } from '../task/model.js'
+import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import type { Worker } from '../worker/worker.js'
 import { BoundedLabel } from './labels.js'
 
@@ -459,13 +460,9 @@ export class TaskloomMetrics {
 
   /** Runs a scrape-time read for at most `scrapeTimeoutMs`; undefined (and an error count) if it fails. */
   private async bounded<T>(source: string, read: () => Promise<T>): Promise<T | undefined> {
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.scrapeTimeoutMs)
-    })
     try {
-      const out = await Promise.race([read(), timeout])
-      if (out === 'timeout') {
+      const out = await orTimeout(read(), this.scrapeTimeoutMs)
+      if (out === TIMED_OUT) {
         this.collectErrors.inc({ source })
         return undefined
       }
@@ -473,8 +470,6 @@ export class TaskloomMetrics {
     } catch {
       this.collectErrors.inc({ source })
       return undefined
-    } finally {
-      clearTimeout(timer)
     }
   }
 }

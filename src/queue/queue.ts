@@ -25,6 +25,7 @@ import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
+import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
@@ -508,12 +509,10 @@ export class Queue {
         'handing stored tasks to the broker failed; reconciliation will',
       )
     })
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, BROKER_HANDOFF_MS)
-    })
-    await Promise.race([enqueue.catch(() => {}), timeout])
-    clearTimeout(timer)
+    await orTimeout(
+      enqueue.catch(() => {}),
+      BROKER_HANDOFF_MS,
+    )
   }
 
   /**
@@ -525,18 +524,13 @@ export class Queue {
   private async recordChange(change: TaskChange): Promise<void> {
     const store = this.store
     if (!store) return
-    let timer: NodeJS.Timeout | undefined
     const written = store.applyUpdates([change]).catch((err: unknown) => {
       this.logger.warn(
         { err, task_id: change.id },
         'writing a change to the store failed; the change feed will',
       )
     })
-    await Promise.race([
-      written,
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, WRITE_THROUGH_MS))),
-    ])
-    clearTimeout(timer)
+    await orTimeout(written, WRITE_THROUGH_MS)
   }
 
   private async fromStore<T>(call: () => Promise<T>): Promise<T> {
