@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest'
 import { orTimeout, TIMED_OUT } from '../../src/util/or-timeout.js'
 
-const resolveIn = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms))
+const resolveIn = <T>(ms: number, value: T) =>
+  new Promise<T>((resolve) => setTimeout(() => resolve(value), ms))
 
 describe('orTimeout', () => {
   it('answers the work when it settles first, and its rejection', async () => {
