@@ -215,8 +215,8 @@ export interface Broker {
    */
   retryDead(ids: readonly string[], now: number): Promise<number>
 
-  /** Moves up to `max` dead-lettered tasks back (oldest first). Answers how many moved. */
-  retryAllDead(max: number, now: number): Promise<number>
+  /** Moves up to `max` dead-lettered tasks back (oldest first). Answers the ids moved, in that order. */
+  retryAllDead(max: number, now: number): Promise<string[]>
 
   counts(): Promise<QueueCounts>
 

@@ -83,6 +83,11 @@ export interface TaskResult<Result = unknown> {
  */
 const WRITE_THROUGH_MS = 2000
 
+/** The change retry-dead.lua puts on the feed for a task it sends back from the DLQ. */
+function revived(id: string, now: number): TaskChange {
+  return { id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true }
+}
+
 /** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
 const BROKER_HANDOFF_MS = 5000
 
@@ -121,8 +126,7 @@ export class Queue {
       const now = Date.now()
       const moved = await this.broker.retryDead([id], now)
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
-      // The change the broker put on the feed (retry-dead.lua), written through at once.
-      await this.recordChange({ id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true })
+      await this.recordChanges([revived(id, now)])
       this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
     },
     /** Puts every dead task back; answers how many moved. */
@@ -130,9 +134,11 @@ export class Queue {
       await this.ready()
       let total = 0
       for (;;) {
-        const moved = await this.broker.retryAllDead(1000, Date.now())
-        total += moved
-        if (moved < 1000) {
+        const now = Date.now()
+        const moved = await this.broker.retryAllDead(1000, now)
+        await this.recordChanges(moved.map((id) => revived(id, now)))
+        total += moved.length
+        if (moved.length < 1000) {
           this.logger.info({ tasks: total }, 'dead-letter queue put back')
           return total
         }
@@ -349,8 +355,8 @@ export class Queue {
     await this.ready()
     const now = Date.now()
     const record = await this.broker.cancel(id, now)
-    // The change the broker put on the feed (cancel.lua), written through at once.
-    await this.recordChange({ id, status: 'cancelled', attempt: record.attempt, at: now })
+    // The change cancel.lua put on the feed, written through at once.
+    await this.recordChanges([{ id, status: 'cancelled', attempt: record.attempt, at: now }])
     const cancelled = this.info(record)
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
@@ -516,18 +522,18 @@ export class Queue {
   }
 
   /**
-   * Durable mode: writes an admin change (a cancel, a DLQ retry) to the store at once, the same
-   * change the broker put on the feed, so a list right after the call shows it whichever process
-   * reads the feed. The feed's copy arrives later and changes nothing (a replay never moves a task
-   * back). A store that is down or slow only delays it: the feed still delivers it.
+   * Durable mode: writes admin changes (a cancel, DLQ retries) to the store at once, the same
+   * changes the broker put on the feed, so a list right after the call shows them whichever process
+   * reads the feed. The feed's copies arrive later and change nothing (a replay never moves a task
+   * back). A store that is down or slow only delays them: the feed still delivers them.
    */
-  private async recordChange(change: TaskChange): Promise<void> {
+  private async recordChanges(changes: TaskChange[]): Promise<void> {
     const store = this.store
-    if (!store) return
-    const written = store.applyUpdates([change]).catch((err: unknown) => {
+    if (!store || changes.length === 0) return
+    const written = store.applyUpdates(changes).catch((err: unknown) => {
       this.logger.warn(
-        { err, task_id: change.id },
-        'writing a change to the store failed; the change feed will',
+        { err, tasks: changes.length },
+        'writing changes to the store failed; the change feed will',
       )
     })
     await orTimeout(written, WRITE_THROUGH_MS)

@@ -139,15 +139,19 @@ describe.skipIf(!durable.available)('durable mode', () => {
     expect((await queue.list({ status: 'cancelled' })).tasks.map((t) => t.id)).toEqual([later.id])
 
     const doomed = await queue.submit(other, { text: 'doomed' })
+    const alsoDoomed = await queue.submit(other, { text: 'also doomed' })
     const worker = trackWorker({ queue }).handle(other, () => {
       throw new NonRetryableError('no')
     })
     await worker.start()
-    await until(async () => (await queue.list({ status: 'failed' })).total === 1)
+    await until(async () => (await queue.list({ status: 'failed' })).total === 2)
     await worker.close()
     await queue.dlq.retry(doomed.id)
-    expect((await queue.list({ status: 'failed' })).total).toBe(0)
+    expect((await queue.list({ status: 'failed' })).tasks.map((t) => t.id)).toEqual([alsoDoomed.id])
     expect((await queue.list({ status: 'queued' })).tasks.map((t) => t.id)).toEqual([doomed.id])
+    expect(await queue.dlq.retryAll()).toBe(1)
+    expect((await queue.list({ status: 'failed' })).total).toBe(0)
+    expect((await queue.list({ status: 'queued' })).total).toBe(2)
   })
 
   it('refuses text PostgreSQL cannot store as bad input, failing only that caller, and a key that is not Unicode', async () => {

@@ -250,9 +250,11 @@ export class MemoryBroker implements Broker {
     return this.revive([...revived], now)
   }
 
-  async retryAllDead(max: number, now: number): Promise<number> {
+  async retryAllDead(max: number, now: number): Promise<string[]> {
     this.advance(now)
-    return this.revive(this.dead.takeOldest(max), now)
+    const tasks = this.dead.takeOldest(max)
+    this.revive(tasks, now)
+    return tasks.map((task) => task.id)
   }
 
   async counts(): Promise<QueueCounts> {

@@ -184,11 +184,11 @@ export class RedisBroker implements Broker {
 
   async retryDead(ids: readonly string[], now: number): Promise<number> {
     if (ids.length === 0) return 0
-    return Number(await this.run('retryDead', [now, 'ids', 0, ...ids]))
+    return ((await this.run('retryDead', [now, 'ids', 0, ...ids])) as string[]).length
   }
 
-  async retryAllDead(max: number, now: number): Promise<number> {
-    return Number(await this.run('retryDead', [now, 'all', max]))
+  async retryAllDead(max: number, now: number): Promise<string[]> {
+    return (await this.run('retryDead', [now, 'all', max])) as string[]
   }
 
   async counts(): Promise<QueueCounts> {

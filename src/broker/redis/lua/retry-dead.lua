@@ -1,6 +1,6 @@
 -- retry-dead.lua: moves dead-lettered tasks back to the queue with a fresh attempt budget.
 -- ARGV: 2 now, 3 mode ('ids' or 'all'), 4 max (mode 'all'), then ids (mode 'ids').
--- Returns: how many moved.
+-- Returns: the ids moved, in order.
 local now, mode = ARGV[2], ARGV[3]
 local ids
 if mode == 'all' then
@@ -9,17 +9,17 @@ else
   ids = {}
   for i = 5, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
-local moved = 0
+local moved = {}
 for _, id in ipairs(ids) do
   if redis.call('ZREM', kDlq, id) == 1 then
     local key = taskKey(id)
     redis.call('HSET', key, 's', 'queued', 'a', 0, 'ra', now)
     redis.call('HDEL', key, 'fa')
     redis.call('LPUSH', readyKey(redis.call('HGET', key, 'p')), id)
-    moved = moved + 1
+    moved[#moved + 1] = id
     change({ id = id, status = 'queued', attempt = 0, at = tonumber(now), runAt = tonumber(now), revive = true })
   end
 end
-if moved > 0 then wake() end
+if #moved > 0 then wake() end
 publishChanges()
 return moved
