@@ -34,7 +34,6 @@ export interface SubmitOptions {
   lockKey?: string
 }
 
-/** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
 /** A lone UTF-16 surrogate: no character at all, and PostgreSQL (and Redis clients) cannot keep one. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
@@ -45,6 +44,7 @@ const KEY = z
   .max(255)
   .refine((key) => !LONE_SURROGATE.test(key), 'must be valid Unicode text (it holds a lone surrogate)')
 
+/** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
 export const TENANT_ID = z
   .string()
   .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")

@@ -1,9 +1,10 @@
 /**
- * Inserting a batch of tasks in one statement (`INSERT ... SELECT FROM unnest(...)`). A batch without
- * idempotency keys goes in as a plain INSERT; one with keys, or one whose plain INSERT hit a duplicate,
- * goes `ON CONFLICT DO NOTHING`, then the rows that conflicted are settled: an id already stored (a
- * retried write), a live idempotency key (answered as deduplicated), or an expired key (released,
- * then the row tries again). Without conflicts, a batch is exactly one statement.
+ * Inserting a batch of tasks in one statement (`INSERT ... SELECT` over one JSON document of the
+ * rows, see `selectRows`). A batch without idempotency keys goes in as a plain INSERT; one with
+ * keys, or one whose plain INSERT hit a duplicate, goes `ON CONFLICT DO NOTHING`, then the rows
+ * that conflicted are settled: an id already stored (a retried write), a live idempotency key
+ * (answered as deduplicated), or an expired key (released, then the row tries again). Without
+ * conflicts, a batch is exactly one statement.
  */
 import { type Kysely, sql } from 'kysely'
 import { TaskloomError } from '../../errors.js'
