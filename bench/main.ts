@@ -12,6 +12,7 @@ import path from 'node:path'
 import pg from 'pg'
 import { bullmqDriver } from './bullmq.js'
 import { type BenchConfig, type Lib, parseConfig, type Scenario } from './config.js'
+import { type CpuSeconds, localPostmaster } from './cpu.js'
 import type { Driver } from './driver.js'
 import { RedisAdmin } from './redis-admin.js'
 import { atLeastBull, flat, type Meta, type Row, renderReport, under } from './report.js'
@@ -45,7 +46,13 @@ export async function main(argv: string[]): Promise<void> {
   const drivers: Driver[] = (['tl', 'tlpg', 'bull'] as const)
     .filter((l) => config.libs.includes(l))
     .map((l) => make[l]())
-  const ctx: Context = { config, admin, prefix, progress: (m) => console.error(m) }
+  const ctx: Context = {
+    config,
+    admin,
+    prefix,
+    cpu: { redis: admin.redis },
+    progress: (m) => console.error(m),
+  }
 
   let interrupted = false
   const onSignal = (signal: NodeJS.Signals) => {
@@ -60,6 +67,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const redis = await admin.serverVersion()
     const postgres = config.libs.includes('tlpg') ? await postgresVersion(config.postgresUrl) : 'not used'
+    if (config.libs.includes('tlpg')) ctx.cpu.postmaster = await localPostmaster(config.postgresUrl)
     const samples: Samples = {}
     const add = (key: string, driver: Driver, value: number) => {
       samples[key] ??= {}
@@ -148,7 +156,16 @@ async function runScenario(
     case 'submit': {
       const r = await submitFigure(ctx, d)
       add('submit', d, r.perSec)
-      ctx.progress(`  ${fmtInt(r.perSec)} submits/s`)
+      const perTask = (seconds: number) => (seconds * 1e6) / ctx.config.submitN
+      add('cpuNode', d, perTask(r.cpu.node))
+      add('cpuRedis', d, perTask(r.cpu.redis))
+      if (r.cpu.postgres !== undefined) add('cpuPostgres', d, perTask(r.cpu.postgres))
+      add('cpuTotal', d, perTask(totalSeconds(r.cpu)))
+      ctx.progress(
+        `  ${fmtInt(r.perSec)} submits/s; CPU per submit ${perTask(r.cpu.node).toFixed(1)} µs here, ` +
+          `${perTask(r.cpu.redis).toFixed(1)} µs Redis` +
+          (r.cpu.postgres === undefined ? '' : `, ${perTask(r.cpu.postgres).toFixed(1)} µs PostgreSQL`),
+      )
       return
     }
     case 'drain': {
@@ -205,6 +222,15 @@ function rows(c: BenchConfig, s: Samples): Row[] {
     unit: 'int',
     target: atLeastBull,
   })
+  const cpu = 'submit: CPU per submit, µs'
+  row('cpuNode', { figure: `${cpu}, this process (the library's client side)`, better: 'lower', unit: 'us' })
+  row('cpuRedis', { figure: `${cpu}, Redis server`, better: 'lower', unit: 'us' })
+  row('cpuPostgres', {
+    figure: `${cpu}, PostgreSQL server (all its processes; BullMQ's column: the box's background)`,
+    better: 'lower',
+    unit: 'us',
+  })
+  row('cpuTotal', { figure: `${cpu}, all three`, better: 'lower', unit: 'us' })
   row('drain', {
     figure: `drain: tasks/s, ${fmtInt(c.drainN)} pre-loaded, concurrency ${c.concurrency}`,
     better: 'higher',
@@ -275,6 +301,10 @@ function rows(c: BenchConfig, s: Samples): Row[] {
     unit: 'int',
   })
   return out
+}
+
+function totalSeconds(cpu: CpuSeconds): number {
+  return cpu.node + cpu.redis + (cpu.postgres ?? 0)
 }
 
 async function postgresVersion(url: string): Promise<string> {

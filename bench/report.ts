@@ -29,7 +29,7 @@ export interface Row {
   figure: string
   /** 'higher' for throughput, 'lower' for latency and memory. */
   better: 'higher' | 'lower'
-  unit: 'int' | 'ms' | 'ratio'
+  unit: 'int' | 'ms' | 'us' | 'ratio'
   /** A context figure (not a comparison): no ratio column. */
   noRatio?: boolean
   samples: Record<string, number[]>
@@ -81,7 +81,7 @@ export function renderReport(meta: Meta, config: BenchConfig, columns: Column[],
 }
 
 function cell(values: number[], unit: Row['unit']): string {
-  const f = unit === 'int' ? fmtInt : unit === 'ms' ? fmtMs : fmtRatio
+  const f = unit === 'int' ? fmtInt : unit === 'ratio' ? fmtRatio : fmtMs
   if (values.length === 0) return 'n/a'
   if (values.length === 1) return f(values[0]!)
   return `${f(median(values))} (${f(Math.min(...values))}-${f(Math.max(...values))})`

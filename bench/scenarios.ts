@@ -4,6 +4,7 @@
  */
 import { PerformanceObserver } from 'node:perf_hooks'
 import type { BenchConfig } from './config.js'
+import { type CpuSeconds, type CpuSources, startCpuMeter } from './cpu.js'
 import type { BenchInput, Driver, QueueHandle, WorkerHandle } from './driver.js'
 import { collectGarbage } from './gc.js'
 import type { RedisAdmin } from './redis-admin.js'
@@ -14,11 +15,15 @@ export interface Context {
   admin: RedisAdmin
   /** Prefix of every queue name this run creates: `bench-<run id>-`. */
   prefix: string
+  /** Where the submit figure reads each server's CPU time. */
+  cpu: CpuSources
   progress(message: string): void
 }
 
 export interface SubmitResult {
   perSec: number
+  /** CPU seconds each process used during the timed submits. */
+  cpu: CpuSeconds
 }
 export interface DrainResult {
   perSec: number
@@ -183,11 +188,13 @@ export async function submitFigure(
       }
     }
     collectGarbage()
+    const cpuSince = await startCpuMeter(ctx.cpu)
     const t0 = performance.now()
     await Promise.all(Array.from({ length: ctx.config.submitInFlight }, loop))
     const seconds = (performance.now() - t0) / 1000
+    const cpu = await cpuSince()
     await expectCounts(q, n, `${driver.label} submit`)
-    return { perSec: n / seconds }
+    return { perSec: n / seconds, cpu }
   })
 }
 
