@@ -53,7 +53,8 @@ const TICKS_PER_SECOND = 100
 /**
  * CPU seconds used so far by `root` and all its descendants, live or exited (an exited child's time
  * moves into its parent's cutime/cstime once reaped, so the total only grows). Answers undefined if
- * `root` is not a process on this host.
+ * `root` is not a process on this host. A child reaped while one snapshot is being read may be
+ * counted twice or not at all in it; with pooled connections, few backends end during a figure.
  */
 export async function processTreeSeconds(root: number, procDir = '/proc'): Promise<number | undefined> {
   const stats = new Map<number, ProcStat>()
