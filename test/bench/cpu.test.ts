@@ -77,15 +77,24 @@ if (!linux) console.warn('\n!!! SKIPPING the real /proc checks of bench/cpu.ts: 
 
 describe.skipIf(!linux)('processTreeSeconds on this machine', () => {
   it('counts a child while it runs and after it has exited', async () => {
+    // The child burns 300 ms of its own CPU and says when it is halfway, so the figures do not
+    // depend on how busy the box is; this process's own CPU is taken out of the tree's.
+    const burn = (ms: number) =>
+      `while ((process.cpuUsage().user + process.cpuUsage().system) / 1000 < ${ms});`
+    const script = `${burn(150)} process.stdout.write('half\\n'); ${burn(300)}`
+    const own = process.cpuUsage()
     const before = (await processTreeSeconds(process.pid))!
-    const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 400; while (Date.now() < end);'])
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    await new Promise((r) => setTimeout(r, 250))
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
     const during = (await processTreeSeconds(process.pid))!
     await exited
     const after = (await processTreeSeconds(process.pid))!
-    expect(during - before).toBeGreaterThan(0.1)
-    expect(after - before).toBeGreaterThan(0.3)
+    const mine = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6
+    const ownSeconds = mine(process.cpuUsage(own))
+    // /proc counts in 10 ms ticks: a margin of a few ticks.
+    expect(during - before - ownSeconds).toBeGreaterThan(0.1)
+    expect(after - before - ownSeconds).toBeGreaterThan(0.25)
     expect(after).toBeGreaterThanOrEqual(during)
   })
 })
