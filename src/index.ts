@@ -1,4 +1,4 @@
-export type { Broker, QueueCounts, TaskRecord } from './broker/broker.js'
+export type { Broker, EventCount, QueueCounts, TaskEvent, TaskRecord } from './broker/broker.js'
 export type {
   Definitions,
   TaskDefinitionInfo,

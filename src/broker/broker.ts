@@ -136,12 +136,49 @@ export interface Fenced {
  */
 export type FencedOutcome = 'ok' | 'stale'
 
+/**
+ * What the broker counts, once for the whole fleet, in the same call that makes the change:
+ * - `submitted`: a task accepted by enqueue (not an idempotent repeat, not a re-sent id);
+ * - `completed`: a task that completed;
+ * - `attempt_failed`: an attempt that ended with an error the worker reported (retried or not);
+ * - `retried`: a failed attempt given another try;
+ * - `dead_lettered`: a task that failed for good (moved to the dead-letter queue);
+ * - `lease_expired`: a lease that expired before its worker settled it (a stalled task);
+ * - `cancelled`: a task cancelled before it ran;
+ * - `dead_letter_retried`: a dead-lettered task moved back to the queue.
+ */
+export type TaskEvent =
+  | 'submitted'
+  | 'completed'
+  | 'attempt_failed'
+  | 'retried'
+  | 'dead_lettered'
+  | 'lease_expired'
+  | 'cancelled'
+  | 'dead_letter_retried'
+
+/** The running total of one event for one (tenant, task name, detail), since the broker's data began. */
+export interface EventCount {
+  event: TaskEvent
+  tenantId: string
+  taskName: string
+  /** `submitted`: the priority; `attempt_failed` and `dead_lettered`: the error name; else ''. */
+  detail: string
+  count: number
+}
+
 export interface QueueCounts {
   /** Ready tasks per priority (may include cancelled tombstones not yet skipped). */
   ready: Record<Priority, number>
   delayed: number
   processing: number
   dead: number
+  /**
+   * When the oldest ready task of each priority (the next one a claim takes there) became claimable,
+   * epoch ms; null when the level holds none. Cancelled tombstones are skipped (Redis looks at most
+   * `OLDEST_READY_WINDOW` entries deep: past that many tombstones it answers the last one's time).
+   */
+  oldestReadyAt: Record<Priority, number | null>
 }
 
 export interface Page<T> {
@@ -219,6 +256,9 @@ export interface Broker {
   retryAllDead(max: number, now: number): Promise<string[]>
 
   counts(): Promise<QueueCounts>
+
+  /** The queue's event totals (see TaskEvent), kept with the queue's data (in Redis: survive restarts). */
+  eventCounts(): Promise<EventCount[]>
 
   /**
    * Resolves when work may be available (a task was enqueued or released), after `timeoutMs`,

@@ -4,5 +4,11 @@
  */
 
 export { pinoOptions } from '../logger.js'
-export { createMetrics, type MetricsOptions, type PoolLike, TaskloomMetrics } from './metrics.js'
+export {
+  createMetrics,
+  type MetricsOptions,
+  type ObserveOptions,
+  type PoolLike,
+  TaskloomMetrics,
+} from './metrics.js'
 export { decodeTraceContext, encodeTraceContext } from './tracing.js'

@@ -2,9 +2,15 @@
  * Prometheus metrics for queues, workers, a PostgreSQL pool and the HTTP adapter, with the spec's
  * names and labels, into a prom-client registry the host passes in (default: a registry of its own).
  *
- * Counters and histograms are fed by events (the queue's submit hook, worker events); gauges that
- * describe shared state (queue depth, DLQ size, worker count) are read when Prometheus scrapes, with
- * one bounded-time `counts()` call per queue per scrape.
+ * Two kinds of series:
+ * - **queue-wide** (labelled `queue`): task counters (submitted, completed, failed, cancelled, …)
+ *   and gauges (depth, oldest ready age, delayed, processing, DLQ size, breaker state) read from the
+ *   broker at scrape. The broker counts each event once for the fleet, in the script call that makes
+ *   the change (Redis: the queue's `stats` hash), so every process that observes a queue exports the
+ *   same values: aggregate them with `max by (queue, …)`, never `sum`. They survive restarts of
+ *   the processes.
+ * - **per process** (fed by this process's worker events): durations, waits, pickup latency,
+ *   utilization, deferrals, event-loop blocks, API requests: aggregate with `sum`.
  *
  * @example
  * const metrics = createMetrics({ tenantLabels: true, maxTenants: 500 })
@@ -13,7 +19,7 @@
  * const { contentType, body } = await metrics.render()   // serve on GET /metrics
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { QueueCounts } from '../broker/broker.js'
+import type { EventCount, QueueCounts, TaskEvent } from '../broker/broker.js'
 import { TaskloomError } from '../errors.js'
 import { internals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
@@ -42,6 +48,15 @@ export interface MetricsOptions {
   workers?: () => Promise<readonly { status: string }[]>
 }
 
+/** Options of `observe(queue, options)`. */
+export interface ObserveOptions {
+  /**
+   * Circuit breakers whose shared state `circuit_breaker_state` exports (task names, or named
+   * breakers such as 'smtp'). Breakers that deferred a task in an observed worker are added. Default: none.
+   */
+  breakers?: readonly string[]
+}
+
 /** The pool shape read by `observePool` (a `pg.Pool` fits). */
 export interface PoolLike {
   totalCount: number
@@ -55,12 +70,68 @@ const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 const API_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 /** A scrape within this long of the last reuses its queue counts (depth and DLQ share one call). */
 const COUNTS_REUSE_MS = 250
+/** Breakers added to a queue's `circuit_breaker_state` from deferrals, at most (the rest are named in `observe`). */
+const MAX_AUTO_BREAKERS = 100
+
+/** A read shared by the gauges (or counters) of one scrape. */
+type Shared<T> = { at: number; value: Promise<T | undefined> } | undefined
 
 interface ObservedQueue {
   queue: Queue
-  counts: { at: number; value: Promise<QueueCounts | undefined> } | undefined
+  counts: Shared<QueueCounts>
+  events: Shared<EventCount[]>
+  breakers: Set<string>
   unobserve(): void
 }
+
+/** The queue-wide counters: metric name → the broker event it exports and the label its detail fills. */
+const EVENT_COUNTERS = {
+  tasks_submitted_total: {
+    event: 'submitted',
+    detail: 'priority',
+    help: 'Tasks accepted by submit (idempotent repeats not counted), fleet-wide, by priority.',
+  },
+  tasks_completed_total: {
+    event: ['completed', 'dead_lettered'],
+    detail: 'status',
+    help: 'Tasks that reached an outcome: status completed, or failed (dead-lettered); fleet-wide. A task put back from the DLQ can reach a second outcome: see tasks_dead_letter_retried_total.',
+  },
+  tasks_failed_total: {
+    event: 'dead_lettered',
+    detail: 'error_type',
+    help: 'Tasks that failed for good (dead-lettered: retries spent, non-retryable, or the last lease expired), by the last error, fleet-wide.',
+  },
+  task_attempts_failed_total: {
+    event: 'attempt_failed',
+    detail: 'error_type',
+    help: 'Attempts that ended with an error reported by the worker (retried or not), by error type, fleet-wide.',
+  },
+  task_retries_total: {
+    event: 'retried',
+    detail: undefined,
+    help: 'Failed attempts given another try, fleet-wide.',
+  },
+  task_lease_expirations_total: {
+    event: 'lease_expired',
+    detail: undefined,
+    help: 'Leases that expired before their worker settled the task (stalled tasks: a crashed or frozen worker), fleet-wide.',
+  },
+  tasks_cancelled_total: {
+    event: 'cancelled',
+    detail: undefined,
+    help: 'Tasks cancelled before they ran, fleet-wide.',
+  },
+  tasks_dead_letter_retried_total: {
+    event: 'dead_letter_retried',
+    detail: undefined,
+    help: 'Dead-lettered tasks put back in the queue (each had been counted failed once), fleet-wide.',
+  },
+} as const satisfies Record<
+  string,
+  { event: TaskEvent | readonly TaskEvent[]; detail: string | undefined; help: string }
+>
+
+const BREAKER_STATES = { closed: 0, 'half-open': 1, open: 2 } as const
 
 export class TaskloomMetrics {
   readonly registry: Registry
@@ -74,10 +145,6 @@ export class TaskloomMetrics {
   private readonly workers = new Map<Worker, () => void>()
   private readonly pools = new Map<string, PoolLike>()
 
-  readonly submitted: Counter<'tenant_id' | 'task_type' | 'priority'>
-  readonly completed: Counter<'tenant_id' | 'task_type' | 'status'>
-  readonly failed: Counter<'tenant_id' | 'task_type' | 'error_type'>
-  readonly retries: Counter<'tenant_id' | 'task_type'>
   readonly loopBlocked: Counter<'worker_id'>
   readonly loopBlockedSeconds: Counter<'worker_id'>
   readonly deferred: Counter<'task_type' | 'breaker'>
@@ -92,9 +159,19 @@ export class TaskloomMetrics {
   private readonly utilization: Gauge<'worker_id'>
   /** Scrape-time gauges labelled by queue, by metric name (for removing a queue's series). */
   private readonly queueGauges: Record<
-    'task_queue_depth' | 'task_dlq_size' | 'task_delayed_count' | 'task_processing_count',
+    | 'task_queue_depth'
+    | 'task_oldest_ready_age_seconds'
+    | 'task_dlq_size'
+    | 'task_delayed_count'
+    | 'task_processing_count',
     Gauge<string>
   > = {} as never
+  private readonly eventCounters = new Map<keyof typeof EVENT_COUNTERS, Counter<string>>()
+  /** The label sets last exported per (counter, queue), so the next scrape can replace them. */
+  private readonly eventSeries = new Map<string, Record<string, string>[]>()
+  private readonly breakerState: Gauge<'queue' | 'breaker'>
+  /** Whether `worker_count` has had a value: until then a failed read exports no series, not 0. */
+  private workerCountKnown = false
 
   constructor(options: MetricsOptions = {}) {
     const o = checkOptions(options)
@@ -109,30 +186,6 @@ export class TaskloomMetrics {
     this.scrapeTimeoutMs = o.scrapeTimeoutMs
     this.workersSource = o.workers
 
-    this.submitted = new Counter({
-      name: `${p}tasks_submitted_total`,
-      help: 'Tasks accepted by submit (idempotent repeats not counted).',
-      labelNames: ['tenant_id', 'task_type', 'priority'],
-      registers,
-    })
-    this.completed = new Counter({
-      name: `${p}tasks_completed_total`,
-      help: 'Tasks that reached a final outcome: status completed, or failed (retries exhausted, dead-lettered).',
-      labelNames: ['tenant_id', 'task_type', 'status'],
-      registers,
-    })
-    this.failed = new Counter({
-      name: `${p}tasks_failed_total`,
-      help: 'Failed attempts (including those that will be retried), by error type.',
-      labelNames: ['tenant_id', 'task_type', 'error_type'],
-      registers,
-    })
-    this.retries = new Counter({
-      name: `${p}task_retries_total`,
-      help: 'Failed attempts scheduled for a retry.',
-      labelNames: ['tenant_id', 'task_type'],
-      registers,
-    })
     this.loopBlocked = new Counter({
       name: `${p}worker_event_loop_blocked_total`,
       help: 'Times a worker event loop was blocked for at least eventLoopBlockMs.',
@@ -202,6 +255,29 @@ export class TaskloomMetrics {
     })
 
     const self = this
+    for (const [name, spec] of Object.entries(EVENT_COUNTERS) as [
+      keyof typeof EVENT_COUNTERS,
+      (typeof EVENT_COUNTERS)[keyof typeof EVENT_COUNTERS],
+    ][]) {
+      const labelNames = ['queue', 'tenant_id', 'task_type', ...(spec.detail ? [spec.detail] : [])]
+      this.eventCounters.set(
+        name,
+        new Counter({
+          name: `${p}${name}`,
+          help: spec.help,
+          labelNames,
+          registers,
+          async collect() {
+            const read = await Promise.all(
+              [...self.queues.values()].map(async (q) => [q, await self.eventsOf(q)] as const),
+            )
+            for (const [q, counts] of read) {
+              if (counts) self.fillEventCounter(this, name, q.queue.name, counts)
+            }
+          },
+        }),
+      )
+    }
     const countsGauge = (
       name: keyof typeof self.queueGauges,
       help: string,
@@ -231,6 +307,18 @@ export class TaskloomMetrics {
         for (const priority of PRIORITIES) g.set({ queue, priority }, c.ready[priority])
       },
     )
+    countsGauge(
+      'task_oldest_ready_age_seconds',
+      'Age of the oldest ready task, by queue and priority: how long the next task a claim takes has been claimable (0 when none is ready). Grows while nothing is picked up.',
+      ['queue', 'priority'],
+      (g, queue, c) => {
+        const now = Date.now()
+        for (const priority of PRIORITIES) {
+          const at = c.oldestReadyAt[priority]
+          g.set({ queue, priority }, at === null ? 0 : Math.max(now - at, 0) / 1000)
+        }
+      },
+    )
     countsGauge('task_dlq_size', 'Tasks in the dead-letter queue.', ['queue'], (g, queue, c) =>
       g.set({ queue }, c.dead),
     )
@@ -250,7 +338,29 @@ export class TaskloomMetrics {
       registers,
       async collect() {
         const n = await self.workerCount()
-        if (n !== undefined) this.set(n)
+        if (n !== undefined) {
+          self.workerCountKnown = true
+          this.set(n)
+        } else if (!self.workerCountKnown) {
+          // Never read yet: no series, rather than a 0 that would read as "no workers".
+          this.remove()
+        }
+      },
+    })
+    this.breakerState = new Gauge({
+      name: `${p}circuit_breaker_state`,
+      help: 'Shared circuit breaker state by queue and breaker: 0 closed, 1 half-open, 2 open (read at scrape).',
+      labelNames: ['queue', 'breaker'],
+      registers,
+      async collect() {
+        await Promise.all(
+          [...self.queues.values()].flatMap((q) =>
+            [...q.breakers].map(async (breaker) => {
+              const info = await self.bounded('breakers', () => q.queue.breaker(breaker).state())
+              if (info) this.set({ queue: q.queue.name, breaker }, BREAKER_STATES[info.state])
+            }),
+          ),
+        )
       },
     })
     this.utilization = new Gauge({
@@ -302,39 +412,47 @@ export class TaskloomMetrics {
       registers,
     })
     // Present at 0 from the start, so an alert on its increase sees the first error.
-    for (const source of ['queue_counts', 'workers']) this.collectErrors.inc({ source }, 0)
+    for (const source of ['queue_counts', 'queue_events', 'workers', 'breakers'])
+      this.collectErrors.inc({ source }, 0)
   }
 
   /**
-   * Counts the queue's submits, and reads its depth, delayed, processing and DLQ counts at each
-   * scrape. Answers a function that stops observing it.
+   * Exports the queue's fleet-wide task counters and its depth, oldest ready age, delayed,
+   * processing, DLQ size and breaker states, all read from the broker at each scrape. Answers a
+   * function that stops observing it.
    */
-  observe(queue: Queue): () => void {
+  observe(queue: Queue, options: ObserveOptions = {}): () => void {
     const q = queue?.[internals]
     if (!q) throw new TaskloomError('INVALID_OPTIONS', 'observe needs a queue made by createQueue()')
+    const breakers = options?.breakers ?? []
+    if (!Array.isArray(breakers) || breakers.some((b) => typeof b !== 'string' || b.length === 0))
+      throw new TaskloomError('INVALID_OPTIONS', 'observe: breakers must be an array of breaker names')
     const existing = this.queues.get(queue)
-    if (existing) return existing.unobserve
-    const listener: typeof q.submitted extends Set<infer L> ? L : never = (tasks, results) => {
-      tasks.forEach((task, i) => {
-        if (results[i]?.deduplicated) return
-        this.submitted.inc({
-          tenant_id: this.tenants.value(task.tenantId),
-          task_type: this.taskTypes.value(task.name),
-          priority: task.priority,
-        })
-      })
+    if (existing) {
+      for (const b of breakers) existing.breakers.add(b)
+      return existing.unobserve
     }
-    q.submitted.add(listener)
     const observed: ObservedQueue = {
       queue,
       counts: undefined,
+      events: undefined,
+      breakers: new Set(breakers),
       unobserve: () => {
-        q.submitted.delete(listener)
+        if (this.queues.get(queue) !== observed) return
         this.queues.delete(queue)
+        const name = queue.name
         const g = this.queueGauges
-        for (const priority of PRIORITIES) g.task_queue_depth.remove({ queue: queue.name, priority })
+        for (const priority of PRIORITIES) {
+          g.task_queue_depth.remove({ queue: name, priority })
+          g.task_oldest_ready_age_seconds.remove({ queue: name, priority })
+        }
         for (const gauge of [g.task_dlq_size, g.task_delayed_count, g.task_processing_count])
-          gauge.remove({ queue: queue.name })
+          gauge.remove({ queue: name })
+        for (const breaker of observed.breakers) this.breakerState.remove({ queue: name, breaker })
+        for (const [metric, counter] of this.eventCounters) {
+          for (const labels of this.eventSeries.get(`${metric}\n${name}`) ?? []) counter.remove(labels)
+          this.eventSeries.delete(`${metric}\n${name}`)
+        }
       },
     }
     this.queues.set(queue, observed)
@@ -359,19 +477,22 @@ export class TaskloomMetrics {
         this.pickup.observe({ priority: task.priority }, Math.max(now - task.runAt, 0) / 1000)
       }),
       worker.on('task:completed', ({ task, durationMs }) => {
-        const task_type = this.taskTypes.value(task.name)
-        this.completed.inc({ tenant_id: this.tenants.value(task.tenantId), task_type, status: 'completed' })
-        this.duration.observe({ task_type, status: 'completed' }, durationMs / 1000)
+        this.duration.observe(
+          { task_type: this.taskTypes.value(task.name), status: 'completed' },
+          durationMs / 1000,
+        )
       }),
-      worker.on('task:failed', ({ task, error, willRetry, durationMs }) => {
-        const task_type = this.taskTypes.value(task.name)
-        const tenant_id = this.tenants.value(task.tenantId)
-        this.duration.observe({ task_type, status: 'failed' }, durationMs / 1000)
-        this.failed.inc({ tenant_id, task_type, error_type: this.errorTypes.value(error.name) })
-        if (willRetry) this.retries.inc({ tenant_id, task_type })
-        else this.completed.inc({ tenant_id, task_type, status: 'failed' })
+      worker.on('task:failed', ({ task, durationMs }) => {
+        this.duration.observe(
+          { task_type: this.taskTypes.value(task.name), status: 'failed' },
+          durationMs / 1000,
+        )
       }),
       worker.on('task:deferred', ({ task, breaker }) => {
+        for (const observed of this.queues.values()) {
+          if (observed.queue.name === worker.queueName && observed.breakers.size < MAX_AUTO_BREAKERS)
+            observed.breakers.add(breaker)
+        }
         this.deferred.inc({
           task_type: this.taskTypes.value(task.name),
           breaker: this.taskTypes.value(breaker),
@@ -436,19 +557,63 @@ export class TaskloomMetrics {
   private countsOf(q: ObservedQueue): Promise<QueueCounts | undefined> {
     const now = Date.now()
     if (q.counts && now - q.counts.at < COUNTS_REUSE_MS) return q.counts.value
-    const value = this.bounded('queue_counts', () =>
-      q.queue.counts().catch((err: unknown) => {
-        // A closed queue is no failure: it stops being observed, and its series go. (By code, not
-        // instanceof: the CJS build gives each entry its own copy of the error class.)
-        if ((err as { code?: unknown } | null)?.code === 'CLOSED') {
-          q.unobserve()
-          return undefined
-        }
-        throw err
-      }),
-    )
+    const value = this.bounded('queue_counts', () => this.unlessClosed(q, () => q.queue.counts()))
     q.counts = { at: now, value }
     return value
+  }
+
+  private eventsOf(q: ObservedQueue): Promise<EventCount[] | undefined> {
+    const now = Date.now()
+    if (q.events && now - q.events.at < COUNTS_REUSE_MS) return q.events.value
+    const value = this.bounded('queue_events', () => this.unlessClosed(q, () => q.queue.eventCounts()))
+    q.events = { at: now, value }
+    return value
+  }
+
+  /** A closed queue is no failure: it stops being observed, and its series go. */
+  private unlessClosed<T>(q: ObservedQueue, read: () => Promise<T>): Promise<T | undefined> {
+    return read().catch((err: unknown) => {
+      // By code, not instanceof: the CJS build gives each entry its own copy of the error class.
+      if ((err as { code?: unknown } | null)?.code === 'CLOSED') {
+        q.unobserve()
+        return undefined
+      }
+      throw err
+    })
+  }
+
+  /** Sets one queue's series of a queue-wide counter to the broker's totals (bounded labels summed). */
+  private fillEventCounter(
+    counter: Counter<string>,
+    name: keyof typeof EVENT_COUNTERS,
+    queue: string,
+    counts: readonly EventCount[],
+  ): void {
+    const spec = EVENT_COUNTERS[name]
+    const events: readonly TaskEvent[] = typeof spec.event === 'string' ? [spec.event] : spec.event
+    const totals = new Map<string, { labels: Record<string, string>; n: number }>()
+    for (const c of counts) {
+      if (!events.includes(c.event)) continue
+      const labels: Record<string, string> = {
+        queue,
+        tenant_id: this.tenants.value(c.tenantId),
+        task_type: this.taskTypes.value(c.taskName),
+      }
+      if (spec.detail === 'status') labels.status = c.event === 'completed' ? 'completed' : 'failed'
+      else if (spec.detail === 'error_type') labels.error_type = this.errorTypes.value(c.detail)
+      else if (spec.detail === 'priority') labels.priority = c.detail
+      const key = JSON.stringify(labels)
+      const total = totals.get(key)
+      if (total) total.n += c.count
+      else totals.set(key, { labels, n: c.count })
+    }
+    const key = `${name}\n${queue}`
+    for (const labels of this.eventSeries.get(key) ?? []) counter.remove(labels)
+    for (const { labels, n } of totals.values()) counter.inc(labels, n)
+    this.eventSeries.set(
+      key,
+      [...totals.values()].map((t) => t.labels),
+    )
   }
 
   private async workerCount(): Promise<number | undefined> {

@@ -5,7 +5,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Broker, EnqueueResult, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
+import type { Broker, EnqueueResult, EventCount, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
 import type { Definitions } from '../definitions/definitions.js'
@@ -401,6 +401,18 @@ export class Queue {
     this.assertOpen()
     await this.ready()
     return this.broker.counts()
+  }
+
+  /**
+   * The queue's event totals for the whole fleet (submitted, completed, attempt_failed, retried,
+   * dead_lettered, lease_expired, cancelled, dead_letter_retried) by tenant, task name and detail,
+   * counted by the broker in the call that makes each change and kept with the queue's data (in
+   * Redis: they survive process restarts, not a Redis that loses its data). The metrics export them.
+   */
+  async eventCounts(): Promise<EventCount[]> {
+    this.assertOpen()
+    await this.ready()
+    return this.broker.eventCounts()
   }
 
   /**

@@ -241,6 +241,11 @@ export class Worker {
     return this.events.on(event, listener)
   }
 
+  /** The name of the queue this worker serves. */
+  get queueName(): string {
+    return this.broker.queueName
+  }
+
   /** Handlers running now. */
   get activeCount(): number {
     return this.running.size

@@ -917,6 +917,7 @@ export function brokerConformance(
           delayed: 0,
           processing: 0,
           dead: 0,
+          oldestReadyAt: { critical: null, high: null, normal: null, low: null },
         })
         await enqueue([
           { priority: 'critical' },
@@ -938,7 +939,74 @@ export function brokerConformance(
           delayed: 2,
           processing: 1,
           dead: 1,
+          oldestReadyAt: { critical: t0, high: t0, normal: null, low: t0 },
         })
+      })
+
+      it('answers when the oldest ready task of each level became claimable, past cancelled ones', async () => {
+        const [a, b] = await enqueue([{ runAt: t0 - 500 }, { runAt: t0 - 200 }, { runAt: t0 - 100 }])
+        await enqueueOne({ runAt: t0 + 1000, priority: 'high' })
+        expect((await broker.counts()).oldestReadyAt).toEqual({
+          critical: null,
+          high: null,
+          normal: t0 - 500,
+          low: null,
+        })
+        await broker.cancel(a!, t0)
+        expect((await broker.counts()).oldestReadyAt.normal).toBe(t0 - 200)
+        const [first] = await claim(1, t0 + 1000) // promotes the delayed high task, then takes it
+        expect(first!.id).not.toBe(b)
+        expect((await broker.counts()).oldestReadyAt).toMatchObject({ high: null, normal: t0 - 200 })
+      })
+
+      it('counts each event once, by tenant, task name and detail', async () => {
+        const [ok, flaky, dead, gone] = await enqueue([
+          { priority: 'high' },
+          { maxRetries: 1 },
+          { maxRetries: 0, name: 'resize', tenantId: 'tenant-b' },
+          { runAt: t0 + 60_000 },
+        ])
+        await broker.enqueue([newTask({ id: ok! })], t0) // a re-sent id adds nothing
+        await broker.cancel(gone!, t0)
+        const claimed = await claim(3, t0)
+        const token = (id: string) => claimed.find((c) => c.id === id)!.token
+        await broker.complete([{ id: ok!, token: token(ok!), result: '1' }], t0)
+        await broker.fail(
+          [
+            { id: flaky!, token: token(flaky!), error: BOOM, outcome: 'error', retryAt: t0 },
+            {
+              id: dead!,
+              token: token(dead!),
+              error: { name: 'TypeError', message: 'x' },
+              outcome: 'error',
+              retryAt: null,
+            },
+          ],
+          t0,
+        )
+        // The flaky task's second attempt is claimed and its lease expires: dead-lettered.
+        await claim(1, t0 + 1)
+        await claim(1, t0 + 2 + LEASE)
+        expect(await broker.retryDead([dead!], t0 + 3 + LEASE)).toBe(1)
+        const counts = (await broker.eventCounts())
+          .map((c) => `${c.event} ${c.tenantId} ${c.taskName} ${c.detail} ${c.count}`)
+          .sort()
+        expect(counts).toEqual(
+          [
+            'attempt_failed tenant-a send-email Error 1',
+            'attempt_failed tenant-b resize TypeError 1',
+            'cancelled tenant-a send-email  1',
+            'completed tenant-a send-email  1',
+            'dead_letter_retried tenant-b resize  1',
+            'dead_lettered tenant-a send-email LeaseExpiredError 1',
+            'dead_lettered tenant-b resize TypeError 1',
+            'lease_expired tenant-a send-email  1',
+            'retried tenant-a send-email  1',
+            'submitted tenant-a send-email high 1',
+            'submitted tenant-a send-email normal 2',
+            'submitted tenant-b resize normal 1',
+          ].sort(),
+        )
       })
     })
 
@@ -1057,6 +1125,7 @@ export function brokerConformance(
           delayed: 0,
           processing: 0,
           dead: 0,
+          oldestReadyAt: { critical: null, high: null, normal: null, low: null },
         })
       })
     })

@@ -95,7 +95,7 @@ describe('examples/express-api (multi-tenant)', () => {
     expect(scrape.status).toBe(200)
     const text = await scrape.text()
     expect(text).toMatch(
-      /^tasks_submitted_total\{tenant_id="acme",task_type="send-email",priority="normal"\} 1$/m,
+      /^tasks_submitted_total\{queue="[^"]+",tenant_id="acme",task_type="send-email",priority="normal"\} 1$/m,
     )
     expect(text).toMatch(
       /^api_request_duration_seconds_count\{endpoint="\/tasks",method="POST",status="201"\} 2$/m,

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineTask, NonRetryableError, TaskloomError } from '../../src/index.js'
 import { createMetrics } from '../../src/observability/metrics.js'
+import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
-import { backends, trackWorker, until } from '../helpers/backends.js'
+import { backends, sleep, trackWorker, until } from '../helpers/backends.js'
 import { DATABASE_URL, hasPostgres } from '../helpers/services.js'
 
 const job = defineTask({ name: 'metrics-job', input: z.object({ n: z.number() }) })
@@ -205,11 +206,14 @@ describe.each(backends)('metrics of a queue and a worker ($label)', (backend) =>
         'failed count',
       )
 
-      const labels = { tenant_id: 't1', task_type: 'metrics-job' }
+      const labels = { queue: queue.name, tenant_id: 't1', task_type: 'metrics-job' }
       expect(await value(r, 'tasks_completed_total', { ...labels, status: 'completed' })).toBe(3)
       expect(await value(r, 'tasks_completed_total', { ...labels, status: 'failed' })).toBe(1)
-      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'TypeError' })).toBe(1)
-      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'RangeError' })).toBe(2)
+      // Tasks failed for good, by their last error; attempts failed, by each attempt's error.
+      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'RangeError' })).toBe(1)
+      expect(await value(r, 'tasks_failed_total', { ...labels, error_type: 'TypeError' })).toBeUndefined()
+      expect(await value(r, 'task_attempts_failed_total', { ...labels, error_type: 'TypeError' })).toBe(1)
+      expect(await value(r, 'task_attempts_failed_total', { ...labels, error_type: 'RangeError' })).toBe(2)
       expect(await value(r, 'task_retries_total', labels)).toBe(2)
       expect(await count(r, 'task_duration_seconds', { task_type: 'metrics-job', status: 'completed' })).toBe(
         3,
@@ -224,6 +228,131 @@ describe.each(backends)('metrics of a queue and a worker ($label)', (backend) =>
       expect(await value(r, 'worker_utilization', { worker_id: worker.id })).toBe(0)
     },
   )
+})
+
+describe.each(backends)('queue-wide counters and gauges ($label)', (backend) => {
+  it.skipIf(!backend.available)(
+    'counts each event once for the fleet: two processes export the same totals, and a new one starts from them',
+    async () => {
+      const queue = backend.queue()
+      const peer = backend.peer(queue)
+      const a = createMetrics()
+      const b = createMetrics()
+      a.observe(queue)
+      b.observe(peer)
+      // Half the submits through each handle, as two API processes would.
+      await queue.submit(job, { n: 1 }, { tenantId: 'acme' })
+      await peer.submit(job, { n: 2 }, { tenantId: 'acme' })
+      await peer.submit(job, { n: 3 }, { tenantId: 'acme', priority: 'high' })
+      const labels = { queue: queue.name, tenant_id: 'acme', task_type: 'metrics-job', priority: 'normal' }
+      for (const m of [a, b]) {
+        expect(await value(m.registry, 'tasks_submitted_total', labels)).toBe(2)
+        expect(await value(m.registry, 'tasks_submitted_total', { ...labels, priority: 'high' })).toBe(1)
+        expect(await value(m.registry, 'task_queue_depth', { queue: queue.name, priority: 'normal' })).toBe(2)
+      }
+      // A process started later (a restart) exports the totals so far, not zero.
+      const later = createMetrics()
+      later.observe(backend.peer(queue))
+      expect(await value(later.registry, 'tasks_submitted_total', labels)).toBe(2)
+    },
+  )
+
+  it.skipIf(!backend.available)(
+    'counts cancellations, lease expiries, dead-lettering and DLQ retries, each task once',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      const r = metrics.registry
+      const labels = { queue: queue.name, tenant_id: 'default', task_type: 'metrics-job' }
+      const scrape = async (name: string, extra: Record<string, string> = {}) => {
+        await sleep(260) // past the reuse window of one scrape's reads
+        return value(r, name, { ...labels, ...extra })
+      }
+
+      const doomed = await queue.submit(job, { n: 0 }, { delayMs: 60_000 })
+      await queue.cancel(doomed.id)
+      expect(await scrape('tasks_cancelled_total')).toBe(1)
+
+      // A worker that claims and vanishes: its lease expires, and on the last attempt the task is
+      // dead-lettered (by the next claim, which reaps expired leases).
+      const task = await queue.submit(job, { n: 1 }, { maxRetries: 0 })
+      const broker = queue[internals].broker
+      await broker.claim('ghost', 1, 100, Date.now())
+      await sleep(150)
+      await broker.claim('reaper', 1, 100, Date.now())
+      await until(async () => (await queue.get(task.id))?.status === 'failed', 10_000, 'dead by lease expiry')
+      expect(await scrape('task_lease_expirations_total')).toBe(1)
+      expect(await scrape('tasks_failed_total', { error_type: 'LeaseExpiredError' })).toBe(1)
+      expect(await scrape('tasks_completed_total', { status: 'failed' })).toBe(1)
+
+      // Put back from the DLQ and completed: counted as put back, so it is finished once on net.
+      await queue.dlq.retry(task.id)
+      const worker = trackWorker({ queue, concurrency: 1 })
+      worker.handle(job, () => 'done')
+      await worker.start()
+      await waitForTask(queue, task.id)
+      await worker.close()
+      expect(await scrape('tasks_dead_letter_retried_total')).toBe(1)
+      expect(await scrape('tasks_completed_total', { status: 'completed' })).toBe(1)
+      expect(await scrape('tasks_completed_total', { status: 'failed' })).toBe(1)
+    },
+  )
+
+  it.skipIf(!backend.available)(
+    'exports the age of the oldest ready task per priority, past cancelled tombstones',
+    async () => {
+      const queue = backend.queue()
+      const metrics = createMetrics()
+      metrics.observe(queue)
+      const age = (priority: string) =>
+        value(metrics.registry, 'task_oldest_ready_age_seconds', { queue: queue.name, priority })
+      expect(await age('normal')).toBe(0)
+      const first = await queue.submit(job, { n: 1 })
+      await sleep(600)
+      const second = await queue.submit(job, { n: 2 })
+      await sleep(400)
+      const before = Date.now()
+      const oldest = (await age('normal'))!
+      expect(oldest).toBeGreaterThanOrEqual(1)
+      expect(oldest).toBeLessThan((before - first.createdAt.getTime()) / 1000 + 1)
+      expect(await age('high')).toBe(0)
+      // The oldest is cancelled (a tombstone stays at the head): the age is the next task's.
+      await queue.cancel(first.id)
+      await sleep(260)
+      const next = (await age('normal'))!
+      expect(next).toBeGreaterThanOrEqual(0.35)
+      expect(next).toBeLessThan((Date.now() - second.createdAt.getTime()) / 1000 + 0.1)
+      expect(next).toBeLessThan(oldest)
+    },
+  )
+
+  it.skipIf(!backend.available)('exports shared circuit breaker state', async () => {
+    const queue = backend.queue()
+    const metrics = createMetrics()
+    metrics.observe(queue, { breakers: ['smtp'] })
+    const state = () =>
+      value(metrics.registry, 'circuit_breaker_state', { queue: queue.name, breaker: 'smtp' })
+    expect(await state()).toBe(0)
+    const flaky = defineTask({ name: 'metrics-breaker', input: z.object({}) })
+    const worker = trackWorker({
+      queue,
+      breakers: { smtp: { failureThreshold: 1, resetMs: 60_000 } },
+      breakerCacheMs: 0,
+    }).handle(flaky, (_input, ctx) =>
+      ctx.breaker('smtp').run(() => {
+        throw new Error('smtp down')
+      }),
+    )
+    await worker.start()
+    const t = await queue.submit(flaky, {}, { maxRetries: 0 })
+    await waitForTask(queue, t.id)
+    await worker.close()
+    expect(await state()).toBe(2)
+    await queue.breaker('smtp').reset()
+    expect(await state()).toBe(0)
+    expect(() => metrics.observe(queue, { breakers: [''] })).toThrowError(/breakers must be/)
+  })
 })
 
 describe.each(backends)('fleet metrics of a worker ($label)', (backend) => {
@@ -287,6 +416,22 @@ describe('worker_count from a fleet source', () => {
       ],
     })
     expect(await value(metrics.registry, 'worker_count')).toBe(3)
+  })
+
+  it('exports no worker_count, rather than 0, while the source has never answered', async () => {
+    let answer: 'fail' | 'ok' = 'fail'
+    const metrics = createMetrics({
+      workers: async () => {
+        if (answer === 'fail') throw new Error('redis unreachable')
+        return [{ status: 'ACTIVE' }, { status: 'IDLE' }]
+      },
+    })
+    expect((await metrics.render()).body).not.toMatch(/^worker_count /m)
+    expect(await value(metrics.registry, 'metrics_collect_errors_total', { source: 'workers' })).toBe(1)
+    answer = 'ok'
+    expect((await metrics.render()).body).toMatch(/^worker_count 2$/m)
+    answer = 'fail' // later failures keep the last value
+    expect((await metrics.render()).body).toMatch(/^worker_count 2$/m)
   })
 
   it('bounds a slow source by scrapeTimeoutMs and counts the miss', async () => {

@@ -27,6 +27,12 @@ export class Deque<T> {
     this.size += 1
   }
 
+  /** The item `index` places from the front (0: the next `popFront`), without removing it. */
+  at(index: number): T | undefined {
+    if (index < 0 || index >= this.size) return undefined
+    return this.buffer[(this.head + index) & (this.buffer.length - 1)]
+  }
+
   popFront(): T | undefined {
     if (this.size === 0) return undefined
     const value = this.buffer[this.head]

@@ -22,6 +22,7 @@ import type {
   ClaimResult,
   Completion,
   EnqueueResult,
+  EventCount,
   Failure,
   Fenced,
   FencedOutcome,
@@ -35,6 +36,7 @@ import type {
 } from '../broker.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
+import { EventCounts } from './event-counts.js'
 import { FleetState } from './fleet-state.js'
 import { IdempotencyKeys } from './idempotency-keys.js'
 import { ReadyLists } from './ready-lists.js'
@@ -65,6 +67,7 @@ export class MemoryBroker implements Broker {
   private readonly admitting = new Set<TaskState>()
   /** Distributed locks, breakers and heartbeats (queue-wide state outside the task records). */
   private readonly fleet = new FleetState()
+  private readonly events = new EventCounts()
   /** The change feed, in durable mode. */
   private readonly changes: ChangeLog | undefined
 
@@ -103,6 +106,7 @@ export class MemoryBroker implements Broker {
       const task = createTask(input)
       this.tasks.set(task.id, task)
       this.tally(task, 1) // born pending; queueAtTail or schedule moves it from there
+      this.events.add('submitted', task, task.priority)
       this.rememberKey(task, input.idempotencyTtlMs, now)
       if (task.runAt <= now) this.queueAtTail(task)
       else this.schedule(task, task.runAt)
@@ -135,6 +139,7 @@ export class MemoryBroker implements Broker {
       if (task.status !== 'processing') return 'stale'
       this.endLease(task)
       this.setStatus(task, 'completed')
+      this.events.add('completed', task)
       this.freeTaskLock(task)
       task.result = item.result
       this.finish(task, now)
@@ -155,8 +160,11 @@ export class MemoryBroker implements Broker {
       recordAttempt(task, item.outcome, item.error, now)
       this.setStatus(task, 'pending')
       this.freeTaskLock(task)
+      this.events.add('attempt_failed', task, item.error.name)
+      if (item.retryAt !== null) this.events.add('retried', task)
       if (item.retryAt === null) {
         this.bury(task, now)
+        this.events.add('dead_lettered', task, item.error.name)
       } else if (item.retryAt > now) {
         this.schedule(task, item.retryAt)
         retried = true
@@ -222,6 +230,7 @@ export class MemoryBroker implements Broker {
     this.delayed.remove(task.timer)
     task.timer = undefined
     this.setStatus(task, 'cancelled')
+    this.events.add('cancelled', task)
     this.finish(task, now)
     this.note(task, now)
     this.changes?.commit()
@@ -264,7 +273,18 @@ export class MemoryBroker implements Broker {
       delayed: this.pending,
       processing: this.processing,
       dead: this.dead.length,
+      oldestReadyAt: Object.fromEntries(
+        PRIORITIES.map((p) => [
+          p,
+          this.ready.first(p, (task) => task.status === 'queued' && !task.parked)?.runAt ?? null,
+        ]),
+      ) as QueueCounts['oldestReadyAt'],
     }
+  }
+
+  async eventCounts(): Promise<EventCount[]> {
+    this.open()
+    return this.events.list()
   }
 
   waitForWork(timeoutMs: number, signal: AbortSignal): Promise<void> {
@@ -489,8 +509,11 @@ export class MemoryBroker implements Broker {
       recordAttempt(task, 'lease-expired', leaseExpired(task), now)
       this.setStatus(task, 'pending')
       this.freeTaskLock(task)
-      if (task.attempt > task.maxRetries) this.bury(task, now)
-      else returned.push(task)
+      this.events.add('lease_expired', task)
+      if (task.attempt > task.maxRetries) {
+        this.bury(task, now)
+        this.events.add('dead_lettered', task, 'LeaseExpiredError')
+      } else returned.push(task)
     }
     this.queueAtHead(returned)
     for (const task of expired)
@@ -547,6 +570,7 @@ export class MemoryBroker implements Broker {
     for (const task of tasks) {
       task.attempt = 0
       task.finishedAt = undefined
+      this.events.add('dead_letter_retried', task)
       task.runAt = now
       this.queueAtTail(task)
       this.note(task, now, { runAt: now, revive: true })

@@ -27,6 +27,16 @@ export class ReadyLists<T extends { readonly priority: Priority }> {
     }
   }
 
+  /** The first live item of a level (the next one a claim takes there), skipping tombstones. */
+  first(priority: Priority, isLive: (item: T) => boolean): T | undefined {
+    const list = this.lists[priority]
+    for (let i = 0; i < list.length; i++) {
+      const item = list.at(i)!
+      if (isLive(item)) return item
+    }
+    return undefined
+  }
+
   /**
    * Pops up to `max` live items in strict priority order, first in first out within a level.
    * Items that are not live (tombstones) are dropped and do not count against `max`.

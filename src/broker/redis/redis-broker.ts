@@ -15,6 +15,7 @@ import type {
   ClaimResult,
   Completion,
   EnqueueResult,
+  EventCount,
   Failure,
   Fenced,
   FencedOutcome,
@@ -37,6 +38,8 @@ const DAY = 86_400_000
 export const WORKER_RETAIN_MS = 3_600_000
 /** Delayed promotions and lease expiries handled per claim call, so one call stays short. */
 const MAINTENANCE_LIMIT = 1000
+/** Ready-list entries `counts()` looks at per level to find the oldest live task past tombstones. */
+export const OLDEST_READY_WINDOW = 16
 const LEASE_EXPIRED = JSON.stringify({
   name: 'LeaseExpiredError',
   message: 'lease expired before the task finished',
@@ -194,18 +197,71 @@ export class RedisBroker implements Broker {
   async counts(): Promise<QueueCounts> {
     this.assertOpen()
     const k = this.keys
-    const [c, h, n, l, delayed, processing, dead] = await Promise.all([
-      ...k.ready.map((key) => this.redis.llen(key)),
-      this.redis.zcard(k.delayed),
-      this.redis.zcard(k.leases),
-      this.redis.zcard(k.dlq),
-    ])
-    return {
-      ready: { critical: c!, high: h!, normal: n!, low: l! },
-      delayed: delayed!,
-      processing: processing!,
-      dead: dead!,
+    // One round trip for the sizes and the next few ids of each level (claims RPOP: the tail is
+    // the oldest), a second for those tasks' status and runnable-at time.
+    const sizes = this.redis.pipeline()
+    for (const key of k.ready) sizes.llen(key)
+    sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
+    for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
+    const replies = (await sizes.exec()) ?? []
+    const value = <T>(i: number): T => {
+      const [err, v] = replies[i] ?? [new Error('no reply')]
+      if (err) throw err
+      return v as T
     }
+    const n = PRIORITIES.length
+    const tails = PRIORITIES.map((_, i) => value<string[]>(n + 3 + i).reverse())
+    const oldestReadyAt = await this.oldestReadyAt(tails)
+    return {
+      ready: Object.fromEntries(PRIORITIES.map((p, i) => [p, value<number>(i)])) as QueueCounts['ready'],
+      delayed: value<number>(n),
+      processing: value<number>(n + 1),
+      dead: value<number>(n + 2),
+      oldestReadyAt,
+    }
+  }
+
+  async eventCounts(): Promise<EventCount[]> {
+    this.assertOpen()
+    const fields = await this.redis.hgetall(`${this.keys.prefix}stats`)
+    const out: EventCount[] = []
+    for (const [field, value] of Object.entries(fields)) {
+      const parsed = parseTallyField(field)
+      if (!parsed) continue
+      const [event, tenantId, taskName, detail] = parsed
+      out.push({
+        event,
+        tenantId,
+        taskName,
+        detail: event === 'submitted' ? (PRIORITIES[Number(detail)] ?? detail) : detail,
+        count: Number(value),
+      })
+    }
+    return out
+  }
+
+  /** Per level, the runnable-at time of the first queued task among `tails` (oldest first). */
+  private async oldestReadyAt(tails: string[][]): Promise<QueueCounts['oldestReadyAt']> {
+    const out = Object.fromEntries(PRIORITIES.map((p) => [p, null])) as QueueCounts['oldestReadyAt']
+    const ids = tails.flat()
+    if (ids.length === 0) return out
+    const reads = this.redis.pipeline()
+    for (const id of ids) reads.hmget(this.keys.task(id), 's', 'ra')
+    const replies = (await reads.exec()) ?? []
+    let at = 0
+    PRIORITIES.forEach((priority, level) => {
+      let last: number | null = null
+      for (const _ of tails[level]!) {
+        const [err, rec] = replies[at++] ?? [null, null]
+        if (err || out[priority] !== null || !Array.isArray(rec)) continue
+        const runAt = rec[1] ? Number(rec[1]) : null
+        if (rec[0] === 'queued') out[priority] = runAt
+        else if (runAt !== null) last = runAt
+      }
+      // Only tombstones in the window: the last one's time bounds the live task behind it.
+      if (out[priority] === null && last !== null) out[priority] = last
+    })
+    return out
   }
 
   /**
@@ -345,5 +401,28 @@ export class RedisBroker implements Broker {
 
   private assertOpen(): void {
     if (this.closed) throw new TaskloomError('CLOSED', `queue ${this.queueName} is closed`)
+  }
+}
+
+const TASK_EVENTS: ReadonlySet<string> = new Set<EventCount['event']>([
+  'submitted',
+  'completed',
+  'attempt_failed',
+  'retried',
+  'dead_lettered',
+  'lease_expired',
+  'cancelled',
+  'dead_letter_retried',
+])
+
+/** A `stats` hash field (JSON [event, tenant, name, detail], see common.lua), or undefined if foreign. */
+function parseTallyField(field: string): [EventCount['event'], string, string, string] | undefined {
+  try {
+    const v = JSON.parse(field) as unknown
+    if (!Array.isArray(v) || v.length !== 4 || !TASK_EVENTS.has(v[0])) return undefined
+    if (!v.every((x) => typeof x === 'string')) return undefined
+    return v as [EventCount['event'], string, string, string]
+  } catch {
+    return undefined
   }
 }

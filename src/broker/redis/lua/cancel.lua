@@ -10,6 +10,7 @@ if status == 'processing' then return -2 end
 if status ~= 'pending' and status ~= 'queued' then return -3 end
 if status == 'pending' then redis.call('ZREM', kDelayed, id) end
 redis.call('HSET', key, 's', 'cancelled', 'fa', now)
+tally('cancelled', key)
 redis.call('PEXPIRE', key, retention)
 change({ id = id, status = 'cancelled', attempt = tonumber(redis.call('HGET', key, 'a')), at = tonumber(now) })
 publishChanges()

@@ -30,10 +30,12 @@ for i = #expired, 1, -1 do
   if rec[1] == 'processing' then
     local record = recordAttempt(key, rec[3], rec[5], rec[6], now, 'lease-expired', expiredErr)
     freeTaskLock(key, id)
+    tally('lease_expired', key)
     local status = 'queued'
     if tonumber(rec[3]) > tonumber(rec[4]) then
       status = 'failed'
       bury(key, id, now)
+      tally('dead_lettered', key, 'LeaseExpiredError')
     else
       redis.call('HSET', key, 's', 'queued')
       redis.call('RPUSH', readyKey(rec[2]), id)

@@ -34,10 +34,38 @@ local changes = {}
 local function change(c)
   if feed then changes[#changes + 1] = c end
 end
+-- Fleet-wide event counts (metrics): a script call adds up its events by (event, tenant, task
+-- name, detail) and adds them to the queue's totals hash prefix.."stats" in one HINCRBY each. The
+-- field is the JSON array [event, tenant, name, detail]; detail is the priority index of a submit
+-- and the error name of a failed attempt or a dead-lettered task, '' otherwise.
+local tallies, tallyOrder = {}, {}
+local function tallyAs(event, tenant, name, detail)
+  local field = cjson.encode({ event, tenant or '', name or '', detail or '' })
+  local n = tallies[field]
+  if not n then tallyOrder[#tallyOrder + 1] = field end
+  tallies[field] = (n or 0) + 1
+end
+-- Counts an event of the task stored at `key` (its name and tenant read from the hash).
+local function tally(event, key, detail)
+  local nt = redis.call('HMGET', key, 'n', 't')
+  tallyAs(event, nt[2], nt[1], detail)
+end
+local function errorName(errJson)
+  local ok, e = pcall(cjson.decode, errJson)
+  if ok and type(e) == 'table' and type(e.name) == 'string' then return e.name end
+  return 'Error'
+end
+local function publishTallies()
+  for _, field in ipairs(tallyOrder) do
+    redis.call('HINCRBY', prefix .. 'stats', field, tallies[field])
+  end
+end
+
 local function publishChanges()
   if #changes > 0 then
     redis.call('XADD', prefix .. 'changes', '*', 'c', cjson.encode(changes))
   end
+  publishTallies()
 end
 
 -- Appends one failed attempt (a JSON object) to the task's history; answers the entry.

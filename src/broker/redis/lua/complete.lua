@@ -15,6 +15,7 @@ for i = 0, count - 1 do
       redis.call('PEXPIRE', key, retention)
       change({ id = id, status = 'completed', attempt = tonumber(rec[3]), at = tonumber(now), result = ARGV[b + 3] })
       done[#done + 1] = id
+      tally('completed', key)
       freeTaskLock(key, id)
       ok = 1
     elseif rec[1] == 'completed' then

@@ -48,6 +48,7 @@ for i = 0, count - 1 do
       's', status, 'a', ARGV[b + 12], 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)
     if ARGV[b + 13] ~= '' then redis.call('HSET', taskKey(id), 'lk', ARGV[b + 13]) end
     if ARGV[b + 14] ~= '' then redis.call('HSET', taskKey(id), 'tc', ARGV[b + 14]) end
+    tallyAs('submitted', tenant, ARGV[b + 2], priority)
     out[#out + 1] = id
     out[#out + 1] = status
     out[#out + 1] = createdAt
@@ -55,4 +56,5 @@ for i = 0, count - 1 do
   end
 end
 if count > 0 then wake() end
+publishTallies()
 return out

@@ -15,18 +15,23 @@ for i = 0, count - 1 do
     redis.call('ZREM', kLeases, id)
     freeTaskLock(key, id)
     local status, runAt = 'failed', nil
+    local errName = errorName(errJson)
+    tally('attempt_failed', key, errName)
     if retryAt == '' then
       bury(key, id, now)
+      tally('dead_lettered', key, errName)
     elseif tonumber(retryAt) > now then
       status, runAt = 'pending', tonumber(retryAt)
       redis.call('HSET', key, 's', 'pending', 'ra', retryAt)
       redis.call('ZADD', kDelayed, retryAt, id)
       woke = true
+      tally('retried', key)
     else
       status, runAt = 'queued', now
       redis.call('HSET', key, 's', 'queued', 'ra', now)
       redis.call('LPUSH', readyKey(rec[6]), id)
       woke = true
+      tally('retried', key)
     end
     change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, runAt = runAt, error = errJson,
       failedAttempt = record })

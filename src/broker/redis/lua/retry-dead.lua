@@ -17,6 +17,7 @@ for _, id in ipairs(ids) do
     redis.call('HDEL', key, 'fa')
     redis.call('LPUSH', readyKey(redis.call('HGET', key, 'p')), id)
     moved[#moved + 1] = id
+    tally('dead_letter_retried', key)
     change({ id = id, status = 'queued', attempt = 0, at = tonumber(now), runAt = tonumber(now), revive = true })
   end
 end
