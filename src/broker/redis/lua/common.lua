@@ -38,12 +38,15 @@ end
 -- name, detail) and adds them to the queue's totals hash prefix.."stats" in one HINCRBY each. The
 -- field is the JSON array [event, tenant, name, detail]; detail is the priority index of a submit
 -- and the error name of a failed attempt or a dead-lettered task, '' otherwise.
-local tallies, tallyOrder = {}, {}
+local tallies, tallyFields = {}, {}
 local function tallyAs(event, tenant, name, detail)
-  local field = cjson.encode({ event, tenant or '', name or '', detail or '' })
-  local n = tallies[field]
-  if not n then tallyOrder[#tallyOrder + 1] = field end
-  tallies[field] = (n or 0) + 1
+  local k = event .. '\0' .. (tenant or '') .. '\0' .. (name or '') .. '\0' .. (detail or '')
+  local n = tallies[k]
+  if not n then
+    tallyFields[#tallyFields + 1] = k
+    tallyFields[k] = cjson.encode({ event, tenant or '', name or '', detail or '' })
+  end
+  tallies[k] = (n or 0) + 1
 end
 -- Counts an event of the task stored at `key` (its name and tenant read from the hash).
 local function tally(event, key, detail)
@@ -56,8 +59,8 @@ local function errorName(errJson)
   return 'Error'
 end
 local function publishTallies()
-  for _, field in ipairs(tallyOrder) do
-    redis.call('HINCRBY', prefix .. 'stats', field, tallies[field])
+  for _, k in ipairs(tallyFields) do
+    redis.call('HINCRBY', prefix .. 'stats', tallyFields[k], tallies[k])
   end
 end
 
