@@ -15,7 +15,8 @@ import { z } from 'zod'
 import { defineTask, NonRetryableError } from '../../src/index.js'
 import { createMetrics } from '../../src/observability/metrics.js'
 import { waitForTask } from '../../src/testing.js'
-import { backends, trackWorker } from '../helpers/backends.js'
+import { internals } from '../../src/queue/internal.js'
+import { backends, trackWorker, until } from '../helpers/backends.js'
 import { DATABASE_URL, hasPostgres } from '../helpers/services.js'
 
 const RULES = 'ops/prometheus/alerts.yml'
@@ -38,11 +39,13 @@ function promtool(...args: string[]) {
 interface Panel {
   title: string
   targets?: { expr: string }[]
+  fieldConfig?: { defaults?: { thresholds?: { steps: unknown[] } } }
 }
 interface Dashboard {
   title: string
   uid: string
   panels: Panel[]
+  templating: { list: { name: string }[] }
 }
 
 function dashboards(): Dashboard[] {
@@ -54,7 +57,9 @@ function dashboards(): Dashboard[] {
 /** Dashboard queries with Grafana's variables replaced by what they expand to. */
 function dashboardExprs(): string[] {
   return dashboards().flatMap((d) =>
-    d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr.replace(/\$[a-z_]+/g, '.*'))),
+    d.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => t.expr.replace(/\$__rate_interval/g, '1m').replace(/\$[a-z_]+/g, '.*')),
+    ),
   )
 }
 
@@ -158,6 +163,36 @@ describe('dashboards', () => {
     }
     expect(new Set(dashboards().map((d) => d.uid)).size).toBe(4)
   })
+
+  it('have job and instance variables, rates over $__rate_interval, thresholds, and success rate by task type', () => {
+    for (const d of dashboards()) {
+      const vars = d.templating.list.map((v) => v.name)
+      expect(vars, d.title).toEqual(expect.arrayContaining(['job', 'instance']))
+      const exprs = d.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr))
+      for (const expr of exprs) {
+        expect(expr, `${d.title}: a fixed 5m range`).not.toMatch(/\[5m\]/)
+        expect(expr, `${d.title}: not filtered by job and instance`).toContain('instance=~"$instance"')
+      }
+      expect(
+        d.panels.some((p) => (p.fieldConfig?.defaults?.thresholds?.steps.length ?? 0) > 1),
+        `${d.title} has thresholds`,
+      ).toBe(true)
+    }
+    const byType = dashboards()
+      .flatMap((d) => d.panels)
+      .find((p) => p.title === 'Success rate by task type')
+    expect(byType?.targets?.[0]?.expr).toMatch(/sum by \(task_type\)/)
+  })
+
+  it('count queue-wide series once: each is taken as a max over the processes that export it', () => {
+    const queueWide =
+      /\b(task_queue_depth|task_oldest_ready_age_seconds|task_dlq_size|task_delayed_count|task_processing_count|circuit_breaker_state|tasks_submitted_total|tasks_completed_total|tasks_failed_total|task_attempts_failed_total|task_retries_total|task_lease_expirations_total|tasks_cancelled_total|tasks_dead_letter_retried_total)\b/g
+    for (const expr of [...dashboardExprs(), ...ruleExprs()]) {
+      const uses = expr.match(queueWide)?.length ?? 0
+      const maxes = expr.match(/max by \(queue\b/g)?.length ?? 0
+      expect(maxes, expr).toBeGreaterThanOrEqual(uses)
+    }
+  })
 })
 
 const redis = backends.find((b) => b.label === 'redis')!
@@ -169,7 +204,7 @@ describe.skipIf(!redis.available || !postgresUp)('a real /metrics scrape', () =>
     const queue = redis.queue()
     const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 })
     const metrics = createMetrics({ workers: async () => [{ status: 'ACTIVE' }] })
-    metrics.observe(queue)
+    metrics.observe(queue, { breakers: ['scraped'] })
     metrics.observePool(pool, { name: 'store' })
     const worker = trackWorker({ queue, concurrency: 2, backoff: { baseMs: 1, maxMs: 1, jitter: 0 } })
     metrics.observeWorker(worker)
@@ -203,6 +238,28 @@ describe.skipIf(!redis.available || !postgresUp)('a real /metrics scrape', () =>
         })),
       )
       for (const t of tasks) await waitForTask(queue, t.id)
+      // A cancellation, a lease that expires (claimed by a worker that vanishes, reaped by the next
+      // claim) and a task put back from the DLQ that fails again.
+      const cancelled = await queue.submit(job, { mode: 'ok' }, { delayMs: 60_000 })
+      await queue.cancel(cancelled.id)
+      await worker.close()
+      const broker = queue[internals].broker
+      const stalled = await queue.submit(job, { mode: 'ok' })
+      await broker.claim('ghost', 1, 50, Date.now())
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await broker.claim('reaper', 0, 50, Date.now())
+      const dead = tasks[2]!
+      await queue.dlq.retry(dead.id)
+      const again = trackWorker({ queue, concurrency: 2 })
+      again.handle(job, (input) => {
+        if (input.mode === 'dead') throw new NonRetryableError('bad input')
+        return 'ok'
+      })
+      await again.start()
+      await waitForTask(queue, stalled.id)
+      await until(async () => (await queue.get(dead.id))?.status === 'failed', 10_000, 'dead again')
+      await again.close()
+      await new Promise((resolve) => setTimeout(resolve, 300)) // past the reuse window of the reads
 
       const { port } = server.address() as AddressInfo
       const response = await fetch(`http://127.0.0.1:${port}/metrics`)
