@@ -36,6 +36,8 @@ export interface ApiRequest {
   /** Lower-case names. */
   headers: Record<string, string | string[] | undefined>
   body?: Uint8Array | null | undefined
+  /** Where the API is mounted ('/api/v1'; default ''): the span's `http.route` starts with it. */
+  mountPath?: string | undefined
 }
 
 export interface ApiResponse {
@@ -157,8 +159,9 @@ export class Api {
       }
       const { route, params } = match
       routeName = route.path
-      span.updateName(`${method} ${route.path}`)
-      span.setAttribute('http.route', route.path)
+      const fullRoute = `${(req.mountPath ?? '').replace(/\/+$/, '')}${route.path}`
+      span.updateName(`${method} ${fullRoute}`)
+      span.setAttribute('http.route', fullRoute)
       const result = await context.with(trace.setSpan(parent, span), () =>
         this.serve(req, route, params, query, requestId, (t) => {
           tenantId = t

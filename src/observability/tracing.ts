@@ -8,8 +8,14 @@
  *   send <queue> (PRODUCER, on submit)
  *     ├─ wait <queue>     (from submit, or the retry's due time, to the claim)
  *     └─ process <queue>  (CONSUMER: the handler; a link to the producer too)
- *          └─ settle <queue> (acknowledging the result or the failure)
+ *          └─ settle <queue> (CLIENT: acknowledging the result or the failure to the broker)
+ *
+ * Span names are `{messaging.operation.name} {messaging.destination.name}` (the OpenTelemetry
+ * messaging conventions); `messaging.client.id` is the worker id on the consumer side and this
+ * process's id (`host:pid`) on the producer side.
  */
+
+import { hostname } from 'node:os'
 import {
   type Attributes,
   type Context,
@@ -64,12 +70,16 @@ export function decodeTraceContext(tc: string | undefined): SpanContext | undefi
   return isSpanContextValid(sc) ? sc : undefined
 }
 
+/** The producer side's `messaging.client.id`: this process. */
+const PRODUCER_CLIENT_ID = `${hostname()}:${process.pid}`
+
 function producerAttributes(queue: string, operation: string, name: string): Attributes {
   return {
     'messaging.system': 'taskloom',
     'messaging.destination.name': queue,
     'messaging.operation.type': operation,
     'messaging.operation.name': name,
+    'messaging.client.id': PRODUCER_CLIENT_ID,
   }
 }
 
@@ -87,7 +97,7 @@ function fail(span: Span, error: unknown): void {
 export async function traceSubmit<T>(queue: string, tasks: NewTask[], submit: () => Promise<T>): Promise<T> {
   const span = tracer().startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER })
   if (span.isRecording()) {
-    const attributes = producerAttributes(queue, 'send', 'submit')
+    const attributes = producerAttributes(queue, 'send', 'send')
     if (tasks.length === 1) {
       const t = tasks[0]!
       attributes['messaging.message.id'] = t.id
@@ -141,7 +151,7 @@ export function startTaskSpans(queue: string, workerId: string, task: ClaimedTas
   // made. (Attributes are set after the start so that this common case builds none.)
   const recording = process.isRecording()
   if (recording) {
-    process.setAttributes(consumerAttributes(queue, 'process', 'execute', task, workerId))
+    process.setAttributes(consumerAttributes(queue, 'process', 'process', task, workerId))
     const attributes = consumerAttributes(queue, 'receive', 'wait', task, workerId)
     attributes['taskloom.pickup_latency_ms'] = Math.max(now - task.runAt, 0)
     const waitStart = task.attempt === 1 ? task.createdAt : task.runAt
@@ -158,11 +168,9 @@ export function startTaskSpans(queue: string, workerId: string, task: ClaimedTas
     run: (fn) => (silent ? fn() : context.with(active, fn)),
     async settle(outcome, fn) {
       if (!recording) return fn()
-      const span = t.startSpan(
-        `settle ${queue}`,
-        { kind: SpanKind.INTERNAL, attributes: consumerAttributes(queue, 'settle', outcome, task, workerId) },
-        active,
-      )
+      const attributes = consumerAttributes(queue, 'settle', 'settle', task, workerId)
+      attributes['taskloom.settle.outcome'] = outcome
+      const span = t.startSpan(`settle ${queue}`, { kind: SpanKind.CLIENT, attributes }, active)
       try {
         return await context.with(trace.setSpan(active, span), fn)
       } catch (err) {
@@ -197,5 +205,6 @@ function consumerAttributes(
     'taskloom.task.attempt': task.attempt,
     'taskloom.tenant_id': task.tenantId,
     'taskloom.worker.id': workerId,
+    'messaging.client.id': workerId,
   }
 }

@@ -73,6 +73,15 @@ describe('the API core in embedded mode', () => {
     ])
   })
 
+  it('records the mount prefix in http.route and the span name', async () => {
+    exporter.reset()
+    // Without a key (401), so the key's rate limit is left to the next test.
+    const res = await api.handle({ method: 'GET', url: '/quota', headers: {}, mountPath: '/api/v1' })
+    expect(res.status).toBe(401)
+    const span = exporter.getFinishedSpans().find((s) => s.name === 'GET /api/v1/quota')
+    expect(span?.attributes['http.route']).toBe('/api/v1/quota')
+  })
+
   it('rate-limits in process when the queue has no Redis', async () => {
     const third = await api.handle({ method: 'GET', url: '/quota', headers: { 'x-api-key': key } })
     expect(third.status).toBe(200)

@@ -105,6 +105,8 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
         'messaging.system': 'taskloom',
         'messaging.destination.name': queue.name,
         'messaging.operation.type': 'send',
+        'messaging.operation.name': 'send',
+        'messaging.client.id': expect.stringMatching(/:\d+$/),
         'messaging.message.id': task.id,
         'taskloom.task.name': 'traced',
         'taskloom.tenant_id': 'acme',
@@ -119,15 +121,21 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
         'messaging.system': 'taskloom',
         'messaging.destination.name': queue.name,
         'messaging.operation.type': 'process',
+        'messaging.operation.name': 'process',
+        'messaging.client.id': worker.id,
         'messaging.message.id': task.id,
         'taskloom.task.attempt': 1,
         'taskloom.worker.id': worker.id,
       })
       expect(consumer.status.code).not.toBe(SpanStatusCode.ERROR)
       expect(handler.parentSpanId).toBe(consumer.spanId)
-      expect(settle).toMatchObject({ parentSpanId: consumer.spanId })
+      expect(settle).toMatchObject({ kind: SpanKind.CLIENT, parentSpanId: consumer.spanId })
       expect(settle.attributes['messaging.operation.type']).toBe('settle')
-      expect(settle.attributes['messaging.operation.name']).toBe('completed')
+      expect(settle.attributes['taskloom.settle.outcome']).toBe('completed')
+      expect(settle.attributes['messaging.client.id']).toBe(worker.id)
+      // The messaging conventions' span names: `{messaging.operation.name} {destination}`.
+      for (const s of [send, wait, consumer, settle])
+        expect(s.name).toBe(`${s.attributes['messaging.operation.name']} ${queue.name}`)
     },
   )
 
@@ -145,7 +153,7 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
     expect(consumer.status).toEqual({ code: SpanStatusCode.ERROR, message: 'card declined' })
     expect(consumer.events).toContain('exception')
     expect(consumer.attributes['error.type']).toBe('NonRetryableError')
-    expect(one(spans(), `settle ${queue.name}`).attributes['messaging.operation.name']).toBe('failed')
+    expect(one(spans(), `settle ${queue.name}`).attributes['taskloom.settle.outcome']).toBe('failed')
   })
 
   it.skipIf(!backend.available)(
@@ -169,7 +177,7 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
       const consumer = one(spans(), `process ${queue.name}`, task.id)
       expect(consumer.status.code).toBe(SpanStatusCode.ERROR)
       const settles = spans().filter((s) => s.name === `settle ${queue.name}`)
-      expect(settles.map((s) => s.attributes['messaging.operation.name'])).toEqual(['failed', 'failed'])
+      expect(settles.map((s) => s.attributes['taskloom.settle.outcome'])).toEqual(['failed', 'failed'])
       // The handler's own bug says nothing about its dependency: the breaker's count stands.
       expect((await queue.breaker(job.name).state()).failures).toBe(1)
     },

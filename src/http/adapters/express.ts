@@ -16,7 +16,9 @@ import { readBody, writeResponse } from './read-body.js'
 export function expressRouter(api: Api): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     bodyOf(req, api.options.bodyLimit)
-      .then((body) => api.handle({ method: req.method, url: req.url, headers: req.headers, body }))
+      .then((body) =>
+        api.handle({ method: req.method, url: req.url, headers: req.headers, body, mountPath: req.baseUrl }),
+      )
       .then((answer) => writeResponse(res, answer), next)
   }
 }

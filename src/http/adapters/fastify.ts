@@ -36,6 +36,7 @@ export async function fastifyPlugin(app: FastifyInstance, options: FastifyPlugin
       url: relative(request.url),
       headers: request.headers,
       body,
+      mountPath: prefix,
     })
     return send(reply, answer)
   }

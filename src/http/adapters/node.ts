@@ -36,7 +36,15 @@ export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHan
     }
     const target = rel
     readBody(req, api.options.bodyLimit)
-      .then((body) => api.handle({ method: req.method ?? 'GET', url: target, headers: req.headers, body }))
+      .then((body) =>
+        api.handle({
+          method: req.method ?? 'GET',
+          url: target,
+          headers: req.headers,
+          body,
+          mountPath: prefix,
+        }),
+      )
       .then(
         (answer) => writeResponse(res, answer),
         (err: unknown) => {
