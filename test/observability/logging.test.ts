@@ -1,11 +1,14 @@
 import { Writable } from 'node:stream'
+import { trace } from '@opentelemetry/api'
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base'
 import { pino } from 'pino'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { defineTask } from '../../src/index.js'
+import { createQueue, defineTask, TaskloomError } from '../../src/index.js'
 import { childLogger, createJsonLogger, pinoOptions } from '../../src/logger.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, trackWorker, until } from '../helpers/backends.js'
+import { registerTracing } from '../helpers/otel.js'
 
 const job = defineTask({ name: 'logged', input: z.object({ ok: z.boolean() }) })
 
@@ -108,5 +111,98 @@ describe('the default JSON logger', () => {
       message: 'task completed',
     })
     expect(JSON.parse(lines[0]!).timestamp).toMatch(ISO)
+  })
+})
+
+describe('trace ids in log lines', () => {
+  const exporter = new InMemorySpanExporter()
+  registerTracing(exporter)
+  const tracer = trace.getTracer('logging-test')
+
+  it('the default logger adds trace_id and span_id under an active span, and nothing outside one', () => {
+    const lines: Record<string, unknown>[] = []
+    const logger = createJsonLogger({ level: 'info', write: (l) => lines.push(JSON.parse(l)) })
+    logger.info({}, 'outside')
+    const ids = tracer.startActiveSpan('work', (span) => {
+      logger.info({}, 'inside')
+      span.end()
+      return span.spanContext()
+    })
+    expect(lines[0]).not.toHaveProperty('trace_id')
+    expect(lines[1]).toMatchObject({ trace_id: ids.traceId, span_id: ids.spanId, trace_flags: '01' })
+  })
+
+  it('pinoOptions adds them through a mixin', () => {
+    const { lines, logger } = capture('info')
+    tracer.startActiveSpan('work', (span) => {
+      logger.info({ task_id: 't' }, 'inside')
+      span.end()
+    })
+    logger.info({}, 'outside')
+    const span = exporter.getFinishedSpans().at(-1)!.spanContext()
+    expect(lines[0]).toMatchObject({ task_id: 't', trace_id: span.traceId, span_id: span.spanId })
+    expect(lines[1]).not.toHaveProperty('trace_id')
+  })
+
+  it.each(backends.filter((b) => b.available))(
+    'a task’s log lines carry the trace it was submitted in ($label)',
+    async (backend) => {
+      const { lines, logger } = capture('debug')
+      const queue = backend.queue({ logger })
+      const worker = trackWorker({ queue }).handle(job, (_input, ctx) => {
+        ctx.logger.info({}, 'inside the handler')
+        return 'done'
+      })
+      await worker.start()
+      const { task, traceId } = await tracer.startActiveSpan('request', async (span) => {
+        const task = await queue.submit(job, { ok: true })
+        span.end()
+        return { task, traceId: span.spanContext().traceId }
+      })
+      await waitForTask(queue, task.id)
+      await until(() => lines.some((l) => l.task_id === task.id && /completed/.test(String(l.message))), 5000)
+      await worker.close()
+      const of = (message: RegExp) =>
+        lines.find((l) => l.task_id === task.id && message.test(String(l.message)))
+      for (const message of [/submitted/, /inside the handler/, /completed/])
+        expect(of(message), String(message)).toMatchObject({ trace_id: traceId, span_id: expect.any(String) })
+    },
+  )
+})
+
+describe('TASKLOOM_LOG_LEVEL', () => {
+  const saved = process.env.TASKLOOM_LOG_LEVEL
+  afterEach(() => {
+    if (saved === undefined) delete process.env.TASKLOOM_LOG_LEVEL
+    else process.env.TASKLOOM_LOG_LEVEL = saved
+  })
+
+  it('sets the default logger’s level and pinoOptions’ level when the code gives none', () => {
+    const lines: string[] = []
+    const write = (l: string) => lines.push(l)
+    process.env.TASKLOOM_LOG_LEVEL = 'DEBUG'
+    createJsonLogger({ write }).debug({}, 'shown')
+    expect(pinoOptions().level).toBe('debug')
+    process.env.TASKLOOM_LOG_LEVEL = 'error'
+    createJsonLogger({ write }).warn({}, 'hidden')
+    process.env.TASKLOOM_LOG_LEVEL = 'silent'
+    createJsonLogger({ write }).error({}, 'hidden too')
+    expect(lines.map((l) => JSON.parse(l).message)).toEqual(['shown'])
+    // A level given in code wins.
+    createJsonLogger({ write, level: 'info' }).info({}, 'explicit')
+    expect(pinoOptions({ level: 'warn' }).level).toBe('warn')
+    expect(lines).toHaveLength(2)
+    delete process.env.TASKLOOM_LOG_LEVEL
+    expect(pinoOptions().level).toBe('info')
+  })
+
+  it('rejects an unknown level with INVALID_OPTIONS naming the variable, also from createQueue', () => {
+    process.env.TASKLOOM_LOG_LEVEL = 'verbose'
+    expect(() => createJsonLogger()).toThrowError(
+      /TASKLOOM_LOG_LEVEL must be one of debug, info, warn, error, silent \(got "verbose"\)/,
+    )
+    expect(() => createQueue({ name: 'log-level-check', postgres: false })).toThrowError(TaskloomError)
+    delete process.env.TASKLOOM_LOG_LEVEL
+    expect(() => createJsonLogger({ level: 'loud' as never })).toThrowError(/level must be one of/)
   })
 })
