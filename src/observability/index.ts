@@ -3,7 +3,7 @@
  * (@opentelemetry/api) and pino options for the spec's JSON log fields.
  */
 
-export { pinoOptions } from '../logger.js'
+export { pinoOptions, traceFields } from '../logger.js'
 export {
   createMetrics,
   type MetricsOptions,
