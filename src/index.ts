@@ -1,4 +1,11 @@
-export type { Broker, EventCount, QueueCounts, TaskEvent, TaskRecord } from './broker/broker.js'
+export type {
+  Broker,
+  CountsOptions,
+  EventCount,
+  QueueCounts,
+  TaskEvent,
+  TaskRecord,
+} from './broker/broker.js'
 export type {
   Definitions,
   TaskDefinitionInfo,

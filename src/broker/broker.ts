@@ -174,11 +174,17 @@ export interface QueueCounts {
   processing: number
   dead: number
   /**
-   * When the oldest ready task of each priority (the next one a claim takes there) became claimable,
-   * epoch ms; null when the level holds none. Cancelled tombstones are skipped (Redis looks at most
-   * `OLDEST_READY_WINDOW` entries deep: past that many tombstones it answers the last one's time).
+   * Only when asked (`counts({ oldestReady: true })`): when the oldest ready task of each priority
+   * (the next one a claim takes there) became claimable, epoch ms; null when the level holds none.
+   * Cancelled tombstones are skipped (Redis looks at most `OLDEST_READY_WINDOW` entries deep: past
+   * that many tombstones it answers the last one's time).
    */
-  oldestReadyAt: Record<Priority, number | null>
+  oldestReadyAt?: Record<Priority, number | null>
+}
+
+export interface CountsOptions {
+  /** Also read `oldestReadyAt` (on Redis, one more round trip). Default false. */
+  oldestReady?: boolean
 }
 
 export interface Page<T> {
@@ -255,7 +261,7 @@ export interface Broker {
   /** Moves up to `max` dead-lettered tasks back (oldest first). Answers the ids moved, in that order. */
   retryAllDead(max: number, now: number): Promise<string[]>
 
-  counts(): Promise<QueueCounts>
+  counts(options?: CountsOptions): Promise<QueueCounts>
 
   /** The queue's event totals (see TaskEvent), kept with the queue's data (in Redis: survive restarts). */
   eventCounts(): Promise<EventCount[]>

@@ -314,7 +314,7 @@ export class TaskloomMetrics {
       (g, queue, c) => {
         const now = Date.now()
         for (const priority of PRIORITIES) {
-          const at = c.oldestReadyAt[priority]
+          const at = c.oldestReadyAt?.[priority] ?? null
           g.set({ queue, priority }, at === null ? 0 : Math.max(now - at, 0) / 1000)
         }
       },
@@ -557,7 +557,9 @@ export class TaskloomMetrics {
   private countsOf(q: ObservedQueue): Promise<QueueCounts | undefined> {
     const now = Date.now()
     if (q.counts && now - q.counts.at < COUNTS_REUSE_MS) return q.counts.value
-    const value = this.bounded('queue_counts', () => this.unlessClosed(q, () => q.queue.counts()))
+    const value = this.bounded('queue_counts', () =>
+      this.unlessClosed(q, () => q.queue.counts({ oldestReady: true })),
+    )
     q.counts = { at: now, value }
     return value
   }

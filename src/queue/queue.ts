@@ -5,7 +5,15 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import type { Broker, EnqueueResult, EventCount, NewTask, QueueCounts, TaskRecord } from '../broker/broker.js'
+import type {
+  Broker,
+  CountsOptions,
+  EnqueueResult,
+  EventCount,
+  NewTask,
+  QueueCounts,
+  TaskRecord,
+} from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
 import type { Definitions } from '../definitions/definitions.js'
@@ -396,11 +404,14 @@ export class Queue {
     return listWorkers(this.broker, Date.now())
   }
 
-  /** Tasks waiting, scheduled, running and dead. */
-  async counts(): Promise<QueueCounts> {
+  /**
+   * Tasks waiting, scheduled, running and dead; with `{ oldestReady: true }` also when the oldest
+   * ready task of each priority became claimable (`oldestReadyAt`).
+   */
+  async counts(options: CountsOptions = {}): Promise<QueueCounts> {
     this.assertOpen()
     await this.ready()
-    return this.broker.counts()
+    return this.broker.counts(options)
   }
 
   /**

@@ -21,6 +21,7 @@ import type {
   ClaimedTask,
   ClaimResult,
   Completion,
+  CountsOptions,
   EnqueueResult,
   EventCount,
   Failure,
@@ -266,19 +267,23 @@ export class MemoryBroker implements Broker {
     return tasks.map((task) => task.id)
   }
 
-  async counts(): Promise<QueueCounts> {
+  async counts(options: CountsOptions = {}): Promise<QueueCounts> {
     this.open()
-    return {
+    const counts: QueueCounts = {
       ready: { ...this.queued },
       delayed: this.pending,
       processing: this.processing,
       dead: this.dead.length,
+    }
+    if (!options.oldestReady) return counts
+    return {
+      ...counts,
       oldestReadyAt: Object.fromEntries(
         PRIORITIES.map((p) => [
           p,
           this.ready.first(p, (task) => task.status === 'queued' && !task.parked)?.runAt ?? null,
         ]),
-      ) as QueueCounts['oldestReadyAt'],
+      ) as Record<Priority, number | null>,
     }
   }
 

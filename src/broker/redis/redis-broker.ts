@@ -14,6 +14,7 @@ import type {
   ClaimedTask,
   ClaimResult,
   Completion,
+  CountsOptions,
   EnqueueResult,
   EventCount,
   Failure,
@@ -194,15 +195,15 @@ export class RedisBroker implements Broker {
     return (await this.run('retryDead', [now, 'all', max])) as string[]
   }
 
-  async counts(): Promise<QueueCounts> {
+  async counts(options: CountsOptions = {}): Promise<QueueCounts> {
     this.assertOpen()
     const k = this.keys
-    // One round trip for the sizes and the next few ids of each level (claims RPOP: the tail is
-    // the oldest), a second for those tasks' status and runnable-at time.
+    // One round trip for the sizes (and, when asked, the next few ids of each level: claims RPOP,
+    // so the tail is the oldest), a second for those tasks' status and runnable-at time.
     const sizes = this.redis.pipeline()
     for (const key of k.ready) sizes.llen(key)
     sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
-    for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
+    if (options.oldestReady) for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
     const replies = (await sizes.exec()) ?? []
     const value = <T>(i: number): T => {
       const [err, v] = replies[i] ?? [new Error('no reply')]
@@ -210,15 +211,15 @@ export class RedisBroker implements Broker {
       return v as T
     }
     const n = PRIORITIES.length
-    const tails = PRIORITIES.map((_, i) => value<string[]>(n + 3 + i).reverse())
-    const oldestReadyAt = await this.oldestReadyAt(tails)
-    return {
+    const counts: QueueCounts = {
       ready: Object.fromEntries(PRIORITIES.map((p, i) => [p, value<number>(i)])) as QueueCounts['ready'],
       delayed: value<number>(n),
       processing: value<number>(n + 1),
       dead: value<number>(n + 2),
-      oldestReadyAt,
     }
+    if (!options.oldestReady) return counts
+    const tails = PRIORITIES.map((_, i) => value<string[]>(n + 3 + i).reverse())
+    return { ...counts, oldestReadyAt: await this.oldestReadyAt(tails) }
   }
 
   async eventCounts(): Promise<EventCount[]> {
@@ -241,8 +242,8 @@ export class RedisBroker implements Broker {
   }
 
   /** Per level, the runnable-at time of the first queued task among `tails` (oldest first). */
-  private async oldestReadyAt(tails: string[][]): Promise<QueueCounts['oldestReadyAt']> {
-    const out = Object.fromEntries(PRIORITIES.map((p) => [p, null])) as QueueCounts['oldestReadyAt']
+  private async oldestReadyAt(tails: string[][]): Promise<Record<Priority, number | null>> {
+    const out = Object.fromEntries(PRIORITIES.map((p) => [p, null])) as Record<Priority, number | null>
     const ids = tails.flat()
     if (ids.length === 0) return out
     const reads = this.redis.pipeline()
