@@ -4,6 +4,7 @@
  * so the depth alerts fire at the true depth, not at twice it.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -190,8 +191,12 @@ describe.skipIf(!run)('alert rules and dashboards on a real Prometheus scraping 
   }, 120_000)
 
   afterAll(async () => {
+    const exited = (p: ChildProcess | undefined) =>
+      p && p.exitCode === null && p.signalCode === null ? once(p, 'exit') : Promise.resolve()
+    const stopped = [exited(prometheus), exited(child)]
     prometheus?.kill('SIGTERM')
     child?.kill('SIGTERM')
+    await Promise.all(stopped)
     server?.close()
     await queue?.close()
     await redis?.stop()
