@@ -376,6 +376,7 @@ describe.each(backends)('fleet metrics of a worker ($label)', (backend) => {
         return 'done'
       })
       metrics.observeWorker(worker)
+      metrics.observe(queue)
       await worker.start()
       expect(await value(r, 'worker_concurrency', { worker_id: worker.id })).toBe(3)
       const blocker = await queue.submit(flaky, { block: true })
@@ -400,6 +401,8 @@ describe.each(backends)('fleet metrics of a worker ($label)', (backend) => {
         5000,
         'a deferral',
       )
+      // The breaker that deferred a task is exported from then on: open.
+      expect(await value(r, 'circuit_breaker_state', { queue: queue.name, breaker: 'metrics-flaky' })).toBe(2)
       await worker.close()
     },
   )
