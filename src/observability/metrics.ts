@@ -19,7 +19,7 @@
  * const { contentType, body } = await metrics.render()   // serve on GET /metrics
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { EventCount, QueueCounts, TaskEvent } from '../broker/broker.js'
+import type { EventCount, QueueCounts } from '../broker/broker.js'
 import { TaskloomError } from '../errors.js'
 import { internals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
@@ -27,6 +27,7 @@ import { PRIORITIES } from '../task/model.js'
 import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import type { Worker } from '../worker/worker.js'
 import { BoundedLabel } from './labels.js'
+import { BREAKER_STATES, EVENT_COUNTERS, eventTotals } from './queue-series.js'
 
 export interface MetricsOptions {
   /** Registry to register into. Default: a new one (`metrics.registry`). */
@@ -83,55 +84,6 @@ interface ObservedQueue {
   breakers: Set<string>
   unobserve(): void
 }
-
-/** The queue-wide counters: metric name → the broker event it exports and the label its detail fills. */
-const EVENT_COUNTERS = {
-  tasks_submitted_total: {
-    event: 'submitted',
-    detail: 'priority',
-    help: 'Tasks accepted by submit (idempotent repeats not counted), fleet-wide, by priority.',
-  },
-  tasks_completed_total: {
-    event: ['completed', 'dead_lettered'],
-    detail: 'status',
-    help: 'Tasks that reached an outcome: status completed, or failed (dead-lettered); fleet-wide. A task put back from the DLQ can reach a second outcome: see tasks_dead_letter_retried_total.',
-  },
-  tasks_failed_total: {
-    event: 'dead_lettered',
-    detail: 'error_type',
-    help: 'Tasks that failed for good (dead-lettered: retries spent, non-retryable, or the last lease expired), by the last error, fleet-wide.',
-  },
-  task_attempts_failed_total: {
-    event: 'attempt_failed',
-    detail: 'error_type',
-    help: 'Attempts that ended with an error reported by the worker (retried or not), by error type, fleet-wide.',
-  },
-  task_retries_total: {
-    event: 'retried',
-    detail: undefined,
-    help: 'Failed attempts given another try, fleet-wide.',
-  },
-  task_lease_expirations_total: {
-    event: 'lease_expired',
-    detail: undefined,
-    help: 'Leases that expired before their worker settled the task (stalled tasks: a crashed or frozen worker), fleet-wide.',
-  },
-  tasks_cancelled_total: {
-    event: 'cancelled',
-    detail: undefined,
-    help: 'Tasks cancelled before they ran, fleet-wide.',
-  },
-  tasks_dead_letter_retried_total: {
-    event: 'dead_letter_retried',
-    detail: undefined,
-    help: 'Dead-lettered tasks put back in the queue (each had been counted failed once), fleet-wide.',
-  },
-} as const satisfies Record<
-  string,
-  { event: TaskEvent | readonly TaskEvent[]; detail: string | undefined; help: string }
->
-
-const BREAKER_STATES = { closed: 0, 'half-open': 1, open: 2 } as const
 
 export class TaskloomMetrics {
   readonly registry: Registry
@@ -591,30 +543,17 @@ export class TaskloomMetrics {
     queue: string,
     counts: readonly EventCount[],
   ): void {
-    const spec = EVENT_COUNTERS[name]
-    const events: readonly TaskEvent[] = typeof spec.event === 'string' ? [spec.event] : spec.event
-    const totals = new Map<string, { labels: Record<string, string>; n: number }>()
-    for (const c of counts) {
-      if (!events.includes(c.event)) continue
-      const labels: Record<string, string> = {
-        queue,
-        tenant_id: this.tenants.value(c.tenantId),
-        task_type: this.taskTypes.value(c.taskName),
-      }
-      if (spec.detail === 'status') labels.status = c.event === 'completed' ? 'completed' : 'failed'
-      else if (spec.detail === 'error_type') labels.error_type = this.errorTypes.value(c.detail)
-      else if (spec.detail === 'priority') labels.priority = c.detail
-      const key = JSON.stringify(labels)
-      const total = totals.get(key)
-      if (total) total.n += c.count
-      else totals.set(key, { labels, n: c.count })
-    }
+    const totals = eventTotals(EVENT_COUNTERS[name], queue, counts, {
+      tenant: (v) => this.tenants.value(v),
+      taskType: (v) => this.taskTypes.value(v),
+      errorType: (v) => this.errorTypes.value(v),
+    })
     const key = `${name}\n${queue}`
     for (const labels of this.eventSeries.get(key) ?? []) counter.remove(labels)
-    for (const { labels, n } of totals.values()) counter.inc(labels, n)
+    for (const { labels, n } of totals) counter.inc(labels, n)
     this.eventSeries.set(
       key,
-      [...totals.values()].map((t) => t.labels),
+      totals.map((t) => t.labels),
     )
   }
 
