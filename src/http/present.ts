@@ -2,8 +2,8 @@
 import type { TaskInfo } from '../queue/task-info.js'
 import type { ErrorInfo } from '../task/model.js'
 import { type ApiKeyInfo, isOperator } from './api-keys.js'
-import type { TenantGrant, TenantSettings } from './tenants.js'
 import type { ScheduleInfoLike, WorkerInfoLike } from './options.js'
+import type { TenantGrant, TenantSettings } from './tenants.js'
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null)
 const errorText = (e: ErrorInfo | null | undefined) => (e ? `${e.name}: ${e.message}` : null)

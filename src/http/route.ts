@@ -9,8 +9,8 @@ import type { TaskDefinition } from '../task/define-task.js'
 import type { ApiKeyInfo, ApiKeys, Scope } from './api-keys.js'
 import type { AuditAction, AuditLog } from './audit.js'
 import type { Limits } from './limits.js'
-import type { TenantGrant, Tenants } from './tenants.js'
 import type { API_DEFAULTS, ApiOptions } from './options.js'
+import type { TenantGrant, Tenants } from './tenants.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
 

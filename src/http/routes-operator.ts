@@ -4,6 +4,7 @@
  * routes-system.ts.)
  */
 import type { z } from 'zod'
+import { TENANT_ID } from '../task/validate.js'
 import { isOperator } from './api-keys.js'
 import { keyBody, tenantBody, workerBody } from './present.js'
 import { HttpProblem } from './problem.js'
@@ -20,7 +21,6 @@ import {
   WorkerList,
 } from './schemas.js'
 import { grantOf, type TenantSettings } from './tenants.js'
-import { TENANT_ID } from '../task/validate.js'
 
 /** The `:tenant` path parameter, checked (400 names it when it is not a tenant id). */
 function tenantParam(ctx: RouteContext): string {

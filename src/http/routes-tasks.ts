@@ -9,7 +9,6 @@ import { taskBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
 import { saveSchedule, scheduleRoutes } from './routes-schedules.js'
-import { quotaExceeded, quotaReport } from './tenant-limits.js'
 import {
   CancelResponse,
   ListQuery,
@@ -23,6 +22,7 @@ import {
   TaskList,
   TaskResultResponse,
 } from './schemas.js'
+import { quotaExceeded, quotaReport } from './tenant-limits.js'
 
 /** Ids the API accepts in paths; anything else cannot name a task and is answered 404. */
 const ID = /^[A-Za-z0-9._:-]{1,200}$/

@@ -7,8 +7,8 @@ import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from '../task/define-task.js'
 import { PRIORITIES, TASK_STATUSES } from '../task/model.js'
 import { TENANT_ID } from '../task/validate.js'
 import { SCOPES } from './api-keys.js'
-import { MAX_LIMIT, TENANT_SCOPES } from './tenants.js'
 import { PROBLEM_STATUS } from './problem.js'
+import { MAX_LIMIT, TENANT_SCOPES } from './tenants.js'
 
 const timestamp = z.iso.datetime({ offset: true }).meta({ example: '2024-01-15T10:30:00.000Z' })
 const nullableTimestamp = timestamp.nullable()
@@ -201,24 +201,12 @@ export const CreateKeyBody = z
   .strictObject({
     name: z.string().min(1).max(200).optional(),
     scopes: z.array(tenantScope).min(1),
-    rate_limit: z
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_LIMIT)
-      .optional()
-      .meta({
-        description: "Requests per minute, within the tenant's; default: the creating admin key's own",
-      }),
-    monthly_quota: z
-      .number()
-      .int()
-      .min(1)
-      .max(MAX_LIMIT)
-      .optional()
-      .meta({
-        description: "Task submissions per month, within the tenant's; default: the creating admin key's own",
-      }),
+    rate_limit: z.number().int().min(1).max(MAX_LIMIT).optional().meta({
+      description: "Requests per minute, within the tenant's; default: the creating admin key's own",
+    }),
+    monthly_quota: z.number().int().min(1).max(MAX_LIMIT).optional().meta({
+      description: "Task submissions per month, within the tenant's; default: the creating admin key's own",
+    }),
     expires_at: timestamp
       .optional()
       .meta({ description: "In the future; default: the creating admin key's own expiry" }),
@@ -254,11 +242,9 @@ export const TenantSettingsBody = z
     rate_limit: limitSetting
       .optional()
       .meta({ description: "Requests per minute, all the tenant's keys together; null: the API's default" }),
-    monthly_quota: limitSetting
-      .optional()
-      .meta({
-        description: "Task submissions per month (UTC), all its keys together; null: the API's default",
-      }),
+    monthly_quota: limitSetting.optional().meta({
+      description: "Task submissions per month (UTC), all its keys together; null: the API's default",
+    }),
     scopes: z
       .array(tenantScope)
       .nullable()
