@@ -59,7 +59,7 @@ describe.skipIf(!up)('npx taskloom keys', () => {
     const api = createApi({ queue, keyCacheMs: 0, logger: silent })
     const quota = await api.handle({ method: 'GET', url: '/quota', headers: { 'x-api-key': secret } })
     expect(quota.status).toBe(200)
-    expect(JSON.parse(quota.body)).toMatchObject({ tenant_id: 'acme', rate_limit: 120 })
+    expect(JSON.parse(quota.body)).toMatchObject({ tenant_id: 'acme', key: { rate_limit: 120 } })
 
     const list = await taskloom('keys', 'list', '--tenant', 'acme', ...db)
     expect(list.code).toBe(0)
