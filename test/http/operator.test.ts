@@ -409,3 +409,86 @@ describe.skipIf(!up)('/metrics', () => {
     }
   })
 })
+
+describe('per-tenant limits without the durable stack', () => {
+  /** Alternates two keys of one tenant over GET /quota; answers the statuses. */
+  async function burst(api: ReturnType<typeof createApi>, keys: string[], n: number): Promise<number[]> {
+    const statuses: number[] = []
+    for (let i = 0; i < n; i++) {
+      const res = await api.handle({
+        method: 'GET',
+        url: '/quota',
+        headers: { 'x-api-key': keys[i % keys.length]! },
+      })
+      statuses.push(res.status)
+    }
+    return statuses
+  }
+
+  it('embedded (in-process broker, PGlite): one bucket per tenant in this process', async () => {
+    const queue = createQueue({ name: uniqueName('embedded'), logger: silent })
+    const api = createApi({ queue, tasks: [sendEmail], rateLimit: 3, logger: silent })
+    try {
+      const keys = await api.keys()
+      const tenant = uniqueName('emb')
+      const both = [
+        (await keys.create({ tenantId: tenant, scopes: ['task:read'] })).key,
+        (await keys.create({ tenantId: tenant, scopes: ['task:read'] })).key,
+      ]
+      expect(await burst(api, both, 5)).toEqual([200, 200, 200, 429, 429])
+      // Another tenant has its own bucket; a lowered limit applies at once: the 2 tokens left of 3
+      // are cut to the new capacity of 1.
+      const other = uniqueName('emb')
+      const its = (await keys.create({ tenantId: other, scopes: ['task:read'] })).key
+      expect(await burst(api, [its], 1)).toEqual([200])
+      await keys.tenants.set(other, { rateLimit: 1 })
+      api.forgetTenant(other)
+      expect(await burst(api, [its], 2)).toEqual([200, 429])
+    } finally {
+      await api.close()
+      await queue.close()
+    }
+  }, 60_000)
+
+  it.skipIf(!up)(
+    'Redis-only (keys and tenants in the API’s own PostgreSQL): one bucket per tenant in Redis',
+    async () => {
+      const schema = uniqueName('redisonly').replaceAll('-', '_')
+      const queue = createQueue({ name: uniqueName('redis-only'), redis: REDIS_URL, logger: silent })
+      const api = createApi({
+        queue,
+        tasks: [sendEmail],
+        postgres: DATABASE_URL,
+        postgresSchema: schema,
+        migrate: true,
+        logger: silent,
+      })
+      const second = createApi({
+        queue,
+        tasks: [sendEmail],
+        postgres: DATABASE_URL,
+        postgresSchema: schema,
+        logger: silent,
+      })
+      try {
+        const keys = await api.keys()
+        const tenant = uniqueName('ro')
+        await keys.tenants.set(tenant, { rateLimit: 4 })
+        const a = (await keys.create({ tenantId: tenant, scopes: ['task:read'] })).key
+        const b = (await keys.create({ tenantId: tenant, scopes: ['task:read'] })).key
+        const statuses = [...(await burst(api, [a, b], 3)), ...(await burst(second, [b, a], 3))]
+        expect(statuses).toEqual([200, 200, 200, 200, 429, 429])
+      } finally {
+        await second.close()
+        await api.close()
+        await queue.close()
+        const { default: pg } = await import('pg')
+        const client = new pg.Client(DATABASE_URL)
+        await client.connect()
+        await client.query(`drop schema if exists "${schema}" cascade`)
+        await client.end()
+      }
+    },
+    60_000,
+  )
+})
