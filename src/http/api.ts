@@ -248,7 +248,7 @@ export class Api {
     let admission: Admission | undefined
     if (route.scope !== 'public') {
       key = await this.authenticate(services, req.headers['x-api-key'], requestId, route)
-      setTenant(key.tenantId)
+      if (!isOperator(key)) setTenant(key.tenantId)
       tenant = isOperator(key) ? undefined : await this.grantFor(services, key.tenantId)
       if (!mayCall(key, tenant, route.scope)) {
         audit('auth.forbidden', null, { route: route.path, method: route.method, needs: route.scope })
