@@ -166,12 +166,12 @@ export class ApiKeys {
     checkExpiry(input.expiresAt)
     if (!operator) {
       const granted = await this.tenants.get(tenantId)
-      const outside =
-        granted.scopes === null ? [] : scopes.filter((s) => !granted.scopes!.includes(s as never))
+      const allowed: readonly Scope[] = granted.scopes ?? TENANT_SCOPES
+      const outside = scopes.filter((s) => !allowed.includes(s))
       if (outside.length > 0) {
         throw new TaskloomError(
           'INVALID_INPUT',
-          `tenant ${tenantId} is not granted ${outside.join(', ')} (it has ${granted.scopes!.join(', ') || 'no scopes'}): the operator grants scopes with \`taskloom tenants set\``,
+          `tenant ${tenantId} is not granted ${outside.join(', ')} (it has ${allowed.join(', ') || 'no scopes'}): the operator grants scopes with \`taskloom tenants set\``,
           { issues: [{ path: 'scopes', message: `not granted to tenant ${tenantId}` }] },
         )
       }

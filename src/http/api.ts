@@ -254,7 +254,7 @@ export class Api {
         audit('auth.forbidden', null, { route: route.path, method: route.method, needs: route.scope })
         throw forbidden(key, route.scope)
       }
-      admission = await admit(services, key, tenant, route.countsQuota === true, audit)
+      admission = await admit(services, key, tenant, route, audit)
       headers = admission.headers
     }
     try {
@@ -446,7 +446,11 @@ export class Api {
     }
     const tasks = new Map<string, TaskDefinition<any, any>>()
     for (const t of this.options.tasks ?? []) tasks.set(t.name, t)
-    const limits: Limits = inner.redis ? new RedisLimits(inner.redis) : new MemoryLimits()
+    // Limits count per queue: the API processes of one queue share them, another queue's API on
+    // the same Redis (its own deployment, perhaps with the same tenant names) has its own.
+    const limits: Limits = inner.redis
+      ? new RedisLimits(inner.redis, `tl:api:${queue.name}:`)
+      : new MemoryLimits()
     // The queue's own schedules, fleet and definition registry unless the caller passed others;
     // schedules and definitions live in the queue's store, so without one they stay off (501).
     const hasStore = inner.store() !== undefined

@@ -53,6 +53,7 @@ export interface Limits {
 const WINDOW_US = 60_000_000
 const SHA = createHash('sha1').update(tokenBucket).digest('hex')
 
+/** Keys: `<prefix>rl:{t:<tenant>}:<bucket>` and `<prefix>n:{t:<tenant>}:<counter>`. */
 export class RedisLimits implements Limits {
   constructor(
     private readonly redis: Redis,

@@ -6,14 +6,15 @@
 import { type ApiKeyInfo, isOperator, type Scope } from './api-keys.js'
 import { quotaPeriod } from './limits.js'
 import { HttpProblem } from './problem.js'
-import type { RouteContext, RouteScope, Services } from './route.js'
+import type { Route, RouteContext, RouteScope, Services } from './route.js'
 import type { TenantGrant } from './tenants.js'
 
 /** The tenant scopes a key can use: its own, within what its tenant is granted; none for an operator key. */
 export function effectiveScopes(key: ApiKeyInfo, grant: TenantGrant | undefined): Scope[] {
   if (isOperator(key) || !grant) return []
-  const own = key.scopes.includes('admin') ? grant.scopes : key.scopes
-  return own.filter((s) => grant.scopes.includes(s as never)) as Scope[]
+  const granted: readonly Scope[] = grant.scopes
+  const own = key.scopes.includes('admin') ? granted : key.scopes
+  return own.filter((s) => granted.includes(s))
 }
 
 /** Whether `key` may call a route needing `scope` (`admin` holds every tenant scope). */
@@ -60,7 +61,7 @@ export async function admit(
   services: Services,
   key: ApiKeyInfo,
   grant: TenantGrant | undefined,
-  countsQuota: boolean,
+  route: Pick<Route, 'path' | 'countsQuota'>,
   audit: RouteContext['audit'],
 ): Promise<Admission> {
   const { limits, options } = services
@@ -72,7 +73,7 @@ export async function admit(
         { name: 'tenant', perMinute: grant.rateLimit },
         ...(key.rateLimit !== null ? [{ name: `key:${key.id}`, perMinute: key.rateLimit }] : []),
       ]
-  const period = countsQuota && !operator ? quotaPeriod() : undefined
+  const period = route.countsQuota && !operator ? quotaPeriod() : undefined
   const ttl = period ? period.endsInMs + 86_400_000 : 0
   const counters = period
     ? [

@@ -113,10 +113,8 @@ describe.skipIf(!up)('rate limits and quotas', () => {
     const redis = new Redis(REDIS_URL)
     try {
       const period = quota.body.period
-      const counters = [
-        `tl:api:n:{t:quota-lost}:quota:${period}`,
-        `tl:api:n:{t:quota-lost}:key:${quota.body.key_id}:quota:${period}`,
-      ]
+      const prefix = `tl:api:${stack.queue.name}:n:{t:quota-lost}`
+      const counters = [`${prefix}:quota:${period}`, `${prefix}:key:${quota.body.key_id}:quota:${period}`]
       expect(await redis.del(...counters)).toBe(2)
     } finally {
       redis.disconnect()

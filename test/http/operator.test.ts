@@ -286,6 +286,29 @@ describe.skipIf(!up)('limits and quotas per tenant', () => {
     expect((await call(other, 'GET', '/quota', { key: neighbour })).status).toBe(200)
   }, 60_000)
 
+  it('counts a tenant per queue: another queue’s API on the same Redis has its own bucket', async () => {
+    const tenant = uniqueName('perqueue')
+    const key = await stack.key(tenant, ['task:read'])
+    for (let i = 0; i < 10; i++) await call(stack.url.express, 'GET', '/quota', { key })
+    expect((await call(stack.url.express, 'GET', '/quota', { key })).status).toBe(429)
+    const queue = createQueue({
+      name: uniqueName('other-queue'),
+      redis: REDIS_URL,
+      postgres: DATABASE_URL,
+      postgresSchema: stack.schema,
+      logger: silent,
+    })
+    const api = createApi({ queue, tasks: [sendEmail], rateLimit: 10, logger: silent })
+    try {
+      const res = await api.handle({ method: 'GET', url: '/quota', headers: { 'x-api-key': key } })
+      expect(res.status).toBe(200)
+      expect(res.headers['ratelimit-remaining']).toBe('9')
+    } finally {
+      await api.close()
+      await queue.close()
+    }
+  })
+
   it('gives two keys of one tenant one monthly quota, across two API processes; a submit-only key reads it', async () => {
     const other = await secondProcess(stack, { rateLimit: 1000, quota: 4 })
     const tenant = uniqueName('quota')
