@@ -121,6 +121,7 @@ export class Tenants {
 
   /** A tenant's settings (all null when the operator set none). */
   async get(tenantId: string): Promise<TenantSettings> {
+    checkTenantId(tenantId)
     const row = await this.table
       .selectFrom('tenants')
       .selectAll()

@@ -120,7 +120,6 @@ describe.skipIf(!up)('npx taskloom keys', () => {
     expect(op.code, op.stderr).toBe(0)
     expect(op.stdout).toMatch(/^created operator key /)
     const secret = op.stdout.match(/^tlk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/m)![0]
-    expect((await taskloom('keys', 'create', '--operator', '--tenant', tenant, ...db)).code).toBe(2)
 
     const set = await taskloom(
       'tenants',
@@ -163,10 +162,9 @@ describe.skipIf(!up)('npx taskloom keys', () => {
     )
     expect((await taskloom('tenants', 'show', tenant, ...db)).stdout).toBe(reset.stdout)
     expect((await taskloom('tenants', 'list', ...db)).stdout).toContain(reset.stdout)
-    expect((await taskloom('tenants', 'set', tenant, ...db)).code).toBe(2)
-    const bad = await taskloom('tenants', 'set', tenant, '--scopes', 'task:read,root', ...db)
-    expect(bad.code).toBe(1)
-    expect(bad.stderr).toContain('unknown tenant scope "root"')
+    const junk = await taskloom('tenants', 'show', 'not a tenant', ...db)
+    expect(junk.code).toBe(1)
+    expect(junk.stderr).toContain('invalid tenant id "not a tenant"')
 
     // The operator key reads the same settings over the API.
     const queue = createQueue({
@@ -189,5 +187,5 @@ describe.skipIf(!up)('npx taskloom keys', () => {
       await api.close()
       await queue.close()
     }
-  }, 120_000)
+  }, 240_000)
 })
