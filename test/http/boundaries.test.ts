@@ -50,6 +50,11 @@ interface Access {
   request(owner: Tenant): Promise<{ path: string; json?: unknown }>
   /** The path names one tenant's resource: a caller of the other tenant gets 404. */
   owned?: boolean
+  /**
+   * A request for more than a tenant key may have (`{own}`: the caller's tenant): 403 for every
+   * tenant key, whatever its scopes.
+   */
+  escalate?: { path: string; json: unknown }
 }
 
 describe.skipIf(!up)('the tenant-boundary matrix', () => {
@@ -198,6 +203,10 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       allowed: ['admin'],
       ok: 201,
       request: async () => ({ path: '/admin/keys', json: { scopes: ['task:read'] } }),
+      escalate: {
+        path: '/admin/keys',
+        json: { scopes: ['task:create', 'admin'], rate_limit: 2_000_000_000, monthly_quota: 2_000_000_000 },
+      },
     },
     'GET /admin/keys': { allowed: ['admin'], ok: 200, request: async () => ({ path: '/admin/keys' }) },
     'DELETE /admin/keys/:id': {
@@ -222,6 +231,7 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       allowed: ['operator'],
       ok: 200,
       request: async (t) => ({ path: `/operator/tenants/${t.id}`, json: { rate_limit: 1_000_000 } }),
+      escalate: { path: '/operator/tenants/{own}', json: { rate_limit: 2_000_000_000, scopes: null } },
     },
     'GET /operator/tenants/:tenant/keys': {
       allowed: ['operator'],
@@ -232,6 +242,10 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       allowed: ['operator'],
       ok: 201,
       request: async (t) => ({ path: `/operator/tenants/${t.id}/keys`, json: { scopes: ['admin'] } }),
+      escalate: {
+        path: '/operator/tenants/{own}/keys',
+        json: { scopes: ['admin'], rate_limit: 2_000_000_000 },
+      },
     },
     'DELETE /operator/keys/:id': {
       allowed: ['operator'],
@@ -279,6 +293,16 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       )
       for (const [endpoint, access] of entries) {
         const method = endpoint.split(' ')[0]!
+        // A tenant key asking for more than it may have: refused, its own tenant's admin included.
+        if (access.escalate) {
+          for (const caller of tenants) {
+            for (const k of TENANT_KEYS) {
+              const path = access.escalate.path.replace('{own}', caller.id)
+              const r = await call(url, method, path, { key: caller.keys[k], json: access.escalate.json })
+              check(`${endpoint} escalated by ${k} of ${caller.id}`, r, 403, caller)
+            }
+          }
+        }
         const send = async (key: string | undefined, owner: Tenant) => {
           const { path, json } = await access.request(owner)
           const answer = await call(url, method, path, {
