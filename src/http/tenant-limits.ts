@@ -96,6 +96,7 @@ export async function admit(
   if (!taken.allowed) {
     const who = binding.name === 'tenant' ? `tenant ${key.tenantId} (all its keys together)` : 'this key'
     audit('rate.limited', null, {
+      route: route.path,
       limit: binding.limit,
       bucket: binding.name === 'tenant' ? 'tenant' : 'key',
     })
@@ -109,18 +110,17 @@ export async function admit(
   }
   if (!period) return { headers, quota: undefined, release: () => {} }
 
-  const group_ = group
   let [tenantUsed, keyUsed] = taken.counted as [number, number]
   // A new counter: this month's first counted request, or the count was lost with Redis (or with
   // this process, embedded). The audit log has every submission: count on from there. (Only those
   // before this count: later ones, made meanwhile, are in the counter already.)
   if (tenantUsed === 1) {
     const before = await services.audit.submissions(key.tenantId, period.startsAt, countedAt)
-    if (before > 0) tenantUsed = await limits.add(group_, `quota:${period.period}`, before, ttl)
+    if (before > 0) tenantUsed = await limits.add(group, `quota:${period.period}`, before, ttl)
   }
   if (keyUsed === 1) {
     const before = await services.audit.submissions(key.tenantId, period.startsAt, countedAt, key.id)
-    if (before > 0) keyUsed = await limits.add(group_, keyQuota(key.id, period.period), before, ttl)
+    if (before > 0) keyUsed = await limits.add(group, keyQuota(key.id, period.period), before, ttl)
   }
   let kept = false
   return {
@@ -136,7 +136,7 @@ export async function admit(
     },
     release: () => {
       if (kept) return
-      for (const c of counters) void limits.add(group_, c.name, -1, ttl).catch(() => {})
+      for (const c of counters) void limits.add(group, c.name, -1, ttl).catch(() => {})
     },
   }
 }

@@ -369,6 +369,14 @@ describe.skipIf(!up)('limits and quotas per tenant', () => {
     for (let i = 0; i < 4; i++)
       looseStatuses.push((await call(stack.url.node, 'GET', '/quota', { key: loose })).status)
     expect(looseStatuses).toEqual([200, 200, 200, 429])
+    // The audit log says whose limit each refusal hit.
+    const limited = await (await stack.api.audit()).list({ tenantId: tenant, action: 'rate.limited' })
+    expect(limited.map((e) => e.details).reverse()).toEqual([
+      { route: '/quota', limit: 3, bucket: 'key' },
+      { route: '/quota', limit: 3, bucket: 'key' },
+      { route: '/quota', limit: 3, bucket: 'key' },
+      { route: '/quota', limit: 6, bucket: 'tenant' },
+    ])
 
     const quota = uniqueName('subq')
     await call(stack.url.node, 'PUT', `/operator/tenants/${quota}`, {
