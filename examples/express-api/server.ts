@@ -26,12 +26,15 @@ worker.handle(sendEmail, async (input) => ({ delivered: true, to: input.to }))
 worker.handle(resizeImage, async (input) => ({ url: `${input.url}?w=${input.width}` }))
 await worker.start()
 
-// Prometheus metrics for the queue, the worker and the API, served at GET /api/v1/metrics (admin key).
+// Prometheus metrics for the queue, the worker and the API: they show every tenant, so GET
+// /api/v1/metrics answers the operator's key only (a scraper without a key would use
+// metricsHandler(api) from taskloom/node on a private port).
 const metrics = createMetrics({ workers: () => queue.workers() })
 metrics.observe(queue)
 metrics.observeWorker(worker)
 // Schedules (POST /schedules), the fleet (GET /workers) and tasks registered by workers elsewhere
 // come from the queue itself.
+// Each tenant's keys share 600 requests a minute unless the operator sets the tenant's own.
 const api = createApi({ queue, tasks: [sendEmail, resizeImage], rateLimit: 600, metrics })
 const keys = await api.keys()
 // Two tenants, two keys: each sees only its own tasks (another tenant's task is a 404).
@@ -45,7 +48,11 @@ const globex = await keys.create({
   name: 'globex app',
   scopes: ['task:create', 'task:read', 'task:list'],
 })
+// acme's own admin manages acme's keys (never with more than its own rights); the operator sets
+// each tenant's limits and scopes, and alone reads /metrics and /workers.
 const ops = await keys.create({ tenantId: 'acme', name: 'acme ops', scopes: ['admin'] })
+const operator = await keys.create({ name: 'operator', scopes: ['operator'] })
+await keys.tenants.set('globex', { rateLimit: 120, monthlyQuota: 10_000 })
 
 const app = express()
 app.get('/', (_req, res) => {
@@ -61,6 +68,7 @@ console.log(`taskloom API (Express) on ${base}`)
 console.log(`key acme ${acme.key}`)
 console.log(`key globex ${globex.key}`)
 console.log(`key acme-admin ${ops.key}`)
+console.log(`key operator ${operator.key}`)
 console.log(`try: curl -s -X POST ${base}/tasks -H "X-API-Key: ${acme.key}" -H 'content-type: application/json' \\
   -d '{"name":"send-email","payload":{"to":"a@b.co","subject":"hi"}}'`)
 

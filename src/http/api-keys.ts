@@ -1,7 +1,9 @@
 /**
  * API keys: high-entropy secrets shown once, stored only as a SHA-256 hash, looked up by their
- * public prefix and compared in constant time. A key belongs to one tenant and carries scopes, an
- * optional per-minute rate limit and monthly quota, an optional expiry, and can be revoked.
+ * public prefix and compared in constant time. A tenant key belongs to one tenant and carries
+ * scopes, an optional per-minute rate limit and monthly quota (sub-limits within its tenant's), an
+ * optional expiry, and can be revoked. An operator key (scope `operator`) belongs to no tenant: it
+ * sets tenants' limits and scopes, manages every tenant's keys and reads /metrics.
  *
  * Key format: `tlk_<12 hex>_<43 base64url>`; the part before the second `_` is the prefix (public,
  * unique, shown by `keys list`), the rest 256 random bits.
@@ -12,10 +14,21 @@ import { TaskloomError } from '../errors.js'
 import { chooseDialect, type PostgresInput } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { ApiKeysTable, Database } from '../store/postgres/tables.js'
-import { TENANT_ID } from '../task/validate.js'
+import { checkLimit, checkTenantId, TENANT_SCOPES, Tenants } from './tenants.js'
 
-export const SCOPES = ['task:create', 'task:read', 'task:cancel', 'task:list', 'admin'] as const
+export const SCOPES = [...TENANT_SCOPES, 'operator'] as const
 export type Scope = (typeof SCOPES)[number]
+
+/**
+ * The `tenant_id` stored for operator keys: no tenant id can take it (tenant ids are letters,
+ * digits and `._:@-`), so an operator key never matches a tenant's rows.
+ */
+export const OPERATOR_TENANT = '*'
+
+/** Whether a key is the operator's (scope `operator`, no tenant) rather than a tenant's. */
+export function isOperator(key: Pick<ApiKeyInfo, 'scopes'>): boolean {
+  return key.scopes.includes('operator')
+}
 
 /** What the API knows about a key; never the secret. */
 export interface ApiKeyInfo {
@@ -40,7 +53,9 @@ export interface ApiKeyInfo {
 export const LAST_USED_RESOLUTION_MS = 60_000
 
 export interface CreateKeyInput {
-  tenantId: string
+  /** The tenant; omit it for an operator key (`scopes: ['operator']`). */
+  tenantId?: string | undefined
+  /** Tenant scopes within what the tenant is granted, or `['operator']` alone. */
   scopes: readonly Scope[]
   name?: string | undefined
   rateLimit?: number | undefined
@@ -74,7 +89,34 @@ export function checkScopes(scopes: readonly unknown[]): Scope[] {
       { issues: [{ path: 'scopes', message: `expected some of ${SCOPES.join(', ')}` }] },
     )
   }
-  return [...new Set(scopes as Scope[])]
+  const unique = [...new Set(scopes as Scope[])]
+  if (unique.includes('operator') && unique.length > 1) {
+    throw new TaskloomError(
+      'INVALID_INPUT',
+      'an operator key has the scope operator alone: it belongs to no tenant',
+      {
+        issues: [{ path: 'scopes', message: 'operator cannot be combined with tenant scopes' }],
+      },
+    )
+  }
+  return unique
+}
+
+/** Throws INVALID_INPUT for an expiry that is not a time or is not in the future (dead on arrival). */
+export function checkExpiry(expiresAt: Date | undefined, now = Date.now()): void {
+  if (expiresAt === undefined) return
+  if (!(expiresAt instanceof Date) || Number.isNaN(expiresAt.getTime())) {
+    throw new TaskloomError('INVALID_INPUT', 'expires_at must be a time', {
+      issues: [{ path: 'expires_at', message: 'expected an ISO 8601 time' }],
+    })
+  }
+  if (expiresAt.getTime() <= now) {
+    throw new TaskloomError(
+      'INVALID_INPUT',
+      `expires_at ${expiresAt.toISOString()} is not in the future: the key would be dead on arrival`,
+      { issues: [{ path: 'expires_at', message: 'must be in the future' }] },
+    )
+  }
 }
 
 export class ApiKeys {
@@ -94,23 +136,56 @@ export class ApiKeys {
     return this.#db.withSchema(this.#schema)
   }
 
-  /** Creates a key; the secret in the answer is the only copy. */
+  /** The operator's settings per tenant, in the same database. */
+  get tenants(): Tenants {
+    return new Tenants(this.#db, this.#schema)
+  }
+
+  /**
+   * Creates a key as the operator grants it (the CLI, setup code, an operator key): a tenant key
+   * may hold only the scopes its tenant is granted, and its own limits are sub-limits, no larger
+   * than the tenant's where the operator set those. An expiry must be in the future. The secret in
+   * the answer is the only copy. (A tenant admin's request is first bounded by its own key: see
+   * `boundByCreator` in the REST API.)
+   */
   async create(input: CreateKeyInput): Promise<CreatedKey> {
-    const tenant = TENANT_ID.safeParse(input.tenantId)
-    if (!tenant.success) {
-      throw new TaskloomError('INVALID_INPUT', `invalid tenant id ${JSON.stringify(input.tenantId)}`, {
-        issues: [{ path: 'tenant_id', message: tenant.error.issues[0]?.message ?? 'invalid' }],
-      })
-    }
     const scopes = checkScopes(input.scopes)
-    for (const [field, value] of [
-      ['rate_limit', input.rateLimit],
-      ['monthly_quota', input.monthlyQuota],
-    ] as const) {
-      if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 2_000_000_000)) {
-        throw new TaskloomError('INVALID_INPUT', `${field} must be a positive integer`, {
-          issues: [{ path: field, message: 'expected a positive integer' }],
-        })
+    const operator = scopes.includes('operator')
+    if (operator && input.tenantId !== undefined && input.tenantId !== OPERATOR_TENANT) {
+      throw new TaskloomError(
+        'INVALID_INPUT',
+        'an operator key belongs to no tenant: leave out the tenant id',
+        {
+          issues: [{ path: 'tenant_id', message: 'not with the operator scope' }],
+        },
+      )
+    }
+    const tenantId = operator ? OPERATOR_TENANT : checkTenantId(input.tenantId)
+    checkLimit('rate_limit', input.rateLimit)
+    checkLimit('monthly_quota', input.monthlyQuota)
+    checkExpiry(input.expiresAt)
+    if (!operator) {
+      const granted = await this.tenants.get(tenantId)
+      const allowed: readonly Scope[] = granted.scopes ?? TENANT_SCOPES
+      const outside = scopes.filter((s) => !allowed.includes(s))
+      if (outside.length > 0) {
+        throw new TaskloomError(
+          'INVALID_INPUT',
+          `tenant ${tenantId} is not granted ${outside.join(', ')} (it has ${allowed.join(', ') || 'no scopes'}): the operator grants scopes with \`taskloom tenants set\``,
+          { issues: [{ path: 'scopes', message: `not granted to tenant ${tenantId}` }] },
+        )
+      }
+      for (const [field, value, cap] of [
+        ['rate_limit', input.rateLimit, granted.rateLimit],
+        ['monthly_quota', input.monthlyQuota, granted.monthlyQuota],
+      ] as const) {
+        if (value !== undefined && cap !== null && value > cap) {
+          throw new TaskloomError(
+            'INVALID_INPUT',
+            `${field} ${value} is more than tenant ${tenantId} has (${cap}): a key's limit is a sub-limit within its tenant's`,
+            { issues: [{ path: field, message: `at most ${cap}, the tenant's` }] },
+          )
+        }
       }
     }
     const prefix = `tlk_${randomBytes(6).toString('hex')}`
@@ -121,7 +196,7 @@ export class ApiKeys {
         id: randomUUID(),
         prefix,
         key_hash: hash(key).toString('hex'),
-        tenant_id: input.tenantId,
+        tenant_id: tenantId,
         name: input.name ?? null,
         scopes,
         rate_limit: input.rateLimit ?? null,

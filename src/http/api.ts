@@ -15,16 +15,19 @@ import { chooseDialect } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { Database } from '../store/postgres/tables.js'
 import type { TaskDefinition } from '../task/define-task.js'
-import { type ApiKeyInfo, ApiKeys, type Scope, type Verification } from './api-keys.js'
+import { type ApiKeyInfo, ApiKeys, isOperator, type Verification } from './api-keys.js'
 import { type AuditAction, AuditLog } from './audit.js'
-import { type Limits, MemoryLimits, quotaPeriod, RedisLimits } from './limits.js'
+import { type Limits, MemoryLimits, RedisLimits } from './limits.js'
 import { buildOpenApi } from './openapi.js'
 import { API_DEFAULTS, type ApiOptions } from './options.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
-import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
+import { matchRoute, type Route, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
+import { operatorRoutes } from './routes-operator.js'
 import { systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
+import { type Admission, admit, forbidden, mayCall } from './tenant-limits.js'
+import { grantOf, type TenantGrant, Tenants } from './tenants.js'
 
 export const VERSION = '0.1.0'
 
@@ -46,7 +49,7 @@ export interface ApiResponse {
   body: string
 }
 
-const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...systemRoutes]
+const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...operatorRoutes, ...systemRoutes]
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
 const tracer = trace.getTracer('taskloom', VERSION)
@@ -62,12 +65,20 @@ export class Api {
   private ownDb: Kysely<Database> | undefined
   private purgeTimer: NodeJS.Timeout | undefined
   private readonly verified = new Map<string, { key: ApiKeyInfo; until: number }>()
+  private readonly grants = new Map<string, { grant: TenantGrant; until: number }>()
   private document: unknown
   private closed = false
 
   constructor(options: ApiOptions) {
     if (!options || typeof options.queue?.submit !== 'function') {
       throw new TaskloomError('INVALID_OPTIONS', 'createApi needs `queue`: a queue made by createQueue()')
+    }
+    if ('publicMetrics' in options) {
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        'publicMetrics was removed: /metrics shows every tenant, so the API serves it to operator keys only; for a scraper without a key, mount metricsHandler(api) from taskloom/node on a private listener',
+        { issues: [{ path: 'publicMetrics', message: 'removed' }] },
+      )
     }
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined))
     this.options = { ...API_DEFAULTS, ...defined } as Settings
@@ -224,75 +235,30 @@ export class Api {
     }
     if (route.path === '/openapi.json') return { status: 200, body: this.openapi() }
     const services = await this.open()
-    const publicRoute = route.scope === 'public' || (route.path === '/metrics' && this.options.publicMetrics)
     let key: ApiKeyInfo | undefined
     const audit = (action: AuditAction, targetId?: string | null, details?: Record<string, unknown>) => {
       void services.audit.record({
         action,
-        tenantId: key?.tenantId ?? null,
+        tenantId: key && !isOperator(key) ? key.tenantId : null,
         keyId: key?.id ?? null,
         requestId,
         targetId,
         details,
       })
     }
-    const headers: Record<string, string> = {}
-    let quota: RouteContext['quota']
-    let giveBack = () => {}
-    if (!publicRoute) {
+    let headers: Record<string, string> = {}
+    let tenant: TenantGrant | undefined
+    let admission: Admission | undefined
+    if (route.scope !== 'public') {
       key = await this.authenticate(services, req.headers['x-api-key'], requestId, route)
-      setTenant(key.tenantId)
-      if (!hasScope(key, route.scope as Scope)) {
+      if (!isOperator(key)) setTenant(key.tenantId)
+      tenant = isOperator(key) ? undefined : await this.grantFor(services, key.tenantId)
+      if (!mayCall(key, tenant, route.scope)) {
         audit('auth.forbidden', null, { route: route.path, method: route.method, needs: route.scope })
-        throw new HttpProblem('FORBIDDEN', `this endpoint needs the ${route.scope} scope`)
+        throw forbidden(key, route.scope)
       }
-      const limit = key.rateLimit ?? this.options.rateLimit
-      // The rate limit and the quota count are one script call (one round trip to Redis).
-      const period = route.countsQuota ? quotaPeriod() : undefined
-      const bucket = `key:${key.id}`
-      const counter = period ? `quota:${period.period}` : ''
-      const ttl = period ? period.endsInMs + 86_400_000 : 0
-      const countedAt = new Date()
-      const taken = await services.limits.take(
-        bucket,
-        limit,
-        period ? { key: counter, ttlMs: ttl } : undefined,
-      )
-      if (period && taken.counted !== undefined) {
-        let used = taken.counted
-        // A new counter: this month's first counted request, or the count was lost with Redis (or
-        // with this process, embedded). The audit log has every submission: count on from there.
-        // (Only those before this count: later ones, made meanwhile, are in the counter already.)
-        if (used === 1) {
-          const before = await services.audit.submissions(key.id, key.tenantId, period.startsAt, countedAt)
-          if (before > 0) used = await services.limits.add(counter, before, ttl, bucket)
-        }
-        let kept = false
-        quota = {
-          used,
-          period: period.period,
-          endsInMs: period.endsInMs,
-          keep: () => (kept = true),
-        }
-        giveBack = () => {
-          if (!kept) void services.limits.add(counter, -1, ttl, bucket).catch(() => {})
-        }
-      }
-      headers['ratelimit-limit'] = String(limit)
-      headers['ratelimit-remaining'] = String(taken.remaining)
-      headers['ratelimit-reset'] = String(Math.ceil(taken.resetMs / 1000))
-      headers['ratelimit-policy'] = `${limit};w=60`
-      if (!taken.allowed) {
-        giveBack()
-        audit('rate.limited', null, { route: route.path, limit })
-        this.options.metrics?.rateLimitHit(key.tenantId)
-        const retryAfter = Math.max(1, Math.ceil(taken.retryAfterMs / 1000))
-        throw new HttpProblem(
-          'RATE_LIMITED',
-          `this key may make ${limit} requests per minute; retry in ${retryAfter} s`,
-          { headers: { ...headers, 'retry-after': String(retryAfter) } },
-        )
-      }
+      admission = await admit(services, key, tenant, route, audit)
+      headers = admission.headers
     }
     try {
       let parsed: unknown
@@ -306,14 +272,15 @@ export class Api {
         params,
         query,
         key: key ?? ANONYMOUS,
+        tenant,
         requestId,
         body: parsed,
         audit,
-        quota,
+        quota: admission?.quota,
       })
       return { ...result, headers: { ...headers, ...result.headers } }
     } finally {
-      giveBack()
+      admission?.release()
     }
   }
   private async authenticate(
@@ -373,6 +340,29 @@ export class Api {
     return { status: result.status, headers, body: JSON.stringify(result.body) }
   }
 
+  /**
+   * The `metrics` option's Prometheus text as a response, without an API key: for a listener the
+   * host keeps private (`metricsHandler` of `taskloom/node`). The metrics show every tenant, so the
+   * tenant-facing API serves them to operator keys only.
+   */
+  async metricsResponse(): Promise<ApiResponse> {
+    const { metrics } = this.options
+    if (!metrics) {
+      return this.problem(
+        'NOT_IMPLEMENTED',
+        'this server has no metrics: pass `metrics` to createApi',
+        '/metrics',
+      )
+    }
+    try {
+      const { contentType, body } = await metrics.render()
+      return { status: 200, headers: { 'content-type': contentType, 'cache-control': 'no-store' }, body }
+    } catch (err) {
+      this.logger.error({ err }, 'metrics failed')
+      return this.problem('INTERNAL', 'internal error', '/metrics')
+    }
+  }
+
   /** A problem response for errors an adapter meets before the core (a body its framework refused). */
   problem(
     code: ProblemCode,
@@ -386,6 +376,27 @@ export class Api {
       headers: { 'content-type': 'application/problem+json', 'x-request-id': requestId, ...headers },
       body: JSON.stringify(new HttpProblem(code, detail).toBody(path, requestId)),
     }
+  }
+
+  /**
+   * What a tenant is granted, defaults filled in; cached like verified keys (`keyCacheMs`), and
+   * dropped at once when the operator changes it through this API.
+   */
+  private async grantFor(services: Services, tenantId: string): Promise<TenantGrant> {
+    const now = Date.now()
+    const cached = this.grants.get(tenantId)
+    if (cached && cached.until > now) return cached.grant
+    const grant = grantOf(await services.tenants.get(tenantId), this.options)
+    if (this.options.keyCacheMs > 0) {
+      if (this.grants.size >= 10_000) this.grants.clear()
+      this.grants.set(tenantId, { grant, until: now + this.options.keyCacheMs })
+    }
+    return grant
+  }
+
+  /** Removes a tenant's settings from the cache. */
+  forgetTenant(tenantId: string): void {
+    this.grants.delete(tenantId)
   }
 
   /** Removes a key from the verified-key cache. */
@@ -438,7 +449,11 @@ export class Api {
     }
     const tasks = new Map<string, TaskDefinition<any, any>>()
     for (const t of this.options.tasks ?? []) tasks.set(t.name, t)
-    const limits: Limits = inner.redis ? new RedisLimits(inner.redis) : new MemoryLimits()
+    // Limits count per queue: the API processes of one queue share them, another queue's API on
+    // the same Redis (its own deployment, perhaps with the same tenant names) has its own.
+    const limits: Limits = inner.redis
+      ? new RedisLimits(inner.redis, `tl:api:${queue.name}:`)
+      : new MemoryLimits()
     // The queue's own schedules, fleet and definition registry unless the caller passed others;
     // schedules and definitions live in the queue's store, so without one they stay off (501).
     const hasStore = inner.store() !== undefined
@@ -454,12 +469,14 @@ export class Api {
       queue,
       options,
       keys: new ApiKeys(db, schema),
+      tenants: new Tenants(db, schema),
       audit: new AuditLog(db, schema, this.logger),
       limits,
       redis: inner.redis,
       db,
       startedAt: this.startedAt,
       forgetKey: (id) => this.forgetKey(id),
+      forgetTenant: (id) => this.forgetTenant(id),
       findTask: async (name) => tasks.get(name) ?? (await resolveTask?.(name)) ?? null,
     }
     this.purgeTimer = setInterval(() => {
@@ -483,11 +500,6 @@ const ANONYMOUS: ApiKeyInfo = {
   expiresAt: null,
   revokedAt: null,
   lastUsedAt: null,
-}
-
-/** `admin` holds every scope. */
-function hasScope(key: ApiKeyInfo, scope: Scope): boolean {
-  return key.scopes.includes(scope) || key.scopes.includes('admin')
 }
 
 function splitUrl(url: string): { path: string; query: URLSearchParams } {

@@ -24,6 +24,8 @@ export type AuditAction =
   | 'quota.exceeded'
   | 'key.create'
   | 'key.revoke'
+  /** The operator changed a tenant's rate limit, quota or scopes. */
+  | 'tenant.update'
 
 export interface AuditEntry {
   action: AuditAction
@@ -96,13 +98,13 @@ export class AuditLog {
   }
 
   /**
-   * Tasks submitted with this key from `since` to before `until`: the durable record of a quota
-   * counter, which is rebuilt from it when the counter is gone (a Redis restart, or a restarted
-   * embedded process).
+   * Tasks the tenant submitted (with one key, when `keyId` is given) from `since` to before
+   * `until`: the durable record of a quota counter, which is rebuilt from it when the counter is
+   * gone (a Redis restart, or a restarted embedded process).
    */
-  async submissions(keyId: string, tenantId: string, since: Date, until = new Date()): Promise<number> {
+  async submissions(tenantId: string, since: Date, until = new Date(), keyId?: string): Promise<number> {
     await this.flush()
-    const row = await this.#db
+    let q = this.#db
       .withSchema(this.#schema)
       .selectFrom('audit_log')
       .select((eb) => eb.fn.countAll<string>().as('n'))
@@ -110,8 +112,8 @@ export class AuditLog {
       .where('at', '>=', since)
       .where('at', '<', until)
       .where('action', '=', 'task.submit')
-      .where('actor', '=', keyId)
-      .executeTakeFirst()
+    if (keyId !== undefined) q = q.where('actor', '=', keyId)
+    const row = await q.executeTakeFirst()
     return Number(row?.n ?? 0)
   }
 

@@ -8,6 +8,8 @@ export {
   ApiKeys,
   type CreatedKey,
   type CreateKeyInput,
+  isOperator,
+  OPERATOR_TENANT,
   type OpenApiKeysOptions,
   openApiKeys,
   SCOPES,
@@ -23,3 +25,11 @@ export type {
   WorkerInfoLike,
 } from './options.js'
 export { HttpProblem, PROBLEM_STATUS, type ProblemBody, type ProblemCode } from './problem.js'
+export {
+  TENANT_SCOPES,
+  type TenantGrant,
+  type TenantPatch,
+  type TenantScope,
+  type TenantSettings,
+  Tenants,
+} from './tenants.js'

@@ -1,55 +1,81 @@
 /**
- * Per-key request rate limits (token bucket) and monthly submission counters, in Redis when the
- * queue has Redis (shared by every API process), else in this process (embedded mode).
+ * Request rate limits (token buckets) and monthly submission counters per tenant, with a key's own
+ * limits as tighter sub-limits: in Redis when the queue has Redis (shared by every API process),
+ * else in this process (embedded mode). A tenant's buckets and counters form one group (one Redis
+ * hash tag), so a request is checked against all of them in one atomic step.
  */
 import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import tokenBucket from './token-bucket.lua'
 
-export interface TakeResult {
-  allowed: boolean
+/** A bucket to take a token from: its name within the group and its capacity per minute. */
+export interface BucketSpec {
+  name: string
+  perMinute: number
+}
+
+/** A counter to add 1 to when the request passes (a monthly quota). */
+export interface CounterSpec {
+  name: string
+  ttlMs: number
+}
+
+export interface BucketState {
+  name: string
   limit: number
   /** Whole tokens left after this request. */
   remaining: number
-  /** Milliseconds until the next request would be allowed (0 when one is). */
+  /** Milliseconds until the next request would be allowed by this bucket (0 when one is). */
   retryAfterMs: number
   /** Milliseconds until the bucket is full again. */
   resetMs: number
-  /** With `count`: the counter's value after adding 1. */
-  counted?: number
 }
 
-/** A counter to add 1 to in the same round trip as the token (the monthly quota). */
-export interface CountAlong {
-  key: string
-  ttlMs: number
+export interface TakeResult {
+  /** Every bucket had a token (and one was taken from each); a refused request takes none. */
+  allowed: boolean
+  buckets: BucketState[]
+  /** When allowed: each counter's value after adding 1, in the order given. */
+  counted: number[]
 }
 
 export interface Limits {
   /**
-   * Takes one token from the bucket `key` whose capacity (and refill per minute) is `perMinute`;
-   * with `count`, also adds 1 to that counter (one round trip for both).
+   * Takes one token from every bucket of `group` listed, or none if any is empty; when it passes,
+   * adds 1 to each counter, in the same atomic step.
    */
-  take(key: string, perMinute: number, count?: CountAlong): Promise<TakeResult>
-  /** Adds `by` to a counter that expires after `ttlMs`; answers the new value. */
-  add(key: string, by: number, ttlMs: number, bucket?: string): Promise<number>
-  /** `bucket`: the counter was counted along with that bucket's tokens (`take`'s `count`). */
-  read(key: string, bucket?: string): Promise<number>
+  take(group: string, buckets: readonly BucketSpec[], counters?: readonly CounterSpec[]): Promise<TakeResult>
+  /** Adds `by` to a counter of `group` that expires after `ttlMs`; answers the new value. */
+  add(group: string, name: string, by: number, ttlMs: number): Promise<number>
+  read(group: string, name: string): Promise<number>
 }
 
 const WINDOW_US = 60_000_000
 const SHA = createHash('sha1').update(tokenBucket).digest('hex')
 
+/** Keys: `<prefix>rl:{t:<tenant>}:<bucket>` and `<prefix>n:{t:<tenant>}:<counter>`. */
 export class RedisLimits implements Limits {
   constructor(
     private readonly redis: Redis,
     private readonly prefix = 'tl:api:',
   ) {}
 
-  async take(key: string, perMinute: number, count?: CountAlong): Promise<TakeResult> {
-    // The counter shares the bucket's hash tag, so the script touches one slot.
-    const keys = count ? [this.bucketKey(key), this.counterKey(count.key, key)] : [this.bucketKey(key)]
-    const args = count ? [perMinute, WINDOW_US, 1, count.ttlMs] : [perMinute, WINDOW_US, 1]
+  async take(
+    group: string,
+    buckets: readonly BucketSpec[],
+    counters: readonly CounterSpec[] = [],
+  ): Promise<TakeResult> {
+    const keys = [
+      ...buckets.map((b) => `${this.prefix}rl:{${group}}:${b.name}`),
+      ...counters.map((c) => this.counterKey(group, c.name)),
+    ]
+    const args = [
+      buckets.length,
+      WINDOW_US,
+      1,
+      ...buckets.map((b) => b.perMinute),
+      ...counters.map((c) => c.ttlMs),
+    ]
     let reply: number[]
     try {
       reply = (await this.redis.evalsha(SHA, keys.length, ...keys, ...args)) as number[]
@@ -57,28 +83,27 @@ export class RedisLimits implements Limits {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
       reply = (await this.redis.eval(tokenBucket, keys.length, ...keys, ...args)) as number[]
     }
-    const [allowed, remaining, nextUs, fullUs, counted] = reply.map(Number) as number[]
+    const values = reply.map(Number)
+    const allowed = values[0] === 1
     return {
-      allowed: allowed === 1,
-      limit: perMinute,
-      remaining: remaining!,
-      retryAfterMs: Math.ceil(nextUs! / 1000),
-      resetMs: Math.ceil(fullUs! / 1000),
-      ...(count ? { counted: counted! } : {}),
+      allowed,
+      buckets: buckets.map((b, i) => ({
+        name: b.name,
+        limit: b.perMinute,
+        remaining: values[1 + 3 * i]!,
+        retryAfterMs: Math.ceil(values[2 + 3 * i]! / 1000),
+        resetMs: Math.ceil(values[3 + 3 * i]! / 1000),
+      })),
+      counted: allowed ? values.slice(1 + 3 * buckets.length) : [],
     }
   }
 
-  private bucketKey(key: string): string {
-    return `${this.prefix}rl:{${key}}`
+  private counterKey(group: string, name: string): string {
+    return `${this.prefix}n:{${group}}:${name}`
   }
 
-  /** Counters named `<bucket>|<name>` live in the bucket's slot; others in their own. */
-  private counterKey(name: string, bucket?: string): string {
-    return bucket === undefined ? `${this.prefix}n:{${name}}` : `${this.prefix}n:{${bucket}}:${name}`
-  }
-
-  async add(key: string, by: number, ttlMs: number, bucket?: string): Promise<number> {
-    const k = this.counterKey(key, bucket)
+  async add(group: string, name: string, by: number, ttlMs: number): Promise<number> {
+    const k = this.counterKey(group, name)
     const [[, value]] = (await this.redis.multi().incrby(k, by).pexpire(k, ttlMs).exec()) as [
       [unknown, number],
       unknown,
@@ -86,48 +111,60 @@ export class RedisLimits implements Limits {
     return Number(value)
   }
 
-  async read(key: string, bucket?: string): Promise<number> {
-    return Number((await this.redis.get(this.counterKey(key, bucket))) ?? 0)
+  async read(group: string, name: string): Promise<number> {
+    return Number((await this.redis.get(this.counterKey(group, name))) ?? 0)
   }
 }
 
-/** The same token bucket in this process's memory. */
+/** The same buckets and counters in this process's memory. */
 export class MemoryLimits implements Limits {
   private readonly buckets = new Map<string, { tokens: number; at: number }>()
   private readonly counters = new Map<string, { value: number; expiresAt: number }>()
 
-  async take(key: string, perMinute: number, count?: CountAlong): Promise<TakeResult> {
-    const counted = count ? await this.add(count.key, 1, count.ttlMs, key) : undefined
+  async take(
+    group: string,
+    specs: readonly BucketSpec[],
+    counters: readonly CounterSpec[] = [],
+  ): Promise<TakeResult> {
     const now = performance.now()
-    const rate = perMinute / 60_000
-    const b = this.buckets.get(key) ?? { tokens: perMinute, at: now }
-    b.tokens = Math.min(perMinute, b.tokens + (now - b.at) * rate)
-    b.at = now
-    const allowed = b.tokens >= 1
-    if (allowed) b.tokens -= 1
-    this.buckets.set(key, b)
+    const states = specs.map((spec) => {
+      const key = `${group}|${spec.name}`
+      const rate = spec.perMinute / 60_000
+      const b = this.buckets.get(key) ?? { tokens: spec.perMinute, at: now }
+      b.tokens = Math.min(spec.perMinute, b.tokens + Math.max(0, now - b.at) * rate)
+      b.at = now
+      this.buckets.set(key, b)
+      return { spec, b, rate }
+    })
+    const allowed = states.every((s) => s.b.tokens >= 1)
+    if (allowed) for (const s of states) s.b.tokens -= 1
     if (this.buckets.size > 100_000) this.sweep(now)
+    const counted: number[] = []
+    if (allowed) for (const c of counters) counted.push(await this.add(group, c.name, 1, c.ttlMs))
     return {
       allowed,
-      limit: perMinute,
-      remaining: Math.floor(b.tokens),
-      retryAfterMs: allowed ? 0 : Math.ceil((1 - b.tokens) / rate),
-      resetMs: Math.ceil((perMinute - b.tokens) / rate),
-      ...(counted !== undefined ? { counted } : {}),
+      buckets: states.map(({ spec, b, rate }) => ({
+        name: spec.name,
+        limit: spec.perMinute,
+        remaining: Math.floor(b.tokens),
+        retryAfterMs: b.tokens >= 1 ? 0 : Math.ceil((1 - b.tokens) / rate),
+        resetMs: Math.ceil((spec.perMinute - b.tokens) / rate),
+      })),
+      counted,
     }
   }
 
-  async add(key: string, by: number, ttlMs: number, bucket?: string): Promise<number> {
+  async add(group: string, name: string, by: number, ttlMs: number): Promise<number> {
     const now = Date.now()
-    const k = `${bucket ?? ''}|${key}`
+    const k = `${group}|${name}`
     const c = this.counters.get(k)
     const value = (c && c.expiresAt > now ? c.value : 0) + by
     this.counters.set(k, { value, expiresAt: now + ttlMs })
     return value
   }
 
-  async read(key: string, bucket?: string): Promise<number> {
-    const c = this.counters.get(`${bucket ?? ''}|${key}`)
+  async read(group: string, name: string): Promise<number> {
+    const c = this.counters.get(`${group}|${name}`)
     return c && c.expiresAt > Date.now() ? c.value : 0
   }
 

@@ -48,11 +48,22 @@ export interface ApiOptions {
   schedules?: SchedulesLike
   /** The worker fleet for GET /workers. Default: `() => queue.workers()`. */
   workers?: () => Promise<WorkerInfoLike[]>
-  /** Prometheus metrics. Absent: GET /metrics answers 501. */
+  /**
+   * Prometheus metrics, served by GET /metrics to operator keys only (they show every tenant), or
+   * by `metricsHandler(api)` from `taskloom/node` on a listener the host keeps private. Absent:
+   * GET /metrics answers 501.
+   */
   metrics?: HttpMetrics
-  /** Requests per minute per API key, unless the key sets its own. Default 1000. */
+  /**
+   * Requests per minute per tenant (all its keys together), for tenants the operator gave no
+   * `rate_limit`. A key's own `rate_limit` is a tighter limit within it. Default 1000.
+   */
   rateLimit?: number
-  /** Monthly task submissions per key, unless the key sets its own. Default: unlimited. */
+  /**
+   * Task submissions per calendar month (UTC) per tenant (all its keys together), for tenants the
+   * operator gave no `monthly_quota`. A key's own `monthly_quota` is a tighter quota within it.
+   * Default: unlimited.
+   */
   quota?: number
   /** Days audit entries are kept. Default 90. */
   auditRetentionDays?: number
@@ -60,8 +71,6 @@ export interface ApiOptions {
   bodyLimit?: number
   /** How long a verified key is trusted before it is checked again. Default 5,000 ms; 0: every request. */
   keyCacheMs?: number
-  /** Serve GET /metrics without an API key (for scrapers). Default false: it needs `admin`. */
-  publicMetrics?: boolean
   /**
    * Where API keys and the audit log live, when not in the queue's store (e.g. a Redis-only
    * queue): a postgres:// URL, a pg.Pool or PGlite options. Default: the queue's store.
@@ -81,5 +90,4 @@ export const API_DEFAULTS = {
   auditRetentionDays: 90,
   bodyLimit: 1_048_576,
   keyCacheMs: 5000,
-  publicMetrics: false,
 }

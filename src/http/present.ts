@@ -1,8 +1,9 @@
 /** From taskloom's objects to the API's snake_case bodies. */
 import type { TaskInfo } from '../queue/task-info.js'
 import type { ErrorInfo } from '../task/model.js'
-import type { ApiKeyInfo } from './api-keys.js'
+import { type ApiKeyInfo, isOperator } from './api-keys.js'
 import type { ScheduleInfoLike, WorkerInfoLike } from './options.js'
+import type { TenantGrant, TenantSettings } from './tenants.js'
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null)
 const errorText = (e: ErrorInfo | null | undefined) => (e ? `${e.name}: ${e.message}` : null)
@@ -45,7 +46,7 @@ export function keyBody(k: ApiKeyInfo) {
   return {
     key_id: k.id,
     prefix: k.prefix,
-    tenant_id: k.tenantId,
+    tenant_id: isOperator(k) ? null : k.tenantId,
     name: k.name,
     scopes: k.scopes,
     rate_limit: k.rateLimit,
@@ -84,5 +85,20 @@ export function workerBody(w: WorkerInfoLike) {
     pid: w.pid,
     concurrency: w.concurrency,
     started_at: w.startedAt.toISOString(),
+  }
+}
+
+export function tenantBody(settings: TenantSettings, grant: TenantGrant) {
+  return {
+    tenant_id: settings.tenantId,
+    rate_limit: grant.rateLimit,
+    monthly_quota: grant.monthlyQuota,
+    scopes: grant.scopes,
+    configured: {
+      rate_limit: settings.rateLimit,
+      monthly_quota: settings.monthlyQuota,
+      scopes: settings.scopes,
+    },
+    updated_at: iso(settings.updatedAt),
   }
 }

@@ -10,13 +10,22 @@ import type { ApiKeyInfo, ApiKeys, Scope } from './api-keys.js'
 import type { AuditAction, AuditLog } from './audit.js'
 import type { Limits } from './limits.js'
 import type { API_DEFAULTS, ApiOptions } from './options.js'
+import type { TenantGrant, Tenants } from './tenants.js'
 
-export type Method = 'GET' | 'POST' | 'DELETE'
+export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+
+/**
+ * What a route needs: a tenant scope; 'tenant', any key of a tenant; 'operator', an operator key;
+ * 'public', no key.
+ */
+export type RouteScope = Scope | 'tenant' | 'public'
 
 export interface Services {
   queue: Queue
   options: ApiOptions & typeof API_DEFAULTS
   keys: ApiKeys
+  /** The operator's settings per tenant. */
+  tenants: Tenants
   audit: AuditLog
   limits: Limits
   redis: Redis | undefined
@@ -25,6 +34,8 @@ export interface Services {
   startedAt: number
   /** Drops a key from the verified-key cache (after revocation). */
   forgetKey(id: string): void
+  /** Drops a tenant's settings from the cache (after the operator changed them). */
+  forgetTenant(tenantId: string): void
 }
 
 export interface RouteContext {
@@ -33,15 +44,26 @@ export interface RouteContext {
   query: URLSearchParams
   /** The authenticated key (public routes: none). */
   key: ApiKeyInfo
+  /** What the key's tenant is granted, defaults filled in (operator keys and public routes: none). */
+  tenant: TenantGrant | undefined
   requestId: string
   /** The request body, parsed as JSON and validated with the route's `body` schema. */
   body: unknown
   audit(action: AuditAction, targetId?: string | null, details?: Record<string, unknown>): void
   /**
-   * Routes with `countsQuota`: this request's count toward the key's monthly quota (already added,
-   * in the same Redis round trip as the rate limit). It is given back unless `keep()` is called.
+   * Routes with `countsQuota`: this request's count toward the tenant's and the key's monthly
+   * quota (already added, in the same Redis round trip as the rate limit; `limit` null: none). It
+   * is given back unless `keep()` is called.
    */
-  quota: { used: number; period: string; endsInMs: number; keep(): void } | undefined
+  quota:
+    | {
+        period: string
+        endsInMs: number
+        tenant: { used: number; limit: number | null }
+        key: { used: number; limit: number | null }
+        keep(): void
+      }
+    | undefined
 }
 
 export interface RouteResult {
@@ -58,7 +80,7 @@ export interface Route {
   /** Template with `:param` segments, e.g. '/tasks/:id'. */
   path: string
   /** Needed scope; 'public' needs no key. */
-  scope: Scope | 'public'
+  scope: RouteScope
   summary: string
   tag: string
   body?: z.ZodType
@@ -67,7 +89,7 @@ export interface Route {
   responses: Record<number, z.ZodType | null>
   /** Error statuses this route can answer besides the common ones. */
   problems?: number[]
-  /** Each request counts toward the key's monthly quota (task submissions). */
+  /** Each request counts toward the tenant's and the key's monthly quota (task submissions). */
   countsQuota?: boolean
   handle(ctx: RouteContext): Promise<RouteResult>
 }

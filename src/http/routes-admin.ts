@@ -1,8 +1,14 @@
-/** Admin endpoints (scope `admin`, scoped to the key's tenant): dead letters, workers, API keys. */
+/**
+ * A tenant admin's endpoints (scope `admin`, scoped to the key's tenant): dead letters and the
+ * tenant's API keys, which it manages within its own rights (key-policy.ts). The worker fleet is the
+ * operator's (`GET /workers`).
+ */
 
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
-import { deadTaskBody, keyBody, workerBody } from './present.js'
+import type { KeyRequest } from './key-policy.js'
+import { boundByCreator } from './key-policy.js'
+import { deadTaskBody, keyBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route } from './route.js'
 import { ownTask, taskPage } from './routes-tasks.js'
@@ -16,8 +22,18 @@ import {
   PageQuery,
   RetryAllResponse,
   RetryResponse,
-  WorkerList,
 } from './schemas.js'
+
+/** A key creation body as `ApiKeys.create` takes it. */
+export function keyRequest(body: z.infer<typeof CreateKeyBody>): KeyRequest {
+  return {
+    scopes: body.scopes,
+    name: body.name,
+    rateLimit: body.rate_limit,
+    monthlyQuota: body.monthly_quota,
+    expiresAt: body.expires_at === undefined ? undefined : new Date(body.expires_at),
+  }
+}
 
 export const adminRoutes: Route[] = [
   {
@@ -94,40 +110,19 @@ export const adminRoutes: Route[] = [
     },
   },
   {
-    method: 'GET',
-    path: '/workers',
-    scope: 'admin',
-    tag: 'admin',
-    summary: 'The worker fleet: status, heartbeat, tasks in hand and processed',
-    responses: { 200: WorkerList },
-    problems: [501],
-    async handle(ctx) {
-      const workers = ctx.services.options.workers
-      if (!workers) {
-        throw new HttpProblem('NOT_IMPLEMENTED', 'this server has no fleet view: pass `workers` to createApi')
-      }
-      return { status: 200, body: { workers: (await workers()).map(workerBody) } }
-    },
-  },
-  {
     method: 'POST',
     path: '/admin/keys',
     scope: 'admin',
     tag: 'admin',
-    summary: 'Create an API key for this tenant; the secret is in this answer only',
+    summary:
+      'Create an API key for this tenant, with no more than the creating key holds (never admin); the secret is in this answer only',
     body: CreateKeyBody,
     responses: { 201: CreatedKey },
     problems: [400, 415],
     async handle(ctx) {
       const body = ctx.body as z.infer<typeof CreateKeyBody>
-      const { key, info } = await ctx.services.keys.create({
-        tenantId: ctx.key.tenantId,
-        scopes: body.scopes,
-        name: body.name,
-        rateLimit: body.rate_limit,
-        monthlyQuota: body.monthly_quota,
-        expiresAt: body.expires_at === undefined ? undefined : new Date(body.expires_at),
-      })
+      const request = boundByCreator(keyRequest(body), ctx.key, ctx.tenant!)
+      const { key, info } = await ctx.services.keys.create(request)
       ctx.audit('key.create', info.id, { prefix: info.prefix, scopes: info.scopes })
       return { status: 201, body: { ...keyBody(info), key } }
     },

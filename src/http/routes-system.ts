@@ -1,4 +1,4 @@
-/** Service endpoints: liveness, readiness (Redis and PostgreSQL answer), metrics. */
+/** Service endpoints: liveness, readiness (Redis and PostgreSQL answer), metrics (operator only). */
 import { sql } from 'kysely'
 import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import { HttpProblem } from './problem.js'
@@ -59,9 +59,10 @@ export const systemRoutes: Route[] = [
   {
     method: 'GET',
     path: '/metrics',
-    scope: 'admin',
+    scope: 'operator',
     tag: 'system',
-    summary: 'Prometheus metrics (text exposition format)',
+    summary:
+      'Prometheus metrics (text exposition format); operator keys only, since they show every tenant (or mount metricsHandler on a private listener)',
     responses: { 200: null },
     problems: [501],
     async handle(ctx) {

@@ -1,11 +1,10 @@
-/** Task endpoints: submit (or schedule), status, result, cancel, list, and the key's quota. */
+/** Task endpoints: submit (or schedule), status, result, cancel, list, and the tenant's quota. */
 import { randomUUID } from 'node:crypto'
 import type { z } from 'zod'
 import { type Issue, TaskloomError } from '../errors.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import type { TaskStatus } from '../task/model.js'
 import type { SubmitOptions } from '../task/validate.js'
-import { quotaPeriod } from './limits.js'
 import { taskBody } from './present.js'
 import { HttpProblem } from './problem.js'
 import type { Route, RouteContext } from './route.js'
@@ -23,6 +22,7 @@ import {
   TaskList,
   TaskResultResponse,
 } from './schemas.js'
+import { quotaExceeded, quotaReport } from './tenant-limits.js'
 
 /** Ids the API accepts in paths; anything else cannot name a task and is answered 404. */
 const ID = /^[A-Za-z0-9._:-]{1,200}$/
@@ -127,17 +127,10 @@ async function submit(ctx: RouteContext) {
   if (body.idempotency_key !== undefined) options.idempotencyKey = body.idempotency_key
   if (body.run_at !== undefined) options.runAt = Date.parse(body.run_at)
 
-  // The core counted this request toward the quota; it is given back unless a task is created.
-  const quota = key.monthlyQuota ?? services.options.quota
-  const counted = ctx.quota
-  if (quota !== undefined && counted && counted.used > quota) {
-    ctx.audit('quota.exceeded', null, { quota, period: counted.period })
-    throw new HttpProblem(
-      'QUOTA_EXCEEDED',
-      `this key's monthly quota of ${quota} task submissions for ${counted.period} is used up; it resets at the start of next month (UTC)`,
-      { headers: { 'retry-after': String(Math.ceil(counted.endsInMs / 1000)) } },
-    )
-  }
+  // The core counted this request toward the tenant's and the key's quota; it is given back unless
+  // a task is created.
+  const exceeded = quotaExceeded(ctx)
+  if (exceeded) throw exceeded
   let result: Awaited<ReturnType<typeof services.queue.submit>>
   try {
     result = await services.queue.submit(task, body.payload, options)
@@ -150,7 +143,7 @@ async function submit(ctx: RouteContext) {
     throw err
   }
   if (!result.deduplicated) {
-    counted?.keep()
+    ctx.quota?.keep()
     ctx.audit('task.submit', result.id, { name: task.name })
   }
   const out = { task_id: result.id, status: result.status, created_at: result.createdAt.toISOString() }
@@ -236,31 +229,13 @@ export const taskRoutes: Route[] = [
   {
     method: 'GET',
     path: '/quota',
-    scope: 'task:read',
+    scope: 'tenant',
     tag: 'tasks',
-    summary: "This key's monthly submissions against its quota, and its rate limit",
+    summary:
+      "The tenant's monthly submissions against its quota and its rate limit (all its keys together), and the calling key's own sub-limits; any of the tenant's keys may read it",
     responses: { 200: Quota },
     async handle(ctx) {
-      const { key, services } = ctx
-      const { period, resetsAt, startsAt } = quotaPeriod()
-      let used = await services.limits.read(`quota:${period}`, `key:${key.id}`)
-      // No counter (none this month yet, or lost with Redis): the audit log knows; the next
-      // submission stores the count (only the request that creates the counter may, so it is added once).
-      if (used === 0) used = await services.audit.submissions(key.id, key.tenantId, startsAt)
-      const quota = key.monthlyQuota ?? services.options.quota ?? null
-      return {
-        status: 200,
-        body: {
-          tenant_id: key.tenantId,
-          key_id: key.id,
-          period,
-          monthly_quota: quota,
-          used,
-          remaining: quota === null ? null : Math.max(0, quota - used),
-          resets_at: resetsAt.toISOString(),
-          rate_limit: key.rateLimit ?? services.options.rateLimit,
-        },
-      }
+      return { status: 200, body: await quotaReport(ctx) }
     },
   },
   ...scheduleRoutes,

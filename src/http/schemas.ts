@@ -8,6 +8,7 @@ import { PRIORITIES, TASK_STATUSES } from '../task/model.js'
 import { TENANT_ID } from '../task/validate.js'
 import { SCOPES } from './api-keys.js'
 import { PROBLEM_STATUS } from './problem.js'
+import { MAX_LIMIT, TENANT_SCOPES } from './tenants.js'
 
 const timestamp = z.iso.datetime({ offset: true }).meta({ example: '2024-01-15T10:30:00.000Z' })
 const nullableTimestamp = timestamp.nullable()
@@ -106,9 +107,24 @@ export const Quota = z
     used: z.number().int(),
     remaining: z.number().int().nullable(),
     resets_at: timestamp,
-    rate_limit: z.number().int().meta({ description: 'Requests per minute' }),
+    rate_limit: z
+      .number()
+      .int()
+      .meta({ description: "The tenant's requests per minute, all its keys together" }),
+    key: z
+      .object({
+        key_id: z.string(),
+        rate_limit: z.number().int().nullable().meta({ description: "The key's own tighter limit, if any" }),
+        monthly_quota: z.number().int().nullable(),
+        used: z.number().int(),
+        remaining: z.number().int().nullable(),
+      })
+      .meta({ description: "The calling key's own sub-limits and its submissions this period" }),
   })
-  .meta({ id: 'Quota' })
+  .meta({
+    id: 'Quota',
+    description: "The tenant's submissions this period against its monthly quota (all its keys together)",
+  })
 
 const misfire = z.enum(['skip', 'run-once', 'catch-up'])
 /** A tenant's schedule id (and, with `schedule`, a submit's idempotency key). */
@@ -180,13 +196,20 @@ export const Worker = z
 export const WorkerList = z.object({ workers: z.array(Worker) }).meta({ id: 'WorkerList' })
 
 const scope = z.enum(SCOPES)
+const tenantScope = z.enum(TENANT_SCOPES)
 export const CreateKeyBody = z
   .strictObject({
     name: z.string().min(1).max(200).optional(),
-    scopes: z.array(scope).min(1),
-    rate_limit: z.number().int().min(1).max(2_000_000_000).optional(),
-    monthly_quota: z.number().int().min(1).max(2_000_000_000).optional(),
-    expires_at: timestamp.optional(),
+    scopes: z.array(tenantScope).min(1),
+    rate_limit: z.number().int().min(1).max(MAX_LIMIT).optional().meta({
+      description: "Requests per minute, within the tenant's; default: the creating admin key's own",
+    }),
+    monthly_quota: z.number().int().min(1).max(MAX_LIMIT).optional().meta({
+      description: "Task submissions per month, within the tenant's; default: the creating admin key's own",
+    }),
+    expires_at: timestamp
+      .optional()
+      .meta({ description: "In the future; default: the creating admin key's own expiry" }),
   })
   .meta({ id: 'CreateApiKeyRequest' })
 
@@ -194,7 +217,7 @@ export const ApiKey = z
   .object({
     key_id: z.string(),
     prefix: z.string(),
-    tenant_id: TENANT_ID,
+    tenant_id: TENANT_ID.nullable().meta({ description: 'null for an operator key' }),
     name: z.string().nullable(),
     scopes: z.array(scope),
     rate_limit: z.number().int().nullable(),
@@ -212,6 +235,44 @@ export const CreatedKey = ApiKey.extend({
   key: z.string().meta({ description: 'The secret; shown once, never again' }),
 }).meta({ id: 'CreatedApiKey' })
 export const KeyList = z.object({ keys: z.array(ApiKey) }).meta({ id: 'ApiKeyList' })
+
+const limitSetting = z.number().int().min(1).max(MAX_LIMIT).nullable()
+export const TenantSettingsBody = z
+  .strictObject({
+    rate_limit: limitSetting
+      .optional()
+      .meta({ description: "Requests per minute, all the tenant's keys together; null: the API's default" }),
+    monthly_quota: limitSetting.optional().meta({
+      description: "Task submissions per month (UTC), all its keys together; null: the API's default",
+    }),
+    scopes: z
+      .array(tenantScope)
+      .nullable()
+      .optional()
+      .meta({ description: 'The scopes its keys may hold (admin: it may have admins); null: all' }),
+  })
+  .meta({ id: 'TenantSettingsRequest', description: 'Fields left out stay as they are' })
+export const Tenant = z
+  .object({
+    tenant_id: TENANT_ID,
+    rate_limit: z.number().int().meta({ description: 'Requests per minute, all its keys together' }),
+    monthly_quota: z
+      .number()
+      .int()
+      .nullable()
+      .meta({ description: 'Task submissions per month; null: unlimited' }),
+    scopes: z.array(tenantScope),
+    configured: z
+      .object({
+        rate_limit: limitSetting,
+        monthly_quota: limitSetting,
+        scopes: z.array(tenantScope).nullable(),
+      })
+      .meta({ description: "What the operator set (null: the API's default)" }),
+    updated_at: nullableTimestamp,
+  })
+  .meta({ id: 'Tenant' })
+export const TenantList = z.object({ tenants: z.array(Tenant) }).meta({ id: 'TenantList' })
 
 export const Problem = z
   .object({

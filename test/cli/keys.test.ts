@@ -59,7 +59,7 @@ describe.skipIf(!up)('npx taskloom keys', () => {
     const api = createApi({ queue, keyCacheMs: 0, logger: silent })
     const quota = await api.handle({ method: 'GET', url: '/quota', headers: { 'x-api-key': secret } })
     expect(quota.status).toBe(200)
-    expect(JSON.parse(quota.body)).toMatchObject({ tenant_id: 'acme', rate_limit: 120 })
+    expect(JSON.parse(quota.body)).toMatchObject({ tenant_id: 'acme', key: { rate_limit: 120 } })
 
     const list = await taskloom('keys', 'list', '--tenant', 'acme', ...db)
     expect(list.code).toBe(0)
@@ -89,4 +89,103 @@ describe.skipIf(!up)('npx taskloom keys', () => {
     const action = await taskloom('keys', 'rotate', ...db)
     expect(action.code).toBe(2)
   }, 120_000)
+
+  it('refuses a key that would be dead on arrival, and writes nothing', async () => {
+    const db = ['--postgres', DATABASE_URL, '--schema', schema]
+    const tenant = uniqueName('doa')
+    const past = new Date(Date.now() - 60_000).toISOString()
+    const doa = await taskloom(
+      'keys',
+      'create',
+      '--tenant',
+      tenant,
+      '--scopes',
+      'task:read',
+      '--expires-at',
+      past,
+      ...db,
+    )
+    expect(doa.code).toBe(2)
+    expect(doa.stderr).toContain('is not in the future: the key would be dead on arrival')
+    expect(doa.stdout).not.toMatch(/tlk_/)
+    expect(
+      (await taskloom('keys', 'list', '--tenant', tenant, ...db)).stdout.trim().split('\n'),
+    ).toHaveLength(1)
+  }, 120_000)
+
+  it('creates operator keys and sets what a tenant is granted', async () => {
+    const db = ['--postgres', DATABASE_URL, '--schema', schema]
+    const tenant = uniqueName('granted')
+    const op = await taskloom('keys', 'create', '--operator', '--name', 'ops', ...db)
+    expect(op.code, op.stderr).toBe(0)
+    expect(op.stdout).toMatch(/^created operator key /)
+    const secret = op.stdout.match(/^tlk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$/m)![0]
+
+    const set = await taskloom(
+      'tenants',
+      'set',
+      tenant,
+      '--rate-limit',
+      '50',
+      '--monthly-quota',
+      '900',
+      '--scopes',
+      'task:create,task:read',
+      ...db,
+    )
+    expect(set.code, set.stderr).toBe(0)
+    expect(set.stdout).toBe(`${tenant}\trate limit 50/min\tmonthly quota 900\tscopes task:create,task:read\n`)
+    // Keys beyond the grant are refused; within it they are made.
+    const admin = await taskloom('keys', 'create', '--tenant', tenant, '--scopes', 'admin', ...db)
+    expect(admin.code).toBe(1)
+    expect(admin.stderr).toContain(`tenant ${tenant} is not granted admin`)
+    const over = await taskloom(
+      'keys',
+      'create',
+      '--tenant',
+      tenant,
+      '--scopes',
+      'task:read',
+      '--rate-limit',
+      '51',
+      ...db,
+    )
+    expect(over.code).toBe(1)
+    expect(over.stderr).toContain('rate_limit 51 is more than tenant')
+    expect((await taskloom('keys', 'create', '--tenant', tenant, '--scopes', 'task:read', ...db)).code).toBe(
+      0,
+    )
+
+    const reset = await taskloom('tenants', 'set', tenant, '--monthly-quota', 'default', ...db)
+    expect(reset.stdout).toBe(
+      `${tenant}\trate limit 50/min\tmonthly quota default\tscopes task:create,task:read\n`,
+    )
+    expect((await taskloom('tenants', 'show', tenant, ...db)).stdout).toBe(reset.stdout)
+    expect((await taskloom('tenants', 'list', ...db)).stdout).toContain(reset.stdout)
+    const junk = await taskloom('tenants', 'show', 'not a tenant', ...db)
+    expect(junk.code).toBe(1)
+    expect(junk.stderr).toContain('invalid tenant id "not a tenant"')
+
+    // The operator key reads the same settings over the API.
+    const queue = createQueue({
+      name: uniqueName('keys'),
+      postgres: DATABASE_URL,
+      postgresSchema: schema,
+      logger: silent,
+    })
+    const api = createApi({ queue, keyCacheMs: 0, logger: silent })
+    try {
+      const shown = await api.handle({
+        method: 'GET',
+        url: `/operator/tenants/${tenant}`,
+        headers: { 'x-api-key': secret },
+      })
+      expect(shown.status).toBe(200)
+      expect(JSON.parse(shown.body)).toMatchObject({ tenant_id: tenant, rate_limit: 50, monthly_quota: null })
+      expect((await taskloom('keys', 'list', ...db)).stdout).toMatch(/\t\(operator\)\toperator\tactive\t/)
+    } finally {
+      await api.close()
+      await queue.close()
+    }
+  }, 240_000)
 })

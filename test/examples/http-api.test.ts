@@ -64,7 +64,7 @@ async function completed(base: string, key: string, id: string) {
 describe('examples/express-api (multi-tenant)', () => {
   it('serves two tenants with separate keys, each seeing only its own tasks', async () => {
     const { child, base, keys } = await start('examples/express-api/server.ts')
-    expect(Object.keys(keys)).toEqual(expect.arrayContaining(['acme', 'globex', 'acme-admin']))
+    expect(Object.keys(keys)).toEqual(expect.arrayContaining(['acme', 'globex', 'acme-admin', 'operator']))
     const a = await json(
       post(base, keys.acme!, '/tasks', {
         name: 'send-email',
@@ -89,9 +89,13 @@ describe('examples/express-api (multi-tenant)', () => {
     const acmeList = await json(get(base, keys.acme!, '/tasks'))
     expect(acmeList.tasks.map((t: { task_id: string }) => t.task_id)).toEqual([a.task_id])
     expect((await get(base, keys['acme-admin']!, '/admin/keys')).status).toBe(200)
-    const workers = await json(get(base, keys['acme-admin']!, '/workers'))
+    // The fleet and the metrics show every tenant: the operator's, not a tenant admin's.
+    expect((await get(base, keys['acme-admin']!, '/metrics')).status).toBe(403)
+    expect((await get(base, keys['acme-admin']!, '/workers')).status).toBe(403)
+    const workers = await json(get(base, keys.operator!, '/workers'))
     expect(workers.workers).toHaveLength(1)
-    const scrape = await get(base, keys['acme-admin']!, '/metrics')
+    expect((await json(get(base, keys.globex!, '/quota'))).rate_limit).toBe(120)
+    const scrape = await get(base, keys.operator!, '/metrics')
     expect(scrape.status).toBe(200)
     const text = await scrape.text()
     expect(text).toMatch(

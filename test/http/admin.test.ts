@@ -9,11 +9,13 @@ const up = (await hasRedis()) && (await hasPostgres())
 describe.skipIf(!up)('admin, schedules, keys, metrics and audit', () => {
   let stack: Stack
   let admin: string
+  let operator: string
   const schedules = new MapSchedules()
   const metrics = new RecordingMetrics()
   beforeAll(async () => {
     stack = await startStack({ schedules, workers: workersOf(10), metrics })
     admin = await stack.key('ops', ['admin'])
+    operator = await stack.operatorKey()
   }, 60_000)
   afterAll(() => stack?.close())
 
@@ -75,10 +77,13 @@ describe.skipIf(!up)('admin, schedules, keys, metrics and audit', () => {
       expect((await call(url(), 'GET', `/admin/dlq/not-a-task`, { key: admin })).status).toBe(404)
     })
 
-    it('lists the worker fleet', async () => {
-      const r = await call(url(), 'GET', '/workers', { key: admin })
+    it('lists the worker fleet to the operator only (it is shared by every tenant)', async () => {
+      const r = await call(url(), 'GET', '/workers', { key: operator })
       expect(r.status).toBe(200)
       expect(r.body.workers[0]).toMatchObject({ status: 'ACTIVE', pid: process.pid, concurrency: 10 })
+      const refused = await call(url(), 'GET', '/workers', { key: admin })
+      expect(refused.status).toBe(403)
+      expect(refused.body.detail).toMatch(/operator only/)
     })
 
     it('creates, lists and revokes API keys; a revoked key stops working at once', async () => {
@@ -171,8 +176,8 @@ describe.skipIf(!up)('admin, schedules, keys, metrics and audit', () => {
       expect((await call(url(), 'DELETE', `/schedules/daily-${server}`, { key: admin })).status).toBe(404)
     })
 
-    it('serves metrics (admin only) and reports each request by route template', async () => {
-      const text = await call(url(), 'GET', '/metrics', { key: admin })
+    it('serves metrics (operator only) and reports each request by route template', async () => {
+      const text = await call(url(), 'GET', '/metrics', { key: operator })
       expect(text.status).toBe(200)
       expect(text.headers.get('content-type')).toContain('text/plain')
       expect(text.body).toMatch(
@@ -180,6 +185,10 @@ describe.skipIf(!up)('admin, schedules, keys, metrics and audit', () => {
       )
       const reader = await stack.key('ops', ['task:read'])
       expect((await call(url(), 'GET', '/metrics', { key: reader })).status).toBe(403)
+      // A tenant's admin key sees only its own tenant; the metrics show every tenant.
+      const tenantAdmin = await call(url(), 'GET', '/metrics', { key: admin })
+      expect(tenantAdmin.status).toBe(403)
+      expect(tenantAdmin.body.code).toBe('FORBIDDEN')
     })
   })
 

@@ -8,13 +8,13 @@ const up = (await hasRedis()) && (await hasPostgres())
 describe.skipIf(!up)('the REST API on real servers', () => {
   let stack: Stack
   let key: string
-  let admin: string
+  let operator: string
   let readOnly: string
   let betaKey: string
   beforeAll(async () => {
     stack = await startStack()
     key = await stack.key('acme', [...ALL_SCOPES])
-    admin = await stack.key('acme', ['admin'])
+    operator = await stack.operatorKey()
     readOnly = await stack.key('acme', ['task:read'])
     betaKey = await stack.key('beta', [...ALL_SCOPES])
   }, 60_000)
@@ -302,7 +302,7 @@ describe.skipIf(!up)('the REST API on real servers', () => {
       expect((await call(url(), 'DELETE', `/schedules/weekly-${server}`, { key })).status).toBe(204)
       expect((await call(url(), 'DELETE', `/schedules/weekly-${server}`, { key: betaKey })).status).toBe(204)
 
-      const workers = await call(url(), 'GET', '/workers', { key: admin })
+      const workers = await call(url(), 'GET', '/workers', { key: operator })
       expect(workers.status).toBe(200)
       expect(workers.body.workers).toContainEqual(
         expect.objectContaining({
@@ -313,7 +313,7 @@ describe.skipIf(!up)('the REST API on real servers', () => {
     })
 
     it('answers a 501 problem for /metrics when no metrics were given', async () => {
-      const r = await call(url(), 'GET', '/metrics', { key: admin })
+      const r = await call(url(), 'GET', '/metrics', { key: operator })
       expect(r.status).toBe(501)
       expect(r.body.code).toBe('NOT_IMPLEMENTED')
     })

@@ -46,6 +46,8 @@ export interface Stack {
     scopes: Scope[],
     extra?: { rateLimit?: number; monthlyQuota?: number; expiresAt?: Date },
   ): Promise<string>
+  /** Creates an operator key (no tenant) and answers its secret. */
+  operatorKey(): Promise<string>
   close(): Promise<void>
 }
 
@@ -115,6 +117,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async key(tenantId, scopes, extra = {}) {
       return (await keys.create({ tenantId, scopes, ...extra })).key
+    },
+    async operatorKey() {
+      return (await keys.create({ scopes: ['operator'] })).key
     },
     async close() {
       await new Promise((r) => expressServer.close(r))

@@ -90,7 +90,13 @@ describe.skipIf(!up)('rate limits and quotas', () => {
     expect(over.body.detail).toMatch(/monthly quota of 3/)
     expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0)
     const quota = await call(stack.url.fastify, 'GET', '/quota', { key })
-    expect(quota.body).toMatchObject({ monthly_quota: 3, used: 3, remaining: 0, tenant_id: 'quota' })
+    expect(quota.body).toMatchObject({
+      tenant_id: 'quota',
+      monthly_quota: null,
+      used: 3,
+      remaining: null,
+      key: { monthly_quota: 3, used: 3, remaining: 0 },
+    })
   })
 
   it('rebuilds a lost quota count from the audit log instead of starting the month over', async () => {
@@ -102,19 +108,21 @@ describe.skipIf(!up)('rate limits and quotas', () => {
       })
     expect((await submit(0)).status).toBe(201)
     expect((await submit(1)).status).toBe(201)
-    // Redis loses the counter (a restart without persistence): only this key's counter is removed.
+    // Redis loses the counters (a restart without persistence): only this tenant's are removed.
     const quota = await call(stack.url.express, 'GET', '/quota', { key })
     const redis = new Redis(REDIS_URL)
     try {
-      const counter = `tl:api:n:{key:${quota.body.key_id}}:quota:${quota.body.period}`
-      expect(await redis.del(counter)).toBe(1)
+      const period = quota.body.period
+      const prefix = `tl:api:${stack.queue.name}:n:{t:quota-lost}`
+      const counters = [`${prefix}:quota:${period}`, `${prefix}:key:${quota.body.key_id}:quota:${period}`]
+      expect(await redis.del(...counters)).toBe(2)
     } finally {
       redis.disconnect()
     }
     // The two earlier submissions still count: /quota says so, one more fits, the next is refused.
     expect((await call(stack.url.express, 'GET', '/quota', { key })).body).toMatchObject({
       used: 2,
-      remaining: 1,
+      key: { used: 2, remaining: 1 },
     })
     expect((await submit(2)).status).toBe(201)
     const over = await submit(3)
@@ -122,7 +130,7 @@ describe.skipIf(!up)('rate limits and quotas', () => {
     expect(over.body.code).toBe('QUOTA_EXCEEDED')
     expect((await call(stack.url.express, 'GET', '/quota', { key })).body).toMatchObject({
       used: 3,
-      remaining: 0,
+      key: { used: 3, remaining: 0 },
     })
   })
 })
@@ -130,11 +138,13 @@ describe.skipIf(!up)('rate limits and quotas', () => {
 describe('the in-process token bucket (embedded mode)', () => {
   it('allows the capacity at once, then one token per 60/limit seconds', async () => {
     const limits = new MemoryLimits()
-    const results = await Promise.all(Array.from({ length: 12 }, () => limits.take('k', 10)))
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => limits.take('g', [{ name: 'k', perMinute: 10 }])),
+    )
     expect(results.filter((r) => r.allowed).length).toBe(10)
     const refused = results.at(-1)!
     expect(refused.allowed).toBe(false)
-    expect(refused.retryAfterMs).toBeGreaterThan(5000)
-    expect(refused.retryAfterMs).toBeLessThanOrEqual(6000)
+    expect(refused.buckets[0]!.retryAfterMs).toBeGreaterThan(5000)
+    expect(refused.buckets[0]!.retryAfterMs).toBeLessThanOrEqual(6000)
   })
 })

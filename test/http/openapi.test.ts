@@ -80,6 +80,7 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
     const url = stack.url.express
     const admin = await stack.key('doc', ['admin'])
     const reader = await stack.key('doc', ['task:read'])
+    const operator = await stack.operatorKey()
     const c = async (
       method: string,
       template: string,
@@ -135,6 +136,7 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
     await c('GET', '/admin/dlq/:id', `/admin/dlq/${dead.body.task_id}`, { key: admin })
     await c('POST', '/admin/dlq/:id/retry', `/admin/dlq/${dead.body.task_id}/retry`, { key: admin })
     await c('POST', '/admin/dlq/retry', '/admin/dlq/retry', { key: admin })
+    await c('GET', '/workers', '/workers', { key: operator })
     await c('GET', '/workers', '/workers', { key: admin })
     const key = await c('POST', '/admin/keys', '/admin/keys', {
       key: admin,
@@ -143,7 +145,25 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
     await c('GET', '/admin/keys', '/admin/keys', { key: admin })
     await c('DELETE', '/admin/keys/:id', `/admin/keys/${key.body.key_id}`, { key: admin })
     await c('GET', '/admin/keys', '/admin/keys', { key: reader })
-    await c('GET', '/metrics', '/metrics', { key: admin })
-    expect(checked.size).toBe(28)
+    await c('GET', '/metrics', '/metrics', { key: operator })
+    await c('GET', '/operator/tenants', '/operator/tenants', { key: operator })
+    await c('PUT', '/operator/tenants/:tenant', '/operator/tenants/doc', {
+      key: operator,
+      json: { rate_limit: 500, monthly_quota: null, scopes: ['task:read', 'admin'] },
+    })
+    await c('PUT', '/operator/tenants/:tenant', '/operator/tenants/doc', {
+      key: operator,
+      json: { rate_limit: 0 },
+    })
+    await c('GET', '/operator/tenants/:tenant', '/operator/tenants/doc', { key: operator })
+    await c('GET', '/operator/tenants/:tenant', '/operator/tenants/no%20such', { key: operator })
+    const made = await c('POST', '/operator/tenants/:tenant/keys', '/operator/tenants/doc/keys', {
+      key: operator,
+      json: { scopes: ['admin'] },
+    })
+    await c('GET', '/operator/tenants/:tenant/keys', '/operator/tenants/doc/keys', { key: operator })
+    await c('DELETE', '/operator/keys/:id', `/operator/keys/${made.body.key_id}`, { key: operator })
+    await c('DELETE', '/operator/keys/:id', '/operator/keys/nope', { key: operator })
+    expect(checked.size).toBe(38)
   })
 })

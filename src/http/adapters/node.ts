@@ -54,3 +54,33 @@ export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHan
       )
   }
 }
+
+/**
+ * A `node:http` handler that serves only `GET /metrics` (the API's `metrics`, no API key): for a
+ * listener the host keeps private, e.g. on loopback or a port only Prometheus reaches. The metrics
+ * show every tenant, so never mount this where tenants can reach it.
+ * @example
+ * createServer(metricsHandler(api)).listen(9464, '127.0.0.1')
+ */
+export function metricsHandler(api: Api, options: { path?: string } = {}): NodeHandler {
+  const path = options.path ?? '/metrics'
+  return (req, res) => {
+    const target = (req.url ?? '/').split('?')[0]
+    req.resume()
+    if (target !== path) {
+      return writeResponse(res, api.problem('ROUTE_NOT_FOUND', `no endpoint at ${target}`, target ?? '/'))
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return writeResponse(
+        res,
+        api.problem('METHOD_NOT_ALLOWED', `${req.method} is not allowed at ${path}`, path, {
+          allow: 'GET, HEAD',
+        }),
+      )
+    }
+    api.metricsResponse().then(
+      (answer) => writeResponse(res, req.method === 'HEAD' ? { ...answer, body: '' } : answer),
+      (err: unknown) => res.destroy(err as Error),
+    )
+  }
+}

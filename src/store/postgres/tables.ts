@@ -74,6 +74,19 @@ export interface ApiKeysTable {
   revoked_at: OptionalTimestamp
 }
 
+/** The operator's settings per tenant (0006); null columns take the API's defaults. */
+export interface TenantsTable {
+  id: string
+  /** Requests per minute for all of the tenant's keys together. */
+  rate_limit: number | null
+  /** Task submissions per calendar month (UTC) for all of the tenant's keys together. */
+  monthly_quota: number | null
+  /** The scopes the tenant's keys may hold ('admin' included or not); null: every tenant scope. */
+  scopes: ColumnType<string[] | null, string[] | null | undefined, string[] | null>
+  created_at: DefaultTimestamp
+  updated_at: DefaultTimestamp
+}
+
 export interface WorkersTable {
   id: string
   queue: string
@@ -146,6 +159,7 @@ export interface MigrationsTable {
 export interface Database {
   tasks: TasksTable
   api_keys: ApiKeysTable
+  tenants: TenantsTable
   workers: WorkersTable
   schedules: SchedulesTable
   task_definitions: TaskDefinitionsTable
