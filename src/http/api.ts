@@ -15,6 +15,7 @@ import { chooseDialect } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { Database } from '../store/postgres/tables.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import { textFault, textIssues } from '../task/text.js'
 import { type ApiKeyInfo, ApiKeys, type Scope, type Verification } from './api-keys.js'
 import { type AuditAction, AuditLog } from './audit.js'
 import { type Limits, MemoryLimits, quotaPeriod, RedisLimits } from './limits.js'
@@ -295,6 +296,11 @@ export class Api {
       let parsed: unknown
       if (route.body) parsed = parseBody(route.body, req.headers['content-type'], body)
       if (route.query) {
+        const bad = [...query].flatMap(([name, value]) => {
+          const fault = textFault(name) ?? textFault(value)
+          return fault ? [{ path: textFault(name) ? JSON.stringify(name) : name, message: fault }] : []
+        })
+        if (bad.length > 0) throw textProblem('INVALID_QUERY', bad, 'invalid query')
         const q = route.query.safeParse(Object.fromEntries(query))
         if (!q.success) throw invalid('INVALID_QUERY', q.error.issues, 'invalid query')
       }
@@ -527,6 +533,9 @@ function parseBody(schema: z.ZodType, contentType: string | string[] | undefined
   } catch (err) {
     throw new HttpProblem('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`)
   }
+  // Text PostgreSQL cannot keep (NUL, lone surrogates) is refused here, wherever it sits in the body.
+  const bad = textIssues(value, '')
+  if (bad.length > 0) throw textProblem('INVALID_INPUT', bad, 'invalid request body')
   const parsed = schema.safeParse(value)
   if (!parsed.success) throw invalid('INVALID_INPUT', parsed.error.issues, 'invalid request body')
   return parsed.data
@@ -544,6 +553,17 @@ function invalid(
     }
     return { path: path || '(body)', message: i.message }
   })
+  return new HttpProblem(code, `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, {
+    errors,
+  })
+}
+
+function textProblem(
+  code: 'INVALID_INPUT' | 'INVALID_QUERY',
+  issues: readonly { path: string; message: string }[],
+  what: string,
+): HttpProblem {
+  const errors = issues.map((i) => ({ path: i.path === '(root)' ? '(body)' : i.path, message: i.message }))
   return new HttpProblem(code, `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, {
     errors,
   })

@@ -23,7 +23,8 @@ import { openPostgresStore, type PostgresStore } from '../store/postgres/postgre
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
-import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
+import { textFault } from '../task/text.js'
+import { checkInput, checkOptions, checkText, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
@@ -548,7 +549,8 @@ export class Queue {
       // (a lone surrogate in a string); retrying the same call cannot help.
       const code = (err as { code?: unknown }).code
       if (typeof code === 'string' && code.startsWith('22')) {
-        throw new TaskloomError('INVALID_INPUT', `PostgreSQL refused the value: ${(err as Error).message}`, {
+        // The driver's own message stays in `cause`: it is no text to show an API client.
+        throw new TaskloomError('INVALID_INPUT', 'the store refused a value as invalid data', {
           cause: err,
           retryable: false,
         })
@@ -576,6 +578,7 @@ export class Queue {
       throw new TaskloomError('UNKNOWN_TASK', 'submit needs a task made by defineTask()')
     }
     checkInput(task, input, inputPath)
+    checkText(task.name, input, inputPath)
     const options = checkOptions(rawOptions, optionsPath)
     if (options.schedule !== undefined) {
       throw new TaskloomError(
@@ -634,6 +637,12 @@ function checkPage(page: { limit?: number; offset?: number }): { limit: number; 
 function checkList(options: ListOptions): ListFilter {
   const { limit, offset } = checkPage(options)
   const statuses = options.status === undefined ? [] : [options.status].flat()
+  if (options.name !== undefined && (typeof options.name !== 'string' || textFault(options.name))) {
+    const message = typeof options.name === 'string' ? textFault(options.name)! : 'expected a string'
+    throw new TaskloomError('INVALID_OPTIONS', `invalid name filter: ${message}`, {
+      issues: [{ path: 'name', message }],
+    })
+  }
   const bad = statuses.find((s) => !TASK_STATUSES.includes(s))
   if (bad !== undefined) {
     throw new TaskloomError(

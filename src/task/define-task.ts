@@ -4,6 +4,7 @@
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import { PRIORITIES, type Priority } from './model.js'
+import { textFault } from './text.js'
 
 export interface TaskDefaults {
   /** Default `'normal'`. */
@@ -50,8 +51,16 @@ export const MAX_TIMEOUT_MS = 7 * 86_400_000
  * })
  */
 export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefinition<z.input<S>, z.output<S>> {
-  if (typeof spec.name !== 'string' || spec.name.length < 1 || spec.name.length > 200) {
-    throw new TaskloomError('INVALID_OPTIONS', 'a task name must be a string of 1-200 characters')
+  if (
+    typeof spec.name !== 'string' ||
+    spec.name.length < 1 ||
+    spec.name.length > 200 ||
+    textFault(spec.name) !== null
+  ) {
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      'a task name must be a string of 1-200 characters of valid Unicode without NUL',
+    )
   }
   if (!spec.input || typeof (spec.input as { safeParse?: unknown }).safeParse !== 'function') {
     throw new TaskloomError('INVALID_OPTIONS', `task ${spec.name}: input must be a zod schema`)
