@@ -24,6 +24,7 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'Conflict with the current state',
   413: 'Body too large',
   415: 'Body is not application/json',
+  422: 'The idempotency key was already used with a different task name or payload',
   429: 'Rate limit or monthly quota exceeded (see Retry-After and RateLimit-* headers)',
   501: 'Not available on this server',
   503: 'Not ready',

@@ -31,6 +31,7 @@ import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
+import { idempotencyConflict, samePayload, sameSchedule } from './replay.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
 
 export type { QueueOptions } from './options.js'
@@ -229,7 +230,23 @@ export class Queue {
     if (options?.schedule !== undefined) return this.submitSchedule(task, input, options)
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
-    return toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
+    const result = toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
+    if (result.deduplicated) await this.checkReplay(row, result.id, 'options.idempotencyKey')
+    return result
+  }
+
+  /**
+   * A repeated idempotency key must come with the same task name and input (see replay.ts), else
+   * IDEMPOTENCY_CONFLICT: silently answering the first task would hide the caller's bug. A task
+   * already gone (past its retention) cannot be compared and answers as a replay.
+   */
+  private async checkReplay(row: NewTask, existingId: string, path: string): Promise<void> {
+    const existing = await this.get(existingId)
+    if (!existing) return
+    const submitted = { name: row.name, input: this.codec.decode(row.payload) }
+    if (!samePayload(submitted, existing)) {
+      throw idempotencyConflict(row.idempotencyKey ?? '', existingId, path)
+    }
   }
 
   /**
@@ -279,6 +296,13 @@ export class Queue {
         lockKey: options.lockKey,
       },
     })
+    if (
+      !created &&
+      options.idempotencyKey !== undefined &&
+      !sameSchedule(schedule, { name: task.name, cron: options.schedule!, input })
+    ) {
+      throw idempotencyConflict(options.idempotencyKey, id, 'options.idempotencyKey')
+    }
     return { id, scheduleId: id, status: 'pending', createdAt: schedule.createdAt, deduplicated: !created }
   }
 
@@ -289,7 +313,7 @@ export class Queue {
       this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
     )
     await this.ready()
-    return traceSubmit(this.name, rows, async () => {
+    const out = await traceSubmit(this.name, rows, async () => {
       const out: SubmitResult[] = []
       for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
         const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
@@ -297,6 +321,25 @@ export class Queue {
       }
       return out
     })
+    // Every entry is written before a conflict is reported: the others are submitted, and calling
+    // again with the same keys replays them.
+    const conflicts: TaskloomError[] = []
+    for (const [i, r] of out.entries()) {
+      if (!r.deduplicated) continue
+      await this.checkReplay(rows[i]!, r.id, `[${i}].options.idempotencyKey`).catch((err: unknown) => {
+        if (!(err instanceof TaskloomError) || err.code !== 'IDEMPOTENCY_CONFLICT') throw err
+        conflicts.push(err)
+      })
+    }
+    if (conflicts.length > 0) {
+      const issues = conflicts.flatMap((c) => c.issues)
+      throw new TaskloomError(
+        'IDEMPOTENCY_CONFLICT',
+        `${conflicts.length} of ${rows.length} entries reused an idempotency key with another payload (${issues.map((i) => i.path).join(', ')}); the other entries were submitted`,
+        { issues },
+      )
+    }
+    return out
   }
 
   /**
