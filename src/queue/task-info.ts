@@ -16,7 +16,10 @@ export interface TaskInfo<Result = unknown> {
   error?: ErrorInfo | undefined
   /** Attempts started within the current budget (reset by a DLQ retry). */
   attempts: number
-  /** Failed attempts so far, over the task's whole life. */
+  /**
+   * Retries actually made: attempts started after the first, over the task's whole life (a DLQ
+   * retry's attempts included). 0 for a task that failed its only attempt (`maxRetries` 0).
+   */
   retryCount: number
   maxRetries: number
   timeoutMs: number
@@ -27,7 +30,7 @@ export interface TaskInfo<Result = unknown> {
   startedAt?: Date | undefined
   /** When it completed, was dead-lettered, or was cancelled. */
   completedAt?: Date | undefined
-  /** From the latest attempt's start to completion. */
+  /** From the latest attempt's start to its end, for a completed or a failed (dead) task. */
   durationMs?: number | undefined
   /** Failed attempts, oldest first. */
   history: AttemptRecord[]
@@ -50,7 +53,7 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     result: r.result === undefined ? undefined : (decode(r.result) as Result),
     error: r.error,
     attempts: r.attempt,
-    retryCount: r.history.length,
+    retryCount: retriesMade(r),
     maxRetries: r.maxRetries,
     timeoutMs: r.timeoutMs,
     createdAt: new Date(r.createdAt),
@@ -58,7 +61,9 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     startedAt: date(r.startedAt),
     completedAt: date(r.finishedAt),
     durationMs:
-      r.status === 'completed' && r.startedAt !== undefined && r.finishedAt !== undefined
+      (r.status === 'completed' || r.status === 'failed') &&
+      r.startedAt !== undefined &&
+      r.finishedAt !== undefined
         ? r.finishedAt - r.startedAt
         : undefined,
     history: r.history,
@@ -66,4 +71,13 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     idempotencyKey: r.idempotencyKey,
     lockKey: r.lockKey,
   }
+}
+
+/**
+ * Attempts started, less the first. Every ended attempt that did not complete is in the history
+ * (failures, timeouts, lost leases); a running or completed task adds the attempt in hand.
+ */
+function retriesMade(r: TaskRecord): number {
+  const inHand = r.status === 'processing' || r.status === 'completed' ? 1 : 0
+  return Math.max(0, r.history.length + inHand - 1)
 }
