@@ -24,6 +24,7 @@ import { API_DEFAULTS, type ApiOptions } from './options.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
 import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
+import { auditRoutes } from './routes-audit.js'
 import { systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
 
@@ -45,7 +46,7 @@ export interface ApiResponse {
   body: string
 }
 
-const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...systemRoutes]
+const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...auditRoutes, ...systemRoutes]
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
 const tracer = trace.getTracer('taskloom', VERSION)
@@ -189,6 +190,8 @@ export class Api {
       'http.response.status_code': res.status,
       ...(tenantId ? { 'taskloom.tenant_id': tenantId } : {}),
     })
+    // HEAD: the GET answer's status and headers, without its body.
+    if (method === 'HEAD') res = { ...res, body: '' }
     if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
     span.end()
     this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)

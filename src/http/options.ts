@@ -28,6 +28,10 @@ export interface SchedulesLike {
   get(id: string): Promise<ScheduleInfoLike | null>
   list(opts?: ScheduleListOptions): Promise<ScheduleInfoLike[]>
   remove(id: string): Promise<boolean>
+  /** Stops firing until `resume`; false when there is no such schedule. Absent: pause answers 501. */
+  pause?(id: string): Promise<boolean>
+  /** Fires again from the next tick; false when there is no such schedule. Absent: resume answers 501. */
+  resume?(id: string): Promise<boolean>
 }
 
 /** A worker as `queue.workers()` answers it. */

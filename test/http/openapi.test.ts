@@ -125,7 +125,21 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
       json: { id: 'doc', name: 'send-email', cron: '0 0 * * *' },
     })
     await c('GET', '/schedules', '/schedules', { key: admin })
+    await c('GET', '/schedules/:id', '/schedules/doc', { key: admin })
+    await c('GET', '/schedules/:id', '/schedules/nope', { key: admin })
+    await c('POST', '/schedules/:id/pause', '/schedules/doc/pause', { key: admin })
+    await c('POST', '/schedules/:id/resume', '/schedules/doc/resume', { key: admin })
     await c('DELETE', '/schedules/:id', '/schedules/doc', { key: admin })
+    // A reused idempotency key, NUL in a field, a bad path encoding, a body over the limit.
+    await c('POST', '/tasks', '/tasks', {
+      key: admin,
+      json: { name: 'send-email', payload: { to: 'o@o.co', subject: 'other' }, idempotency_key: 'doc' },
+    })
+    await c('POST', '/tasks', '/tasks', { key: admin, json: { name: 'send\u0000', payload: {} } })
+    await c('GET', '/tasks/:id', '/tasks/%ZZ', { key: admin })
+    await c('POST', '/tasks/:id/cancel', '/tasks/x/cancel', { key: admin, body: 'x'.repeat(1_048_577) })
+    await c('GET', '/admin/audit', '/admin/audit?limit=2', { key: admin })
+    await c('GET', '/admin/audit', '/admin/audit?action=nope', { key: admin })
     const dead = await call(url, 'POST', '/tasks', {
       key: admin,
       json: { name: 'doomed', payload: { why: 'doc' } },
@@ -144,6 +158,6 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
     await c('DELETE', '/admin/keys/:id', `/admin/keys/${key.body.key_id}`, { key: admin })
     await c('GET', '/admin/keys', '/admin/keys', { key: reader })
     await c('GET', '/metrics', '/metrics', { key: admin })
-    expect(checked.size).toBe(28)
+    expect(checked.size).toBe(37)
   })
 })

@@ -17,7 +17,7 @@ export function expressRouter(api: Api): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     bodyOf(req, api.options.bodyLimit)
       .then((body) => api.handle({ method: req.method, url: req.url, headers: req.headers, body }))
-      .then((answer) => writeResponse(res, answer), next)
+      .then((answer) => writeResponse(res, answer, req), next)
   }
 }
 

@@ -38,7 +38,7 @@ export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHan
     readBody(req, api.options.bodyLimit)
       .then((body) => api.handle({ method: req.method ?? 'GET', url: target, headers: req.headers, body }))
       .then(
-        (answer) => writeResponse(res, answer),
+        (answer) => writeResponse(res, answer, req),
         (err: unknown) => {
           if (next) return next(err)
           res.destroy(err as Error)
