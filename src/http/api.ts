@@ -11,6 +11,7 @@ import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import { internals } from '../queue/internal.js'
+import { createScheduler, type Scheduler } from '../schedule/scheduler.js'
 import { chooseDialect } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { Database } from '../store/postgres/tables.js'
@@ -61,6 +62,7 @@ export class Api {
   private services: Promise<Services> | undefined
   private ownDb: Kysely<Database> | undefined
   private purgeTimer: NodeJS.Timeout | undefined
+  private scheduler: Scheduler | undefined
   private readonly verified = new Map<string, { key: ApiKeyInfo; until: number }>()
   private document: unknown
   private closed = false
@@ -88,11 +90,31 @@ export class Api {
       throw new TaskloomError('INVALID_OPTIONS', `invalid API options: ${text}`, { issues: bad })
     }
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom-http' })
+    // Asked for explicitly: made now, so bad scheduler options fail here, not at the first request.
+    const s = options.scheduler
+    if (s !== undefined && s !== false) {
+      this.scheduler = createScheduler({
+        ...(s === true ? {} : s),
+        queue: options.queue,
+        logger: this.logger,
+      })
+    }
   }
 
   /** Opens what the API needs (key store, audit log, limits); requests call it themselves. */
   async ready(): Promise<void> {
     await this.open()
+  }
+
+  /**
+   * Starts opening now, without waiting (the adapters call it when the API is mounted), so that the
+   * scheduler runs before the first request. A failure is logged; the next request tries again.
+   */
+  openInBackground(): void {
+    this.open().catch((err: unknown) => {
+      if (this.closed) return
+      this.logger.warn({ err }, 'the API could not open yet; the next request tries again')
+    })
   }
 
   /** The OpenAPI 3.1 document of this API. */
@@ -123,6 +145,7 @@ export class Api {
     this.closed = true
     clearInterval(this.purgeTimer)
     const services = await this.services?.catch(() => undefined)
+    await this.scheduler?.close()
     await services?.audit.flush()
     await services?.keys.close() // waits for last_used_at writes; the connection is closed below
     await this.ownDb?.destroy()
@@ -409,6 +432,22 @@ export class Api {
     return this.services
   }
 
+  /** Starts the scheduler that fires the schedules the API makes (see `ApiOptions.scheduler`). */
+  private async startScheduler(hasStore: boolean): Promise<void> {
+    if (this.options.scheduler === undefined && hasStore && this.options.schedules === undefined) {
+      this.scheduler ??= createScheduler({ queue: this.options.queue, logger: this.logger })
+    }
+    if (!this.scheduler) return
+    if (!hasStore) {
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        'createApi: `scheduler` needs a queue with a store (schedules live in PostgreSQL); pass `postgres` to createQueue or set `scheduler: false`',
+      )
+    }
+    await this.scheduler.start()
+    if (this.closed) await this.scheduler.close()
+  }
+
   private async openServices(): Promise<Services> {
     const { queue } = this.options
     await queue.ready()
@@ -468,6 +507,7 @@ export class Api {
       forgetKey: (id) => this.forgetKey(id),
       findTask: async (name) => tasks.get(name) ?? (await resolveTask?.(name)) ?? null,
     }
+    await this.startScheduler(hasStore)
     this.purgeTimer = setInterval(() => {
       this.purgeAudit().catch((err: unknown) => this.logger.warn({ err }, 'audit purge failed'))
     }, 3_600_000)

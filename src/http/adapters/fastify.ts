@@ -22,6 +22,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 export async function fastifyPlugin(app: FastifyInstance, options: FastifyPluginOptions): Promise<void> {
   const { api } = options
+  // Open at registration, so the scheduler runs before the first request.
+  api.openInBackground()
   const prefix = app.prefix
   const send = (reply: FastifyReply, answer: ApiResponse) =>
     // A Buffer, so Fastify sends the core's content type as is (it appends a charset to strings).
