@@ -56,6 +56,12 @@ export const Task = z
     timeout: z.number().meta({ description: 'Per-attempt timeout in seconds' }),
     idempotency_key: z.string().nullable(),
     error: z.string().nullable(),
+    deferred_until: nullableTimestamp.meta({
+      description: 'While a circuit breaker holds the task back: when it may run again; else null',
+    }),
+    deferred_by: z.string().nullable().meta({
+      description: "The circuit breaker holding the task back (e.g. 'smtp', or 'smtp@<tenant>'); else null",
+    }),
   })
   .meta({ id: 'Task' })
 

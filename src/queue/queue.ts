@@ -427,10 +427,13 @@ export class Queue {
     return withLock(this.broker, key, fn, options)
   }
 
-  /** A circuit breaker's shared state (per task name, or a named one such as 'smtp'). */
-  breaker(name: string): BreakerHandle {
+  /**
+   * A circuit breaker's shared state (a named one such as 'smtp', or a task's); with `tenantId`,
+   * that tenant's own breaker of that name (a per-tenant breaker, `'smtp@acme'`).
+   */
+  breaker(name: string, options: { tenantId?: string } = {}): BreakerHandle {
     this.assertOpen()
-    return breakerHandle(this.broker, name)
+    return breakerHandle(this.broker, name, options.tenantId)
   }
 
   /** Every worker of this queue that heartbeated lately, silent ones as UNHEALTHY. */

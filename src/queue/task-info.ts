@@ -38,11 +38,23 @@ export interface TaskInfo<Result = unknown> {
   idempotencyKey?: string | undefined
   /** Tasks sharing this key never run at the same time (SubmitOptions.lockKey). */
   lockKey?: string | undefined
+  /**
+   * While the task waits because a circuit breaker turned it away: the breaker's name (e.g.
+   * `'smtp'`, or `'smtp@acme'` for a tenant's own breaker) and when it is let try again. Unset
+   * otherwise (from the live record; a deferral spends no attempt).
+   */
+  deferredBy?: string | undefined
+  deferredUntil?: Date | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
 
 export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown): TaskInfo<Result> {
+  // The deferral still holds while the task waits for the time it was deferred to.
+  const deferred =
+    (r.status === 'pending' || r.status === 'queued') &&
+    r.deferredBy !== undefined &&
+    r.deferredUntil === r.runAt
   return {
     id: r.id,
     name: r.name,
@@ -70,6 +82,8 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     workerId: r.workerId,
     idempotencyKey: r.idempotencyKey,
     lockKey: r.lockKey,
+    deferredBy: deferred ? r.deferredBy : undefined,
+    deferredUntil: deferred ? new Date(r.runAt) : undefined,
   }
 }
 
