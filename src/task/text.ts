@@ -25,16 +25,23 @@ export function textFault(s: string): string | null {
 const MAX_ISSUES = 20
 
 /**
+ * Deepest nesting of arrays and objects a value may have. Deeper values cannot be encoded
+ * (JSON.stringify recurses) or stored (PostgreSQL's jsonb parser stops at its stack depth limit),
+ * and no task needs them; they are refused with the text rule, in the same walk.
+ */
+export const MAX_DEPTH = 100
+
+/**
  * Every string (and object key) in a JSON-like value that breaks the rule, named by its dotted path
- * under `where` (a key is named by the path of its value). Iterative, so deep nesting cannot
+ * under `where` (a key is named by the path of its value), and nesting past `MAX_DEPTH`. Iterative, so deep nesting cannot
  * overflow the stack; values it has seen once (a shared sub-object) are not walked again.
  */
 export function textIssues(value: unknown, where: string): Issue[] {
   const issues: Issue[] = []
   const seen = new Set<object>()
-  const stack: { v: unknown; path: string }[] = [{ v: value, path: where }]
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: where, depth: 0 }]
   while (stack.length > 0 && issues.length < MAX_ISSUES) {
-    const { v, path } = stack.pop()!
+    const { v, path, depth } = stack.pop()!
     if (typeof v === 'string') {
       const fault = textFault(v)
       if (fault) issues.push({ path: path || '(root)', message: fault })
@@ -42,8 +49,13 @@ export function textIssues(value: unknown, where: string): Issue[] {
     }
     if (typeof v !== 'object' || v === null || seen.has(v)) continue
     seen.add(v)
+    if (depth >= MAX_DEPTH) {
+      issues.push({ path: path || '(root)', message: `nested deeper than ${MAX_DEPTH} levels` })
+      break
+    }
     if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], path: join(path, String(i)) })
+      for (let i = v.length - 1; i >= 0; i--)
+        stack.push({ v: v[i], path: join(path, String(i)), depth: depth + 1 })
       continue
     }
     if (v instanceof Date) continue
@@ -55,7 +67,7 @@ export function textIssues(value: unknown, where: string): Issue[] {
         issues.push({ path: join(path, JSON.stringify(key)), message: `field name ${fault}` })
         continue
       }
-      stack.push({ v: (v as Record<string, unknown>)[key], path: join(path, key) })
+      stack.push({ v: (v as Record<string, unknown>)[key], path: join(path, key), depth: depth + 1 })
     }
   }
   return issues

@@ -119,6 +119,18 @@ describe.skipIf(!up)('text PostgreSQL cannot store', () => {
       })
     }
 
+    it('answers 400 for a payload nested deeper than 100 levels, which could not be stored', async () => {
+      let deep: unknown = 1
+      for (let i = 0; i < 150; i++) deep = [deep]
+      const res = await call(stack.url[server], 'POST', '/tasks', {
+        key,
+        json: { name: 'send-email', payload: { ...email, deep } },
+      })
+      expect(res.status).toBe(400)
+      expect(res.body.errors[0].message).toBe('nested deeper than 100 levels')
+      expect(res.body.errors[0].path).toMatch(/^payload\.deep(\.0)+$/)
+    })
+
     it('answers 400 INVALID_QUERY for a NUL in a query, without the database message', async () => {
       for (const q of ['name=%00', 'name=a%00b', 'status=%00']) {
         const res = await call(stack.url[server], 'GET', `/tasks?${q}`, { key })
