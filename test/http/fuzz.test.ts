@@ -727,7 +727,11 @@ describe.skipIf(!up)('fuzzing the API from its OpenAPI document (fast-check)', (
     const warm = Math.floor(RUNS / 80)
     await fc.assert(fc.asyncProperty(batch, runAll), { numRuns: warm, seed: 15, endOnFailure: true })
     const before = heapAfterGc()
-    await fc.assert(fc.asyncProperty(batch, runAll), { numRuns: RUNS / 8 - warm, seed: 16, endOnFailure: true })
+    await fc.assert(fc.asyncProperty(batch, runAll), {
+      numRuns: RUNS / 8 - warm,
+      seed: 16,
+      endOnFailure: true,
+    })
     const after = heapAfterGc()
     agent.destroy()
     for (const server of SERVERS) {
