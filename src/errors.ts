@@ -16,6 +16,8 @@ export const ERROR_STATUS = {
   QUEUE_IN_USE: 409,
   LOCK_BUSY: 409,
   LOCK_LOST: 409,
+  /** An idempotency key repeated with a different task name or input. */
+  IDEMPOTENCY_CONFLICT: 422,
   BREAKER_OPEN: 503,
   CLOSED: 503,
   BROKER_UNAVAILABLE: 503,

@@ -33,9 +33,11 @@ const metrics = createMetrics({ workers: () => queue.workers() })
 metrics.observe(queue)
 metrics.observeWorker(worker)
 // Schedules (POST /schedules), the fleet (GET /workers) and tasks registered by workers elsewhere
-// come from the queue itself.
-// Each tenant's keys share 600 requests a minute unless the operator sets the tenant's own.
+// come from the queue itself. Each tenant's keys share 600 requests a minute unless the operator
+// sets the tenant's own. The API runs a scheduler too, so schedules made over REST fire
+// (`scheduler: false` if a scheduler runs in another process); `ready()` starts it now.
 const api = createApi({ queue, tasks: [sendEmail, resizeImage], rateLimit: 600, metrics })
+await api.ready()
 const keys = await api.keys()
 // Two tenants, two keys: each sees only its own tasks (another tenant's task is a 404).
 const acme = await keys.create({

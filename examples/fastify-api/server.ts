@@ -20,7 +20,9 @@ worker.handle(sendEmail, async (input) => ({ delivered: true, to: input.to }))
 worker.handle(resizeImage, async (input) => ({ url: `${input.url}?w=${input.width}` }))
 await worker.start()
 
+// The API runs a scheduler as well, so a schedule made with POST /schedules fires every tick.
 const api = createApi({ queue, tasks: [sendEmail, resizeImage] })
+await api.ready()
 const keys = await api.keys()
 const app = Fastify({ frameworkErrors: fastifyFrameworkErrors(api) })
 app.get('/', async () => ({ see: '/api/v1/openapi.json' }))
@@ -38,6 +40,8 @@ const other = await keys.create({ tenantId: 'team-b', scopes: ['task:create', 't
 console.log(`taskloom API (Fastify) on ${base}`)
 console.log(`key team-a ${team.key}`)
 console.log(`key team-b ${other.key}`)
+console.log(`schedule: curl -s -X POST ${base}/schedules -H "X-API-Key: ${team.key}" -H 'content-type: application/json' \\
+  -d '{"id":"digest","name":"send-email","cron":"*/5 * * * *","payload":{"to":"a@b.co","subject":"digest"}}'`)
 console.log(`try: curl -s -X POST ${base}/tasks -H "X-API-Key: ${team.key}" -H 'content-type: application/json' \\
   -d '{"name":"send-email","payload":{"to":"a@b.co","subject":"hi"}}'`)
 

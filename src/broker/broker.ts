@@ -75,6 +75,9 @@ export interface TaskRecord {
   workerId?: string | undefined
   idempotencyKey?: string | undefined
   lockKey?: string | undefined
+  /** The last deferral (`defer`): what deferred the task (a breaker's name) and until when. */
+  deferredBy?: string | undefined
+  deferredUntil?: number | undefined
 }
 
 /** A task handed to a worker by `claim`. */
@@ -317,9 +320,10 @@ export interface Broker {
 
   /**
    * Gives leases back without counting the attempt and without running the task before `runAt`
-   * (a circuit breaker is open): the task is pending until then.
+   * (a circuit breaker is open): the task is pending until then. `by` (the breaker's name) is kept
+   * on the task with `runAt` as `deferredBy` / `deferredUntil`, so a reader sees why it waits.
    */
-  defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]>
+  defer(items: readonly Fenced[], runAt: number, now: number, by?: string): Promise<FencedOutcome[]>
 
   /** Shared circuit-breaker state: see BreakerCall. */
   breaker(call: BreakerCall, now: number): Promise<BreakerReply>

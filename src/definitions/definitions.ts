@@ -17,6 +17,7 @@ import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { DefinitionRow, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import { textFault } from '../task/text.js'
 
 export interface TaskDefinitionInfo {
   name: string
@@ -93,7 +94,7 @@ export class DefinitionCache implements Definitions {
   }
 
   async get(name: string): Promise<TaskDefinitionInfo | null> {
-    if (typeof name !== 'string' || name.length < 1 || name.length > 200) return null
+    if (!possibleName(name)) return null
     const row = await this.lookup(name)
     return row ? toInfo(row) : null
   }
@@ -104,7 +105,7 @@ export class DefinitionCache implements Definitions {
   }
 
   async resolve(name: string): Promise<TaskDefinition<unknown, unknown> | null> {
-    if (typeof name !== 'string' || name.length < 1 || name.length > 200) return null
+    if (!possibleName(name)) return null
     const row = await this.lookup(name)
     if (!row) return null
     const known = this.rebuilt.get(name)
@@ -245,4 +246,9 @@ function toInfo(row: DefinitionRow): TaskDefinitionInfo {
     version: row.version,
     updatedAt: new Date(row.updatedAt),
   }
+}
+
+/** A name no task can have (text the store could not even be asked about) names no task. */
+function possibleName(name: unknown): name is string {
+  return typeof name === 'string' && name.length >= 1 && name.length <= 200 && textFault(name) === null
 }

@@ -12,6 +12,7 @@ import {
   type BreakerOptions,
   breakerSettings,
   checkBreakerName,
+  tenantBreaker,
 } from './breakers.js'
 
 /** How soon a task turned away during another task's half-open trial looks again. */
@@ -51,19 +52,26 @@ export class BreakerGate {
     return this.settings.get(name) ?? this.fallback
   }
 
-  async admit(name: string): Promise<Admission> {
+  /**
+   * `name` is the breaker asked about; `settingsName` the name its settings are kept under (for a
+   * tenant's breaker `'smtp@acme'`, `'smtp'`).
+   */
+  async admit(name: string, settingsName = name): Promise<Admission> {
     const known = this.known.get(name)
     const now = Date.now()
     if (known && known.reply.state === 'closed' && now - known.at < this.options.cacheMs) {
       return { allowed: true, trial: false }
     }
-    const reply = await this.broker.breaker({ name, op: 'acquire', settings: this.settingsOf(name) }, now)
+    const reply = await this.broker.breaker(
+      { name, op: 'acquire', settings: this.settingsOf(settingsName) },
+      now,
+    )
     this.known.set(name, { reply, at: now })
     if (reply.allowed) {
       if (!reply.trial) return { allowed: true, trial: false }
       return { allowed: true, trial: true, trialUntil: reply.openUntil ?? now }
     }
-    const until = reply.openUntil ?? now + this.settingsOf(name).resetMs
+    const until = reply.openUntil ?? now + this.settingsOf(settingsName).resetMs
     // Half-open: another task's trial is running; look again soon rather than at its deadline, so
     // the waiting tasks run shortly after the trial closes the breaker.
     return {
@@ -72,11 +80,12 @@ export class BreakerGate {
     }
   }
 
-  async success(name: string, trial: boolean): Promise<void> {
+  async success(name: string, trial: boolean, settingsName = name): Promise<void> {
     const known = this.known.get(name)
     if (!trial && known && known.reply.state === 'closed' && known.reply.failures === 0) return
     const now = Date.now()
-    const reply = await this.broker.breaker({ name, op: 'success', settings: this.settingsOf(name) }, now)
+    const settings = this.settingsOf(settingsName)
+    const reply = await this.broker.breaker({ name, op: 'success', settings }, now)
     if (known?.reply.state !== 'closed') this.logger.info({ breaker: name }, `circuit breaker ${name} closed`)
     this.known.set(name, { reply, at: now })
   }
@@ -85,16 +94,16 @@ export class BreakerGate {
    * Ends a half-open trial without a verdict: the breaker stays half-open and the next task tries.
    * `trialUntil` names the trial, so a trial that lapsed and was given to another task is left alone.
    */
-  async release(name: string, trialUntil: number): Promise<void> {
+  async release(name: string, trialUntil: number, settingsName = name): Promise<void> {
     const now = Date.now()
-    const call = { name, op: 'release' as const, settings: this.settingsOf(name), trialUntil }
+    const call = { name, op: 'release' as const, settings: this.settingsOf(settingsName), trialUntil }
     const reply = await this.broker.breaker(call, now)
     this.known.set(name, { reply, at: now })
   }
 
-  async failure(name: string): Promise<void> {
+  async failure(name: string, settingsName = name): Promise<void> {
     const now = Date.now()
-    const settings = this.settingsOf(name)
+    const settings = this.settingsOf(settingsName)
     const reply = await this.broker.breaker({ name, op: 'failure', settings }, now)
     this.known.set(name, { reply, at: now })
     if (reply.opened) {
@@ -106,21 +115,25 @@ export class BreakerGate {
     }
   }
 
-  /** `ctx.breaker(name)`: guards one call inside a handler. */
-  handle(name: string): { run<T>(fn: () => T | Promise<T>): Promise<T> } {
-    checkBreakerName(name)
+  /**
+   * `ctx.breaker(name)`: guards one call inside a handler. With `tenantId`, the tenant's own breaker
+   * of that name (its settings are `name`'s).
+   */
+  handle(base: string, tenantId?: string): { run<T>(fn: () => T | Promise<T>): Promise<T> } {
+    checkBreakerName(base)
+    const name = tenantId === undefined ? base : tenantBreaker(base, tenantId)
     return {
       run: async <T>(fn: () => T | Promise<T>): Promise<T> => {
-        const admission = await this.admit(name)
+        const admission = await this.admit(name, base)
         if (!admission.allowed) throw new BreakerOpenError(name, admission.retryAt)
         let result: T
         try {
           result = await fn()
         } catch (err) {
-          await this.failure(name).catch(() => {})
+          await this.failure(name, base).catch(() => {})
           throw err
         }
-        await this.success(name, admission.trial).catch(() => {})
+        await this.success(name, admission.trial, base).catch(() => {})
         return result
       },
     }

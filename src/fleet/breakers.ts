@@ -1,7 +1,8 @@
 /**
  * Circuit breakers shared by the fleet through the broker (Redis: breaker.lua), so every worker
- * opens together. A breaker is per task name by default, or named (`defineTask({ breaker: 'smtp' })`,
- * `ctx.breaker('smtp').run(fn)`). Closed → open after `failureThreshold` consecutive failures →
+ * opens together. A breaker protects a dependency and is opt-in: named (`defineTask({ breaker:
+ * 'smtp' })`, `ctx.breaker('smtp').run(fn)`), per task name (`breaker: true`, or the worker's
+ * `taskBreakers`), and either shared by all tenants or one per tenant (`'smtp@acme'`). Closed → open after `failureThreshold` consecutive failures →
  * half-open after `resetMs` (one trial task runs) → closed after a success, open again after a failure.
  * While open, tasks of the breaker are deferred to the half-open time without spending an attempt.
  */
@@ -56,6 +57,11 @@ export function checkBreakerName(name: unknown): asserts name is string {
   }
 }
 
+/** A tenant's own breaker of a dependency: `'<name>@<tenantId>'`. */
+export function tenantBreaker(name: string, tenantId: string): string {
+  return `${name}@${tenantId}`
+}
+
 export function breakerSettings(where: string, options: BreakerOptions | undefined): BreakerSettings {
   const s = { ...BREAKER_DEFAULTS, ...options }
   const bad: string[] = []
@@ -81,8 +87,16 @@ export function toBreakerInfo(name: string, reply: BreakerReply): BreakerInfo {
   }
 }
 
-export function breakerHandle(broker: Broker, name: string): BreakerHandle {
-  checkBreakerName(name)
+/** `queue.breaker(name)`, or with `tenantId` that tenant's own breaker of `name`. */
+export function breakerHandle(broker: Broker, base: string, tenantId?: string): BreakerHandle {
+  checkBreakerName(base)
+  if (
+    tenantId !== undefined &&
+    (typeof tenantId !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(tenantId))
+  ) {
+    throw new TaskloomError('INVALID_OPTIONS', `invalid tenantId ${JSON.stringify(tenantId)}`)
+  }
+  const name = tenantId === undefined ? base : tenantBreaker(base, tenantId)
   const call = async (op: 'state' | 'reset') =>
     toBreakerInfo(name, await broker.breaker({ name, op, settings: BREAKER_DEFAULTS }, Date.now()))
   return { name, state: () => call('state'), info: () => call('state'), reset: () => call('reset') }

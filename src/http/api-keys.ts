@@ -14,6 +14,7 @@ import { TaskloomError } from '../errors.js'
 import { chooseDialect, type PostgresInput } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { ApiKeysTable, Database } from '../store/postgres/tables.js'
+import { textFault } from '../task/text.js'
 import { checkLimit, checkTenantId, TENANT_SCOPES, Tenants } from './tenants.js'
 
 export const SCOPES = [...TENANT_SCOPES, 'operator'] as const
@@ -187,6 +188,17 @@ export class ApiKeys {
           )
         }
       }
+    }
+    const nameFault =
+      input.name === undefined
+        ? null
+        : typeof input.name !== 'string' || input.name.length < 1 || input.name.length > 200
+          ? 'expected a string of 1-200 characters'
+          : textFault(input.name)
+    if (nameFault) {
+      throw new TaskloomError('INVALID_INPUT', `name ${nameFault}`, {
+        issues: [{ path: 'name', message: nameFault }],
+      })
     }
     const prefix = `tlk_${randomBytes(6).toString('hex')}`
     const key = `${prefix}_${randomBytes(32).toString('base64url')}`

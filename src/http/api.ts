@@ -11,10 +11,12 @@ import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import { internals } from '../queue/internal.js'
+import { createScheduler, type Scheduler } from '../schedule/scheduler.js'
 import { chooseDialect } from '../store/postgres/connection.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from '../store/postgres/migrator.js'
 import type { Database } from '../store/postgres/tables.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import { textFault, textIssues } from '../task/text.js'
 import { type ApiKeyInfo, ApiKeys, isOperator, type Verification } from './api-keys.js'
 import { type AuditAction, AuditLog } from './audit.js'
 import { type Limits, MemoryLimits, RedisLimits } from './limits.js'
@@ -23,6 +25,7 @@ import { API_DEFAULTS, type ApiOptions } from './options.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
 import { matchRoute, type Route, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
+import { auditRoutes } from './routes-audit.js'
 import { operatorRoutes } from './routes-operator.js'
 import { systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
@@ -49,7 +52,13 @@ export interface ApiResponse {
   body: string
 }
 
-const ROUTES: readonly Route[] = [...taskRoutes, ...adminRoutes, ...operatorRoutes, ...systemRoutes]
+const ROUTES: readonly Route[] = [
+  ...taskRoutes,
+  ...adminRoutes,
+  ...auditRoutes,
+  ...operatorRoutes,
+  ...systemRoutes,
+]
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/
 const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
 const tracer = trace.getTracer('taskloom', VERSION)
@@ -64,6 +73,7 @@ export class Api {
   private services: Promise<Services> | undefined
   private ownDb: Kysely<Database> | undefined
   private purgeTimer: NodeJS.Timeout | undefined
+  private scheduler: Scheduler | undefined
   private readonly verified = new Map<string, { key: ApiKeyInfo; until: number }>()
   private readonly grants = new Map<string, { grant: TenantGrant; until: number }>()
   private document: unknown
@@ -99,11 +109,31 @@ export class Api {
       throw new TaskloomError('INVALID_OPTIONS', `invalid API options: ${text}`, { issues: bad })
     }
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom-http' })
+    // Asked for explicitly: made now, so bad scheduler options fail here, not at the first request.
+    const s = options.scheduler
+    if (s !== undefined && s !== false) {
+      this.scheduler = createScheduler({
+        ...(s === true ? {} : s),
+        queue: options.queue,
+        logger: this.logger,
+      })
+    }
   }
 
   /** Opens what the API needs (key store, audit log, limits); requests call it themselves. */
   async ready(): Promise<void> {
     await this.open()
+  }
+
+  /**
+   * Starts opening now, without waiting (the adapters call it when the API is mounted), so that the
+   * scheduler runs before the first request. A failure is logged; the next request tries again.
+   */
+  openInBackground(): void {
+    this.open().catch((err: unknown) => {
+      if (this.closed) return
+      this.logger.warn({ err }, 'the API could not open yet; the next request tries again')
+    })
   }
 
   /** The OpenAPI 3.1 document of this API. */
@@ -134,6 +164,7 @@ export class Api {
     this.closed = true
     clearInterval(this.purgeTimer)
     const services = await this.services?.catch(() => undefined)
+    await this.scheduler?.close()
     await services?.audit.flush()
     await services?.keys.close() // waits for last_used_at writes; the connection is closed below
     await this.ownDb?.destroy()
@@ -202,6 +233,8 @@ export class Api {
       'http.response.status_code': res.status,
       ...(tenantId ? { 'taskloom.tenant_id': tenantId } : {}),
     })
+    // HEAD: the GET answer's status and headers, without its body.
+    if (method === 'HEAD') res = { ...res, body: '' }
     if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
     span.end()
     this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
@@ -264,6 +297,11 @@ export class Api {
       let parsed: unknown
       if (route.body) parsed = parseBody(route.body, req.headers['content-type'], body)
       if (route.query) {
+        const bad = [...query].flatMap(([name, value]) => {
+          const fault = textFault(name) ?? textFault(value)
+          return fault ? [{ path: textFault(name) ? JSON.stringify(name) : name, message: fault }] : []
+        })
+        if (bad.length > 0) throw textProblem('INVALID_QUERY', bad, 'invalid query')
         const q = route.query.safeParse(Object.fromEntries(query))
         if (!q.success) throw invalid('INVALID_QUERY', q.error.issues, 'invalid query')
       }
@@ -414,6 +452,22 @@ export class Api {
     return this.services
   }
 
+  /** Starts the scheduler that fires the schedules the API makes (see `ApiOptions.scheduler`). */
+  private async startScheduler(hasStore: boolean): Promise<void> {
+    if (this.options.scheduler === undefined && hasStore && this.options.schedules === undefined) {
+      this.scheduler ??= createScheduler({ queue: this.options.queue, logger: this.logger })
+    }
+    if (!this.scheduler) return
+    if (!hasStore) {
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        'createApi: `scheduler` needs a queue with a store (schedules live in PostgreSQL); pass `postgres` to createQueue or set `scheduler: false`',
+      )
+    }
+    await this.scheduler.start()
+    if (this.closed) await this.scheduler.close()
+  }
+
   private async openServices(): Promise<Services> {
     const { queue } = this.options
     await queue.ready()
@@ -479,6 +533,7 @@ export class Api {
       forgetTenant: (id) => this.forgetTenant(id),
       findTask: async (name) => tasks.get(name) ?? (await resolveTask?.(name)) ?? null,
     }
+    await this.startScheduler(hasStore)
     this.purgeTimer = setInterval(() => {
       this.purgeAudit().catch((err: unknown) => this.logger.warn({ err }, 'audit purge failed'))
     }, 3_600_000)
@@ -542,6 +597,9 @@ function parseBody(schema: z.ZodType, contentType: string | string[] | undefined
   } catch (err) {
     throw new HttpProblem('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`)
   }
+  // Text PostgreSQL cannot keep (NUL, lone surrogates) is refused here, wherever it sits in the body.
+  const bad = textIssues(value, '')
+  if (bad.length > 0) throw textProblem('INVALID_INPUT', bad, 'invalid request body')
   const parsed = schema.safeParse(value)
   if (!parsed.success) throw invalid('INVALID_INPUT', parsed.error.issues, 'invalid request body')
   return parsed.data
@@ -559,6 +617,17 @@ function invalid(
     }
     return { path: path || '(body)', message: i.message }
   })
+  return new HttpProblem(code, `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, {
+    errors,
+  })
+}
+
+function textProblem(
+  code: 'INVALID_INPUT' | 'INVALID_QUERY',
+  issues: readonly { path: string; message: string }[],
+  what: string,
+): HttpProblem {
+  const errors = issues.map((i) => ({ path: i.path === '(root)' ? '(body)' : i.path, message: i.message }))
   return new HttpProblem(code, `${what}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, {
     errors,
   })

@@ -18,6 +18,8 @@ export type AuditAction =
   | 'tasks.retry_all'
   | 'schedule.create'
   | 'schedule.delete'
+  | 'schedule.pause'
+  | 'schedule.resume'
   | 'auth.failed'
   | 'auth.forbidden'
   | 'rate.limited'
@@ -39,8 +41,45 @@ export interface AuditEntry {
 }
 
 export interface AuditRecord extends Required<Omit<AuditEntry, 'details'>> {
+  /** The entry's id: entries are numbered in the order they were written. */
+  id: string
   details: Record<string, unknown> | null
   at: Date
+}
+
+export const AUDIT_ACTIONS = [
+  'task.submit',
+  'task.cancel',
+  'task.status',
+  'task.retry',
+  'tasks.retry_all',
+  'schedule.create',
+  'schedule.delete',
+  'schedule.pause',
+  'schedule.resume',
+  'auth.failed',
+  'auth.forbidden',
+  'rate.limited',
+  'quota.exceeded',
+  'key.create',
+  'key.revoke',
+] as const satisfies readonly AuditAction[]
+
+export interface AuditFilter {
+  tenantId?: string
+  action?: AuditAction
+  requestId?: string
+  /** The acting key's id (`actor`). */
+  keyId?: string
+  targetId?: string
+  /** Entries at or after this time. */
+  since?: Date
+  /** Entries before this time. */
+  until?: Date
+  /** Entries written before the one with this id (the paging cursor). */
+  before?: string
+  /** Default 100. */
+  limit?: number
 }
 
 export class AuditLog {
@@ -70,23 +109,26 @@ export class AuditLog {
     return this.#writes.drain()
   }
 
-  /** Newest first. */
-  async list(
-    filter: { tenantId?: string; action?: AuditAction; requestId?: string; limit?: number } = {},
-  ): Promise<AuditRecord[]> {
+  /** Newest first (in the order entries were written); page on with `before`: the last entry's id. */
+  async list(filter: AuditFilter = {}): Promise<AuditRecord[]> {
     await this.flush()
     let q = this.#db
       .withSchema(this.#schema)
       .selectFrom('audit_log')
       .selectAll()
-      .orderBy('at', 'desc')
       .orderBy('id', 'desc')
       .limit(filter.limit ?? 100)
     if (filter.tenantId !== undefined) q = q.where('tenant_id', '=', filter.tenantId)
     if (filter.action !== undefined) q = q.where('action', '=', filter.action)
     if (filter.requestId !== undefined) q = q.where('request_id', '=', filter.requestId)
+    if (filter.keyId !== undefined) q = q.where('actor', '=', filter.keyId)
+    if (filter.targetId !== undefined) q = q.where('target_id', '=', filter.targetId)
+    if (filter.since !== undefined) q = q.where('at', '>=', filter.since)
+    if (filter.until !== undefined) q = q.where('at', '<', filter.until)
+    if (filter.before !== undefined) q = q.where('id', '<', filter.before)
     const rows = await q.execute()
     return rows.map((r) => ({
+      id: String(r.id),
       action: r.action as AuditAction,
       tenantId: r.tenant_id,
       keyId: r.actor,

@@ -15,7 +15,7 @@ export {
   SCOPES,
   type Scope,
 } from './api-keys.js'
-export type { AuditAction, AuditEntry, AuditRecord } from './audit.js'
+export type { AuditAction, AuditEntry, AuditFilter, AuditRecord } from './audit.js'
 export type {
   ApiOptions,
   HttpMetrics,

@@ -16,7 +16,7 @@ const DESCRIPTIONS: Record<number, string> = {
   200: 'OK',
   201: 'Created',
   204: 'No content',
-  400: 'Invalid request (each bad field named in `errors`)',
+  400: 'Invalid request: bad fields (each named in `errors`), a malformed path (INVALID_REQUEST), or text that is not valid Unicode',
   401: 'Missing or invalid API key',
   403: 'The key lacks the needed scope',
   404: 'Not found (also for another tenant’s resources)',
@@ -24,9 +24,10 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'Conflict with the current state',
   413: 'Body too large',
   415: 'Body is not application/json',
+  422: 'The idempotency key was already used with a different task name or payload',
   429: 'Rate limit or monthly quota exceeded (see Retry-After and RateLimit-* headers)',
   501: 'Not available on this server',
-  503: 'Not ready',
+  503: 'A backing service (Redis or PostgreSQL) is unavailable or not ready; retry after Retry-After',
 }
 
 export function buildOpenApi(routes: readonly Route[], version: string): Record<string, unknown> {
@@ -92,14 +93,22 @@ export function buildOpenApi(routes: readonly Route[], version: string): Record<
     const problems = new Set([
       ...(route.scope === 'public' ? COMMON_PROBLEMS.public! : COMMON_PROBLEMS.auth!),
       ...(route.problems ?? []),
-      ...(route.body ? [400, 413, 415] : []),
+      ...(route.body ? [400, 415] : []),
       ...(route.query ? [400] : []),
+      // A path parameter can be badly percent-encoded: 400 INVALID_REQUEST.
+      ...(params.length > 0 ? [400] : []),
+      // The core refuses a body over the limit on any operation, whether or not it takes one.
+      413,
+      // Every operation that opens the key store, the audit log or the queue can find it down.
+      ...(route.scope === 'public' ? [] : [503]),
     ])
     for (const status of [...problems].sort()) {
       responses[String(status)] ??= {
         description: DESCRIPTIONS[status] ?? 'Error',
         content: { 'application/problem+json': { schema: problemRef } },
-        ...(status === 429 ? { headers: { 'Retry-After': { schema: { type: 'integer' } } } } : {}),
+        ...(status === 429 || status === 503
+          ? { headers: { 'Retry-After': { schema: { type: 'integer' } } } }
+          : {}),
       }
     }
     const query = route.query

@@ -2,6 +2,7 @@
 import type { WorkerInfo } from '../fleet/workers.js'
 import type { Logger } from '../logger.js'
 import type { Queue } from '../queue/queue.js'
+import type { SchedulerOptions } from '../schedule/scheduler.js'
 import type { ScheduleInfo, ScheduleInput, ScheduleListOptions } from '../schedule/schedules.js'
 import type { PostgresInput } from '../store/postgres/connection.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -28,6 +29,10 @@ export interface SchedulesLike {
   get(id: string): Promise<ScheduleInfoLike | null>
   list(opts?: ScheduleListOptions): Promise<ScheduleInfoLike[]>
   remove(id: string): Promise<boolean>
+  /** Stops firing until `resume`; false when there is no such schedule. Absent: pause answers 501. */
+  pause?(id: string): Promise<boolean>
+  /** Fires again from the next tick; false when there is no such schedule. Absent: resume answers 501. */
+  resume?(id: string): Promise<boolean>
 }
 
 /** A worker as `queue.workers()` answers it. */
@@ -46,6 +51,16 @@ export interface ApiOptions {
   resolveTask?: (name: string) => Promise<TaskDefinition<any, any> | null>
   /** Cron schedules. Default: `queue.schedules` when the queue has a store; without one, the schedule endpoints answer 501. */
   schedules?: SchedulesLike
+  /**
+   * Runs a scheduler in this process, so schedules made over REST fire: `true`, or the scheduler's
+   * options (see `createScheduler`). It starts when the API opens (at mount, or the first request)
+   * and stops with `api.close()`. Any number of API processes may each run one: every tick still
+   * makes exactly one task. Default: on when the schedules are the queue's own (`queue.schedules`);
+   * off when you pass `schedules` (that service fires its own) or the queue has no store. `false`
+   * when a scheduler runs elsewhere (`createScheduler` in another process). `true` without a store
+   * fails the open with INVALID_OPTIONS.
+   */
+  scheduler?: boolean | Omit<SchedulerOptions, 'queue'>
   /** The worker fleet for GET /workers. Default: `() => queue.workers()`. */
   workers?: () => Promise<WorkerInfoLike[]>
   /**

@@ -24,6 +24,8 @@ export function taskBody(t: TaskInfo) {
     timeout: t.timeoutMs / 1000,
     idempotency_key: t.idempotencyKey ?? null,
     error: errorText(t.error),
+    deferred_until: iso(t.deferredUntil),
+    deferred_by: t.deferredBy ?? null,
   }
 }
 

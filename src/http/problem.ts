@@ -20,6 +20,7 @@ export const PROBLEM_STATUS = {
   NOT_IN_DLQ: 409,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  IDEMPOTENCY_CONFLICT: 422,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   QUOTA_EXCEEDED: 429,
@@ -46,6 +47,7 @@ const TITLES: Record<ProblemCode, string> = {
   NOT_IN_DLQ: 'The task is not in the dead-letter queue',
   CONFLICT: 'The request conflicts with the current state',
   PAYLOAD_TOO_LARGE: 'The request body is too large',
+  IDEMPOTENCY_CONFLICT: 'The idempotency key was already used with a different request',
   UNSUPPORTED_MEDIA_TYPE: 'The request body must be application/json',
   RATE_LIMITED: 'Too many requests',
   QUOTA_EXCEEDED: 'The monthly quota is used up',
@@ -118,6 +120,7 @@ export function toProblem(err: unknown): HttpProblem {
       case 'TASK_PROCESSING':
       case 'TASK_FINISHED':
       case 'NOT_IN_DLQ':
+      case 'IDEMPOTENCY_CONFLICT':
         return new HttpProblem(err.code, err.message, { cause: err })
       case 'INVALID_STATE':
       case 'QUEUE_IN_USE':

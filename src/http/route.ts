@@ -99,18 +99,22 @@ export interface Match {
   params: Record<string, string>
 }
 
-/** Matches `/a/b` against the table; answers the route, or the methods allowed at that path. */
+/**
+ * Matches `/a/b` against the table; answers the route, or the methods allowed at that path. HEAD
+ * matches a GET route (the core answers it without a body), as load balancers' health checks expect.
+ */
 export function matchRoute(
   routes: readonly Route[],
   method: string,
   segments: readonly string[],
-): Match | { allowed: Method[] } | null {
-  const allowed: Method[] = []
+): Match | { allowed: (Method | 'HEAD')[] } | null {
+  const allowed: (Method | 'HEAD')[] = []
   for (const route of routes) {
     const params = matchPath(route.path, segments)
     if (!params) continue
-    if (route.method === method) return { route, params }
+    if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params }
     allowed.push(route.method)
+    if (route.method === 'GET') allowed.push('HEAD')
   }
   return allowed.length > 0 ? { allowed } : null
 }

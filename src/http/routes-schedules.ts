@@ -82,6 +82,38 @@ export async function saveSchedule(
   }
 }
 
+/** `POST /schedules/:id/pause` and `/resume`: idempotent, answering the schedule as it now is. */
+function pauseRoute(op: 'pause' | 'resume'): Route {
+  return {
+    method: 'POST',
+    path: `/schedules/:id/${op}`,
+    scope: 'task:create',
+    tag: 'schedules',
+    summary:
+      op === 'pause'
+        ? 'Pause a schedule: it stops firing until resumed'
+        : 'Resume a paused schedule: it fires again from its next tick (missed ticks are not made up)',
+    responses: { 200: Schedule },
+    problems: [404, 501],
+    async handle(ctx) {
+      const schedules = schedulesOf(ctx)
+      const act = schedules[op]
+      if (!act) {
+        throw new HttpProblem('NOT_IMPLEMENTED', `this server's schedules service cannot ${op} schedules`)
+      }
+      const id = ctx.params.id ?? ''
+      const existing = await findSchedule(ctx, id)
+      if (!existing || !(await act.call(schedules, own(ctx, id)))) {
+        throw new HttpProblem('NOT_FOUND', `no schedule ${id}`)
+      }
+      if (existing.paused !== (op === 'pause')) ctx.audit(`schedule.${op}`, id)
+      const now = await findSchedule(ctx, id)
+      if (!now) throw new HttpProblem('NOT_FOUND', `no schedule ${id}`)
+      return { status: 200, body: now }
+    },
+  }
+}
+
 export const scheduleRoutes: Route[] = [
   {
     method: 'POST',
@@ -122,6 +154,23 @@ export const scheduleRoutes: Route[] = [
       return { status: 200, body: { schedules: mine.map((s) => present(ctx, s)) } }
     },
   },
+  {
+    method: 'GET',
+    path: '/schedules/:id',
+    scope: 'task:read',
+    tag: 'schedules',
+    summary: 'A schedule: its cron, payload, whether it is paused, its next and last run',
+    responses: { 200: Schedule },
+    problems: [404, 501],
+    async handle(ctx) {
+      const id = ctx.params.id ?? ''
+      const found = await findSchedule(ctx, id)
+      if (!found) throw new HttpProblem('NOT_FOUND', `no schedule ${id}`)
+      return { status: 200, body: found }
+    },
+  },
+  pauseRoute('pause'),
+  pauseRoute('resume'),
   {
     method: 'DELETE',
     path: '/schedules/:id',

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto'
 import type { z } from 'zod'
 import { type Issue, TaskloomError } from '../errors.js'
+import { sameSchedule } from '../queue/replay.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import type { TaskStatus } from '../task/model.js'
 import type { SubmitOptions } from '../task/validate.js'
@@ -110,6 +111,19 @@ async function submitSchedule(
     max_retries: body.max_retries,
   }
   const { schedule, created } = await saveSchedule(ctx, task, fields, true)
+  if (
+    !created &&
+    !sameSchedule(
+      { taskName: schedule.name, cron: schedule.cron, input: schedule.payload },
+      { name: task.name, cron: fields.cron, input: body.payload ?? null },
+    )
+  ) {
+    throw new HttpProblem(
+      'IDEMPOTENCY_CONFLICT',
+      `idempotency key ${JSON.stringify(key)} names a schedule with another task, cron or payload; use a new key for a different schedule`,
+      { errors: [{ path: 'idempotency_key', message: 'already used with another payload' }] },
+    )
+  }
   return created
     ? { status: 201, body: schedule }
     : { status: 200, body: schedule, headers: { 'idempotent-replayed': 'true' } }
@@ -135,6 +149,12 @@ async function submit(ctx: RouteContext) {
   try {
     result = await services.queue.submit(task, body.payload, options)
   } catch (err) {
+    if (err instanceof TaskloomError && err.code === 'IDEMPOTENCY_CONFLICT') {
+      throw new HttpProblem('IDEMPOTENCY_CONFLICT', err.message, {
+        errors: [{ path: 'idempotency_key', message: 'already used with another task name or payload' }],
+        cause: err,
+      })
+    }
     if (err instanceof TaskloomError && (err.code === 'INVALID_INPUT' || err.code === 'INVALID_OPTIONS')) {
       const errors = requestIssues(err.issues)
       const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
@@ -161,7 +181,7 @@ export const taskRoutes: Route[] = [
     summary: 'Submit a task, or with `schedule` create a cron schedule for it',
     body: SubmitTaskBody,
     responses: { 200: SubmitTaskResponse.or(Schedule), 201: SubmitTaskResponse.or(Schedule) },
-    problems: [400, 413, 415, 429, 501],
+    problems: [400, 413, 415, 422, 429, 501],
     countsQuota: true,
     handle: submit,
   },

@@ -7,6 +7,7 @@ import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from '../task/define-task.js'
 import { PRIORITIES, TASK_STATUSES } from '../task/model.js'
 import { TENANT_ID } from '../task/validate.js'
 import { SCOPES } from './api-keys.js'
+import { AUDIT_ACTIONS } from './audit.js'
 import { PROBLEM_STATUS } from './problem.js'
 import { MAX_LIMIT, TENANT_SCOPES } from './tenants.js'
 
@@ -56,6 +57,12 @@ export const Task = z
     timeout: z.number().meta({ description: 'Per-attempt timeout in seconds' }),
     idempotency_key: z.string().nullable(),
     error: z.string().nullable(),
+    deferred_until: nullableTimestamp.meta({
+      description: 'While a circuit breaker holds the task back: when it may run again; else null',
+    }),
+    deferred_by: z.string().nullable().meta({
+      description: "The circuit breaker holding the task back (e.g. 'smtp', or 'smtp@<tenant>'); else null",
+    }),
   })
   .meta({ id: 'Task' })
 
@@ -286,3 +293,46 @@ export const Problem = z
     errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   })
   .meta({ id: 'Problem' })
+
+const auditText = z.string().min(1).max(200)
+export const AuditQuery = z.strictObject({
+  action: z.enum(AUDIT_ACTIONS).optional(),
+  key_id: auditText.optional().meta({ description: 'Entries made with this API key id' }),
+  target_id: auditText.optional().meta({ description: 'Entries about this task, schedule or key' }),
+  request_id: auditText.optional(),
+  since: timestamp.optional().meta({ description: 'Entries at or after this time' }),
+  until: timestamp.optional().meta({ description: 'Entries before this time' }),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  cursor: z
+    .string()
+    .regex(/^[1-9][0-9]{0,17}$/, 'a next_cursor from a previous page')
+    .optional()
+    .meta({ description: "The previous page's `next_cursor`" }),
+})
+
+/** The operator's audit query: every tenant's entries, or one tenant's with `tenant`. */
+export const OperatorAuditQuery = AuditQuery.extend({
+  tenant: TENANT_ID.optional().meta({ description: "Only this tenant's entries" }),
+})
+
+export const AuditEntry = z
+  .object({
+    id: z.string(),
+    at: timestamp,
+    action: z.enum(AUDIT_ACTIONS),
+    tenant_id: z.string().nullable(),
+    key_id: z.string().nullable().meta({ description: 'The API key that made the request, if any' }),
+    request_id: z.string().nullable(),
+    target_id: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()).nullable(),
+  })
+  .meta({ id: 'AuditEntry' })
+export const AuditPage = z
+  .object({
+    entries: z.array(AuditEntry),
+    next_cursor: z
+      .string()
+      .nullable()
+      .meta({ description: 'Pass as `cursor` for the next page; null at the end' }),
+  })
+  .meta({ id: 'AuditPage' })

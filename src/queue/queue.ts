@@ -31,13 +31,15 @@ import { openPostgresStore, type PostgresStore } from '../store/postgres/postgre
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
-import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
+import { textFault } from '../task/text.js'
+import { checkInput, checkOptions, checkText, type SubmitOptions } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
+import { idempotencyConflict, samePayload, sameSchedule } from './replay.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
 
 export type { QueueOptions } from './options.js'
@@ -236,7 +238,23 @@ export class Queue {
     if (options?.schedule !== undefined) return this.submitSchedule(task, input, options)
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
-    return toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
+    const result = toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
+    if (result.deduplicated) await this.checkReplay(row, result.id, 'options.idempotencyKey')
+    return result
+  }
+
+  /**
+   * A repeated idempotency key must come with the same task name and input (see replay.ts), else
+   * IDEMPOTENCY_CONFLICT: silently answering the first task would hide the caller's bug. A task
+   * already gone (past its retention) cannot be compared and answers as a replay.
+   */
+  private async checkReplay(row: NewTask, existingId: string, path: string): Promise<void> {
+    const existing = await this.get(existingId)
+    if (!existing) return
+    const submitted = { name: row.name, input: this.codec.decode(row.payload) }
+    if (!samePayload(submitted, existing)) {
+      throw idempotencyConflict(row.idempotencyKey ?? '', existingId, path)
+    }
   }
 
   /**
@@ -286,6 +304,13 @@ export class Queue {
         lockKey: options.lockKey,
       },
     })
+    if (
+      !created &&
+      options.idempotencyKey !== undefined &&
+      !sameSchedule(schedule, { name: task.name, cron: options.schedule!, input })
+    ) {
+      throw idempotencyConflict(options.idempotencyKey, id, 'options.idempotencyKey')
+    }
     return { id, scheduleId: id, status: 'pending', createdAt: schedule.createdAt, deduplicated: !created }
   }
 
@@ -296,7 +321,7 @@ export class Queue {
       this.prepare(e.task, e.input, e.options, `[${i}].input`, `[${i}].options`),
     )
     await this.ready()
-    return traceSubmit(this.name, rows, async () => {
+    const out = await traceSubmit(this.name, rows, async () => {
       const out: SubmitResult[] = []
       for (let i = 0; i < rows.length; i += this.options.maxSubmitBatch) {
         const results = await this.write(rows.slice(i, i + this.options.maxSubmitBatch))
@@ -304,6 +329,25 @@ export class Queue {
       }
       return out
     })
+    // Every entry is written before a conflict is reported: the others are submitted, and calling
+    // again with the same keys replays them.
+    const conflicts: TaskloomError[] = []
+    for (const [i, r] of out.entries()) {
+      if (!r.deduplicated) continue
+      await this.checkReplay(rows[i]!, r.id, `[${i}].options.idempotencyKey`).catch((err: unknown) => {
+        if (!(err instanceof TaskloomError) || err.code !== 'IDEMPOTENCY_CONFLICT') throw err
+        conflicts.push(err)
+      })
+    }
+    if (conflicts.length > 0) {
+      const issues = conflicts.flatMap((c) => c.issues)
+      throw new TaskloomError(
+        'IDEMPOTENCY_CONFLICT',
+        `${conflicts.length} of ${rows.length} entries reused an idempotency key with another payload (${issues.map((i) => i.path).join(', ')}); the other entries were submitted`,
+        { issues },
+      )
+    }
+    return out
   }
 
   /**
@@ -391,10 +435,13 @@ export class Queue {
     return withLock(this.broker, key, fn, options)
   }
 
-  /** A circuit breaker's shared state (per task name, or a named one such as 'smtp'). */
-  breaker(name: string): BreakerHandle {
+  /**
+   * A circuit breaker's shared state (a named one such as 'smtp', or a task's); with `tenantId`,
+   * that tenant's own breaker of that name (a per-tenant breaker, `'smtp@acme'`).
+   */
+  breaker(name: string, options: { tenantId?: string } = {}): BreakerHandle {
     this.assertOpen()
-    return breakerHandle(this.broker, name)
+    return breakerHandle(this.broker, name, options.tenantId)
   }
 
   /** Every worker of this queue that heartbeated lately, silent ones as UNHEALTHY. */
@@ -571,7 +618,8 @@ export class Queue {
       // (a lone surrogate in a string); retrying the same call cannot help.
       const code = (err as { code?: unknown }).code
       if (typeof code === 'string' && code.startsWith('22')) {
-        throw new TaskloomError('INVALID_INPUT', `PostgreSQL refused the value: ${(err as Error).message}`, {
+        // The driver's own message stays in `cause`: it is no text to show an API client.
+        throw new TaskloomError('INVALID_INPUT', 'the store refused a value as invalid data', {
           cause: err,
           retryable: false,
         })
@@ -599,6 +647,7 @@ export class Queue {
       throw new TaskloomError('UNKNOWN_TASK', 'submit needs a task made by defineTask()')
     }
     checkInput(task, input, inputPath)
+    checkText(task.name, input, inputPath)
     const options = checkOptions(rawOptions, optionsPath)
     if (options.schedule !== undefined) {
       throw new TaskloomError(
@@ -657,6 +706,12 @@ function checkPage(page: { limit?: number; offset?: number }): { limit: number; 
 function checkList(options: ListOptions): ListFilter {
   const { limit, offset } = checkPage(options)
   const statuses = options.status === undefined ? [] : [options.status].flat()
+  if (options.name !== undefined && (typeof options.name !== 'string' || textFault(options.name))) {
+    const message = typeof options.name === 'string' ? textFault(options.name)! : 'expected a string'
+    throw new TaskloomError('INVALID_OPTIONS', `invalid name filter: ${message}`, {
+      issues: [{ path: 'name', message }],
+    })
+  }
   const bad = statuses.find((s) => !TASK_STATUSES.includes(s))
   if (bad !== undefined) {
     throw new TaskloomError(

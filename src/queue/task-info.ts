@@ -16,7 +16,10 @@ export interface TaskInfo<Result = unknown> {
   error?: ErrorInfo | undefined
   /** Attempts started within the current budget (reset by a DLQ retry). */
   attempts: number
-  /** Failed attempts so far, over the task's whole life. */
+  /**
+   * Retries actually made: attempts started after the first, over the task's whole life (a DLQ
+   * retry's attempts included). 0 for a task that failed its only attempt (`maxRetries` 0).
+   */
   retryCount: number
   maxRetries: number
   timeoutMs: number
@@ -27,7 +30,7 @@ export interface TaskInfo<Result = unknown> {
   startedAt?: Date | undefined
   /** When it completed, was dead-lettered, or was cancelled. */
   completedAt?: Date | undefined
-  /** From the latest attempt's start to completion. */
+  /** From the latest attempt's start to its end, for a completed or a failed (dead) task. */
   durationMs?: number | undefined
   /** Failed attempts, oldest first. */
   history: AttemptRecord[]
@@ -35,11 +38,23 @@ export interface TaskInfo<Result = unknown> {
   idempotencyKey?: string | undefined
   /** Tasks sharing this key never run at the same time (SubmitOptions.lockKey). */
   lockKey?: string | undefined
+  /**
+   * While the task waits because a circuit breaker turned it away: the breaker's name (e.g.
+   * `'smtp'`, or `'smtp@acme'` for a tenant's own breaker) and when it is let try again. Unset
+   * otherwise (from the live record; a deferral spends no attempt).
+   */
+  deferredBy?: string | undefined
+  deferredUntil?: Date | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
 
 export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown): TaskInfo<Result> {
+  // The deferral still holds while the task waits for the time it was deferred to.
+  const deferred =
+    (r.status === 'pending' || r.status === 'queued') &&
+    r.deferredBy !== undefined &&
+    r.deferredUntil === r.runAt
   return {
     id: r.id,
     name: r.name,
@@ -50,7 +65,7 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     result: r.result === undefined ? undefined : (decode(r.result) as Result),
     error: r.error,
     attempts: r.attempt,
-    retryCount: r.history.length,
+    retryCount: retriesMade(r),
     maxRetries: r.maxRetries,
     timeoutMs: r.timeoutMs,
     createdAt: new Date(r.createdAt),
@@ -58,12 +73,25 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     startedAt: date(r.startedAt),
     completedAt: date(r.finishedAt),
     durationMs:
-      r.status === 'completed' && r.startedAt !== undefined && r.finishedAt !== undefined
+      (r.status === 'completed' || r.status === 'failed') &&
+      r.startedAt !== undefined &&
+      r.finishedAt !== undefined
         ? r.finishedAt - r.startedAt
         : undefined,
     history: r.history,
     workerId: r.workerId,
     idempotencyKey: r.idempotencyKey,
     lockKey: r.lockKey,
+    deferredBy: deferred ? r.deferredBy : undefined,
+    deferredUntil: deferred ? new Date(r.runAt) : undefined,
   }
+}
+
+/**
+ * Attempts started, less the first. Every ended attempt that did not complete is in the history
+ * (failures, timeouts, lost leases); a running or completed task adds the attempt in hand.
+ */
+function retriesMade(r: TaskRecord): number {
+  const inHand = r.status === 'processing' || r.status === 'completed' ? 1 : 0
+  return Math.max(0, r.history.length + inHand - 1)
 }

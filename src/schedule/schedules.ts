@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js'
 import type { MisfirePolicy, ScheduleRow, ScheduleTaskOptions, Store } from '../store/store.js'
 import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS, type TaskDefinition } from '../task/define-task.js'
 import { PRIORITIES, type Priority } from '../task/model.js'
-import { checkInput, TENANT_ID } from '../task/validate.js'
+import { checkInput, checkText, KEY, TENANT_ID, TEXT } from '../task/validate.js'
 import { checkCron, checkTimezone, nextTick } from './cron.js'
 import type { DueCache } from './due-cache.js'
 
@@ -90,10 +90,10 @@ export const SCHEDULE_ID = z
 
 const inputSchema = z.strictObject({
   id: SCHEDULE_ID,
-  cron: z.string(),
-  task: z.union([z.string().min(1).max(200), z.object({ name: z.string() }).loose()]),
+  cron: TEXT,
+  task: z.union([TEXT.min(1).max(200), z.object({ name: z.string() }).loose()]),
   input: z.unknown().optional(),
-  timezone: z.string().optional(),
+  timezone: TEXT.optional(),
   misfire: z.enum(MISFIRE_POLICIES).optional(),
   tenantId: TENANT_ID.optional(),
   options: z
@@ -101,7 +101,7 @@ const inputSchema = z.strictObject({
       priority: z.enum(PRIORITIES).optional(),
       maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
       timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
-      lockKey: z.string().min(1).max(255).optional(),
+      lockKey: KEY.optional(),
     })
     .optional(),
 })
@@ -172,6 +172,7 @@ export function createSchedules(host: ScheduleHost): Schedules {
     const cron = checkCron(s.cron, timezone)
     const task = await taskOf(raw.task)
     checkInput(task, s.input, 'input')
+    checkText(task.name, s.input, 'input')
     const store = await host.store()
     const now = Date.now()
     const tenantId = s.tenantId ?? host.defaultTenantId

@@ -4,6 +4,7 @@
 import type { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import { PRIORITIES, type Priority } from './model.js'
+import { textFault } from './text.js'
 
 export interface TaskDefaults {
   /** Default `'normal'`. */
@@ -23,10 +24,13 @@ export interface TaskSpec<S extends z.ZodType> {
   input: S
   defaults?: TaskDefaults
   /**
-   * The circuit breaker this task's runs count towards (e.g. `'smtp'`, shared by every task that
-   * calls the mail server). Default: a breaker of its own, named after the task.
+   * The circuit breaker this task's runs count towards, shared by the fleet. Breakers protect a
+   * dependency, so name one after it: `'smtp'`, shared by every task that calls the mail server.
+   * `true`: a breaker named after the task. `{ name?, perTenant: true }`: one breaker per tenant
+   * (`'<name>@<tenantId>'`), so one tenant's failures never hold back another's tasks.
+   * Default: none (unless the worker's `taskBreakers` gives every task one).
    */
-  breaker?: string
+  breaker?: string | true | { name?: string; perTenant?: boolean }
 }
 
 /** A defined task. `In` is what `submit` accepts, `Out` what the handler receives. */
@@ -34,8 +38,10 @@ export interface TaskDefinition<In = unknown, Out = In> {
   readonly name: string
   readonly input: z.ZodType<Out, In>
   readonly defaults: Readonly<Required<TaskDefaults>>
-  /** The named circuit breaker, when one was given. */
+  /** The name of the task's circuit breaker, when it has one. */
   readonly breaker?: string
+  /** True when the breaker is per tenant: `'<breaker>@<tenantId>'`. */
+  readonly breakerPerTenant?: boolean
 }
 
 export const MAX_RETRIES_LIMIT = 100
@@ -50,8 +56,16 @@ export const MAX_TIMEOUT_MS = 7 * 86_400_000
  * })
  */
 export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefinition<z.input<S>, z.output<S>> {
-  if (typeof spec.name !== 'string' || spec.name.length < 1 || spec.name.length > 200) {
-    throw new TaskloomError('INVALID_OPTIONS', 'a task name must be a string of 1-200 characters')
+  if (
+    typeof spec.name !== 'string' ||
+    spec.name.length < 1 ||
+    spec.name.length > 200 ||
+    textFault(spec.name) !== null
+  ) {
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      'a task name must be a string of 1-200 characters of valid Unicode without NUL',
+    )
   }
   if (!spec.input || typeof (spec.input as { safeParse?: unknown }).safeParse !== 'function') {
     throw new TaskloomError('INVALID_OPTIONS', `task ${spec.name}: input must be a zod schema`)
@@ -60,20 +74,12 @@ export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefiniti
   checkDefaults(spec.name, defaults)
   // zod's generic S is its own ZodType<output<S>, input<S>>; the compiler cannot see that through S.
   const input = spec.input as unknown as z.ZodType<z.output<S>, z.input<S>>
-  if (
-    spec.breaker !== undefined &&
-    (typeof spec.breaker !== 'string' || spec.breaker.length < 1 || spec.breaker.length > 200)
-  ) {
-    throw new TaskloomError(
-      'INVALID_OPTIONS',
-      `task ${spec.name}: breaker must be a string of 1-200 characters`,
-    )
-  }
+  const breaker = breakerOf(spec.name, spec.breaker)
   return Object.freeze({
     name: spec.name,
     input,
     defaults: Object.freeze(defaults),
-    ...(spec.breaker === undefined ? {} : { breaker: spec.breaker }),
+    ...breaker,
   })
 }
 
@@ -91,4 +97,28 @@ function checkDefaults(name: string, d: Required<TaskDefaults>): void {
       issues: bad.map((message) => ({ path: 'defaults', message })),
     })
   }
+}
+
+/** `TaskSpec.breaker` as the definition keeps it: a name, and whether it is per tenant. */
+function breakerOf(
+  task: string,
+  spec: TaskSpec<z.ZodType>['breaker'],
+): { breaker?: string; breakerPerTenant?: boolean } {
+  if (spec === undefined) return {}
+  const bad = () =>
+    new TaskloomError(
+      'INVALID_OPTIONS',
+      `task ${task}: breaker must be a name of 1-200 characters, true, or { name?, perTenant? }`,
+    )
+  const okName = (n: unknown): n is string => typeof n === 'string' && n.length >= 1 && n.length <= 200
+  if (spec === true) return { breaker: task }
+  if (typeof spec === 'string') {
+    if (!okName(spec)) throw bad()
+    return { breaker: spec }
+  }
+  if (typeof spec !== 'object' || spec === null) throw bad()
+  const { name, perTenant, ...rest } = spec
+  if (Object.keys(rest).length > 0 || (name !== undefined && !okName(name))) throw bad()
+  if (perTenant !== undefined && typeof perTenant !== 'boolean') throw bad()
+  return { breaker: name ?? task, ...(perTenant ? { breakerPerTenant: true } : {}) }
 }

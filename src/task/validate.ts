@@ -4,6 +4,7 @@ import { type Issue, TaskloomError } from '../errors.js'
 import type { TaskDefinition } from './define-task.js'
 import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from './define-task.js'
 import { PRIORITIES, type Priority } from './model.js'
+import { textFault, textIssues } from './text.js'
 
 export interface SubmitOptions {
   /** Overrides the task's default priority. */
@@ -34,15 +35,14 @@ export interface SubmitOptions {
   lockKey?: string
 }
 
-/** A lone UTF-16 surrogate: no character at all, and PostgreSQL (and Redis clients) cannot keep one. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+/** Text taskloom can store (see text.ts): valid Unicode without NUL. */
+export const TEXT = z.string().check((ctx) => {
+  const fault = textFault(ctx.value)
+  if (fault) ctx.issues.push({ code: 'custom', message: fault, input: ctx.value })
+})
 
-/** An idempotency or lock key: 1-255 characters of valid Unicode. */
-const KEY = z
-  .string()
-  .min(1)
-  .max(255)
-  .refine((key) => !LONE_SURROGATE.test(key), 'must be valid Unicode text (it holds a lone surrogate)')
+/** An idempotency or lock key: 1-255 characters of valid Unicode, no NUL. */
+export const KEY = TEXT.min(1).max(255)
 
 /** Tenant ids: 1-128 letters, digits, '.', '_', ':', '@' or '-'. */
 export const TENANT_ID = z
@@ -62,7 +62,7 @@ const optionsSchema = z.strictObject({
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
   idempotencyKey: KEY.optional(),
   tenantId: TENANT_ID.optional(),
-  schedule: z.string().min(1).max(200).optional(),
+  schedule: TEXT.min(1).max(200).optional(),
   lockKey: KEY.optional(),
 })
 
@@ -99,6 +99,18 @@ export function checkOptions(options: unknown, where = 'options'): SubmitOptions
   }
   const issues = issuesOf(parsed.error, where)
   throw new TaskloomError('INVALID_OPTIONS', `invalid ${where}: ${describe(issues)}`, { issues })
+}
+
+/**
+ * Refuses input holding text PostgreSQL cannot store (a NUL, a lone surrogate), naming each field;
+ * the submit and schedule paths call it, so such a value never reaches the store.
+ */
+export function checkText(taskName: string, input: unknown, where = 'input'): void {
+  const issues = textIssues(input, where)
+  if (issues.length === 0) return
+  throw new TaskloomError('INVALID_INPUT', `invalid input for task ${taskName}: ${describe(issues)}`, {
+    issues,
+  })
 }
 
 /** Validates `input` against the task's schema; throws INVALID_INPUT listing every bad field. */

@@ -18,9 +18,11 @@ export interface TaskContext {
   /**
    * A named circuit breaker shared by the fleet: `await ctx.breaker('smtp').run(() => send())`.
    * While it is open, `run` throws and the task is deferred to the half-open time without spending
-   * an attempt; failures inside `run` count towards opening it.
+   * an attempt; failures inside `run` count towards opening it. `{ perTenant: true }`: this task's
+   * tenant's own breaker of that name (`'smtp@<tenantId>'`), so one tenant's failures defer only
+   * its own tasks.
    */
-  breaker(name: string): { run<T>(fn: () => T | Promise<T>): Promise<T> }
+  breaker(name: string, options?: { perTenant?: boolean }): { run<T>(fn: () => T | Promise<T>): Promise<T> }
   /** Logger bound to task_id, tenant_id and worker_id. */
   logger: Logger
 }

@@ -9,7 +9,7 @@ import type { Broker, ClaimedTask, Completion, Failure, FencedOutcome } from '..
 import { LeaseLostError, NonRetryableError, TaskloomError, TaskTimeoutError } from '../errors.js'
 import { type AutoscaleOptions, Autoscaler, checkAutoscale } from '../fleet/autoscaler.js'
 import { BreakerGate } from '../fleet/breaker-gate.js'
-import { BreakerOpenError, type BreakerOptions } from '../fleet/breakers.js'
+import { BreakerOpenError, type BreakerOptions, tenantBreaker } from '../fleet/breakers.js'
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
 import { childLogger, type Logger, logEnabled } from '../logger.js'
@@ -46,10 +46,18 @@ export interface WorkerOptions {
   /** Heartbeat interval; a worker silent for 3 of them is unhealthy and its leases reclaimed. Default 10,000 ms. */
   heartbeatMs?: number
   /**
-   * Circuit breaker settings per breaker name (a task name or a named breaker such as 'smtp');
-   * `default` applies to the rest. `false` turns the per-task breakers off (`ctx.breaker` still works).
+   * Circuit breaker settings per breaker name (a named breaker such as 'smtp', or a task name);
+   * `default` applies to the rest. A tenant's own breaker (`'smtp@acme'`) takes the settings of its
+   * name (`'smtp'`). `false`: no settings (the same as `{}`; kept for older code).
    */
   breakers?: Record<string, BreakerOptions> | false
+  /**
+   * A breaker per task name for every task without its own `breaker` (see `defineTask`): `true`,
+   * one per task name shared by all tenants; `'per-tenant'`, one per task name and tenant. Default
+   * false: breakers protect dependencies, so only tasks that name one (and `ctx.breaker`) use them,
+   * and one tenant's failures never hold back another tenant's tasks of the same name.
+   */
+  taskBreakers?: boolean | 'per-tenant'
   /** How long a "closed" breaker answer is trusted before asking Redis again. Default 1,000 ms. */
   breakerCacheMs?: number
   /** An event loop stalled this long is reported (WARN log, `worker:blocked`, stats). Default 500 ms. */
@@ -112,7 +120,7 @@ export class Worker {
   private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   private readonly queueReady: () => Promise<void>
   private readonly gate: BreakerGate
-  private readonly taskBreakers: boolean
+  private readonly taskBreakers: boolean | 'per-tenant'
   private readonly heartbeat: Heartbeat
   private readonly loopWatch: EventLoopWatch
   private readonly autoscaler: Autoscaler | undefined
@@ -148,7 +156,12 @@ export class Worker {
     this.events = new WorkerEmitter(this.logger)
     this.completions = new Batcher((items) => this.broker.complete(items, Date.now()), { maxBatch: 500 })
     this.failures = new Batcher((items) => this.broker.fail(items, Date.now()), { maxBatch: 500 })
-    this.taskBreakers = options.breakers !== false
+    this.taskBreakers = options.taskBreakers ?? false
+    if (![true, false, 'per-tenant'].includes(this.taskBreakers)) {
+      throw new TaskloomError('INVALID_OPTIONS', "taskBreakers must be true, false or 'per-tenant'", {
+        issues: [{ path: 'taskBreakers', message: "expected true, false or 'per-tenant'" }],
+      })
+    }
     this.gate = new BreakerGate(
       this.broker,
       this.logger,
@@ -374,17 +387,17 @@ export class Worker {
       settled: false,
     }
     this.running.set(task.id, r)
-    const breaker = this.handlers.get(task.name)?.task.breaker ?? (this.taskBreakers ? task.name : undefined)
+    const breaker = this.breakerOf(task)
     /** When this task is its breaker's half-open trial: the trial's deadline, which names it. */
     let trialUntil: number | undefined
     if (breaker !== undefined) {
       try {
-        const admission = await this.gate.admit(breaker)
+        const admission = await this.gate.admit(breaker.name, breaker.settings)
         if (!admission.allowed) {
           this.running.delete(task.id)
           this.slotWaiter?.()
           r.settled = true
-          return this.deferTask(task, breaker, admission.retryAt)
+          return this.deferTask(task, breaker.name, admission.retryAt)
         }
         if (admission.trial) trialUntil = admission.trialUntil
       } catch (error) {
@@ -503,7 +516,7 @@ export class Worker {
       fencingToken: task.token,
       signal,
       extendLease: (ms) => this.extendOne(r, ms),
-      breaker: (name) => this.gate.handle(name),
+      breaker: (name, options) => this.gate.handle(name, options?.perTenant ? task.tenantId : undefined),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
@@ -525,20 +538,43 @@ export class Worker {
    * Counts the outcome towards the task's breaker. An attempt that says nothing about the dependency
    * (`none`) still ends a half-open trial, so the next task may try at once.
    */
-  private async reportBreaker(name: string, verdict: BreakerVerdict, trialUntil?: number): Promise<void> {
+  private async reportBreaker(
+    breaker: { name: string; settings: string },
+    verdict: BreakerVerdict,
+    trialUntil?: number,
+  ): Promise<void> {
+    const { name, settings } = breaker
     try {
-      if (verdict === 'success') await this.gate.success(name, trialUntil !== undefined)
-      else if (verdict === 'failure') await this.gate.failure(name)
-      else if (trialUntil !== undefined) await this.gate.release(name, trialUntil)
+      if (verdict === 'success') await this.gate.success(name, trialUntil !== undefined, settings)
+      else if (verdict === 'failure') await this.gate.failure(name, settings)
+      else if (trialUntil !== undefined) await this.gate.release(name, trialUntil, settings)
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'breaker' })
     }
   }
 
-  /** Gives the task back unrun until `runAt`; the attempt does not count. */
+  /**
+   * The breaker a task's runs count towards: its definition's, else one per task name when
+   * `taskBreakers` is on, else none. `settings` is the name its settings are kept under.
+   */
+  private breakerOf(task: ClaimedTask): { name: string; settings: string } | undefined {
+    const def = this.handlers.get(task.name)?.task
+    const base = def?.breaker ?? (this.taskBreakers ? task.name : undefined)
+    if (base === undefined) return undefined
+    const perTenant =
+      def?.breaker !== undefined ? def.breakerPerTenant === true : this.taskBreakers === 'per-tenant'
+    return { name: perTenant ? tenantBreaker(base, task.tenantId) : base, settings: base }
+  }
+
+  /** Gives the task back unrun until `runAt` (the task shows `deferredBy`); the attempt does not count. */
   private async deferTask(task: ClaimedTask, breaker: string, runAt: number): Promise<void> {
     try {
-      const [outcome] = await this.broker.defer([{ id: task.id, token: task.token }], runAt, Date.now())
+      const [outcome] = await this.broker.defer(
+        [{ id: task.id, token: task.token }],
+        runAt,
+        Date.now(),
+        breaker,
+      )
       if (outcome === 'stale') return this.events.emit('task:stale', { task, stage: 'fail' })
       this.counters.deferred += 1
       this.logger.debug(

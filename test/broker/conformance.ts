@@ -1219,6 +1219,19 @@ export function brokerConformance(
         expect(await claim(1, t0 + 4999)).toEqual([])
         expect(await claimOne(t0 + 5000)).toMatchObject({ id, attempt: 1 })
       })
+
+      it('keeps what deferred the task and until when, on the record', async () => {
+        const id = await enqueueOne()
+        const claimed = await claimOne(t0)
+        expect(await record(id)).toMatchObject({ deferredBy: undefined, deferredUntil: undefined })
+        await broker.defer([{ id, token: claimed.token }], t0 + 5000, t0 + 1, 'smtp@acme')
+        expect(await record(id)).toMatchObject({
+          status: 'pending',
+          runAt: t0 + 5000,
+          deferredBy: 'smtp@acme',
+          deferredUntil: t0 + 5000,
+        })
+      })
     })
 
     describe('fleet: distributed locks', () => {

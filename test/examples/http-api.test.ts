@@ -127,6 +127,23 @@ describe('examples/fastify-api', () => {
       to: 't@a.co',
     })
     expect((await get(base, keys['team-b']!, `/tasks/${t.task_id}`)).status).toBe(404)
+    // A schedule made over REST fires: the API runs a scheduler with no code of the host.
+    const made = await post(base, keys['team-a']!, '/schedules', {
+      id: 'tick',
+      name: 'send-email',
+      cron: '* * * * * *',
+      payload: { to: 'tick@a.co', subject: 'tick' },
+    })
+    expect(made.status).toBe(201)
+    let fired: { idempotency_key: string; status: string }[] = []
+    for (let i = 0; i < 400 && fired.length === 0; i++) {
+      const list = await json(get(base, keys['team-a']!, '/tasks?name=send-email'))
+      fired = list.tasks.filter((x: { idempotency_key: string | null }) =>
+        x.idempotency_key?.startsWith('schedule:team-a:tick:'),
+      )
+      if (fired.length === 0) await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(fired.length).toBeGreaterThan(0)
     child.kill('SIGTERM')
     const [code] = await once(child, 'exit')
     expect(code).toBe(0)

@@ -149,6 +149,7 @@ describe.skipIf(!redisBackend.available)('the worker fleet across processes', ()
         concurrency: 1,
         logger,
         breakers: { flaky: { failureThreshold: 3, resetMs: 4000 } },
+        taskBreakers: true,
       }).handle(flaky, () => {
         throw new Error('the mail server is down')
       })

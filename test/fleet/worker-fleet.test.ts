@@ -18,7 +18,8 @@ for (const backend of backends) {
   describe.skipIf(!backend.available)(`worker fleet (${backend.label})`, () => {
     it('per-task breaker: opens after the threshold, defers without spending attempts, one trial closes it', async () => {
       const q = backend.queue()
-      const task = defineTask({ name: 'pay', input: z.object({ n: z.number() }) })
+      // A breaker of its own, named after the task (opt-in).
+      const task = defineTask({ name: 'pay', input: z.object({ n: z.number() }), breaker: true })
       let healthy = false
       const runs: number[] = []
       const { lines, logger } = capture()
@@ -110,7 +111,7 @@ for (const backend of backends) {
 
     it('half-open lets exactly one trial run; the others wait for its outcome', async () => {
       const q = backend.queue()
-      const task = defineTask({ name: 'trial', input: z.object({ n: z.number() }) })
+      const task = defineTask({ name: 'trial', input: z.object({ n: z.number() }), breaker: true })
       const starts: { n: number; at: number }[] = []
       let inFlight = 0
       let maxInFlight = 0
@@ -147,7 +148,7 @@ for (const backend of backends) {
 
     it('a trial that ends without a verdict (NonRetryableError) frees the trial at once', async () => {
       const q = backend.queue()
-      const task = defineTask({ name: 'verdictless', input: z.object({ n: z.number() }) })
+      const task = defineTask({ name: 'verdictless', input: z.object({ n: z.number() }), breaker: true })
       let trialStarted = false
       const w = trackWorker({
         queue: q,
@@ -178,10 +179,10 @@ for (const backend of backends) {
       await w.close()
     })
 
-    it('breakers: false turns task breakers off; bad breaker options are rejected', async () => {
+    it('task breakers are opt-in: a task without one never waits; bad breaker options are rejected', async () => {
       const q = backend.queue()
       const task = defineTask({ name: 'always-fails', input: z.object({}) })
-      const w = trackWorker({ queue: q, concurrency: 1, breakers: false }).handle(task, () => {
+      const w = trackWorker({ queue: q, concurrency: 1 }).handle(task, () => {
         throw new Error('no')
       })
       await w.start()
@@ -202,6 +203,15 @@ for (const backend of backends) {
         expect(() => trackWorker({ queue: q, ...options })).toThrow(TaskloomError)
       }
       expect(() => defineTask({ name: 'x', input: z.object({}), breaker: '' })).toThrow(TaskloomError)
+      for (const breaker of [{ name: '' }, { perTenant: 'yes' }, { other: 1 }, false]) {
+        // biome-ignore lint/suspicious/noExplicitAny: wrong shapes on purpose
+        expect(() => defineTask({ name: 'x', input: z.object({}), breaker: breaker as any })).toThrow(
+          TaskloomError,
+        )
+      }
+      expect(() => trackWorker({ queue: q, breakers: false })).not.toThrow()
+      // biome-ignore lint/suspicious/noExplicitAny: a wrong value on purpose
+      expect(() => trackWorker({ queue: q, taskBreakers: 'always' as any })).toThrow(TaskloomError)
       expect(() => q.breaker('')).toThrow(TaskloomError)
     })
 

@@ -181,6 +181,30 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       owned: true,
       request: async (t) => ({ path: `/schedules/${await fresh.schedule(t)}` }),
     },
+    'GET /schedules/:id': {
+      allowed: ['admin', 'app'],
+      ok: 200,
+      owned: true,
+      request: async (t) => ({ path: `/schedules/${await fresh.schedule(t)}` }),
+    },
+    'POST /schedules/:id/pause': {
+      allowed: ['admin', 'app', 'submit'],
+      ok: 200,
+      owned: true,
+      request: async (t) => ({ path: `/schedules/${await fresh.schedule(t)}/pause` }),
+    },
+    'POST /schedules/:id/resume': {
+      allowed: ['admin', 'app', 'submit'],
+      ok: 200,
+      owned: true,
+      request: async (t) => ({ path: `/schedules/${await fresh.schedule(t)}/resume` }),
+    },
+    'GET /admin/audit': { allowed: ['admin'], ok: 200, request: async () => ({ path: '/admin/audit' }) },
+    'GET /operator/audit': {
+      allowed: ['operator'],
+      ok: 200,
+      request: async (t) => ({ path: `/operator/audit?tenant=${t.id}` }),
+    },
     'GET /admin/dlq': { allowed: ['admin'], ok: 200, request: async () => ({ path: '/admin/dlq' }) },
     'GET /admin/dlq/:id': {
       allowed: ['admin'],

@@ -55,6 +55,22 @@ export class MapSchedules implements SchedulesLike {
   async remove(id: string) {
     return this.map.delete(id)
   }
+  async pause(id: string) {
+    return this.setPaused(id, true)
+  }
+  async resume(id: string) {
+    return this.setPaused(id, false)
+  }
+  private setPaused(id: string, paused: boolean) {
+    const s = this.map.get(id)
+    if (!s) return false
+    this.map.set(id, {
+      ...s,
+      paused,
+      nextRunAt: paused ? null : new Date(Math.ceil(Date.now() / 60_000) * 60_000),
+    })
+    return true
+  }
 }
 
 export const workersOf = (concurrency: number) => async (): Promise<WorkerInfoLike[]> => [

@@ -126,7 +126,21 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
       json: { id: 'doc', name: 'send-email', cron: '0 0 * * *' },
     })
     await c('GET', '/schedules', '/schedules', { key: admin })
+    await c('GET', '/schedules/:id', '/schedules/doc', { key: admin })
+    await c('GET', '/schedules/:id', '/schedules/nope', { key: admin })
+    await c('POST', '/schedules/:id/pause', '/schedules/doc/pause', { key: admin })
+    await c('POST', '/schedules/:id/resume', '/schedules/doc/resume', { key: admin })
     await c('DELETE', '/schedules/:id', '/schedules/doc', { key: admin })
+    // A reused idempotency key, NUL in a field, a bad path encoding, a body over the limit.
+    await c('POST', '/tasks', '/tasks', {
+      key: admin,
+      json: { name: 'send-email', payload: { to: 'o@o.co', subject: 'other' }, idempotency_key: 'doc' },
+    })
+    await c('POST', '/tasks', '/tasks', { key: admin, json: { name: 'send\u0000', payload: {} } })
+    await c('GET', '/tasks/:id', '/tasks/%ZZ', { key: admin })
+    await c('POST', '/tasks/:id/cancel', '/tasks/x/cancel', { key: admin, body: 'x'.repeat(1_048_577) })
+    await c('GET', '/admin/audit', '/admin/audit?limit=2', { key: admin })
+    await c('GET', '/admin/audit', '/admin/audit?action=nope', { key: admin })
     const dead = await call(url, 'POST', '/tasks', {
       key: admin,
       json: { name: 'doomed', payload: { why: 'doc' } },
@@ -164,6 +178,8 @@ describe.skipIf(!up)('real responses validate against the OpenAPI document', () 
     await c('GET', '/operator/tenants/:tenant/keys', '/operator/tenants/doc/keys', { key: operator })
     await c('DELETE', '/operator/keys/:id', `/operator/keys/${made.body.key_id}`, { key: operator })
     await c('DELETE', '/operator/keys/:id', '/operator/keys/nope', { key: operator })
-    expect(checked.size).toBe(38)
+    await c('GET', '/operator/audit', '/operator/audit?tenant=doc&limit=2', { key: operator })
+    await c('GET', '/operator/audit', '/operator/audit?tenant=no%20such', { key: operator })
+    expect(checked.size).toBe(49)
   })
 })

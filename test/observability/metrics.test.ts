@@ -368,6 +368,7 @@ describe.each(backends)('fleet metrics of a worker ($label)', (backend) => {
         concurrency: 3,
         eventLoopBlockMs: 50,
         breakers: { 'metrics-flaky': { failureThreshold: 1, resetMs: 60_000 } },
+        taskBreakers: true,
         breakerCacheMs: 0,
       }).handle(flaky, ({ block }) => {
         if (!block) throw new Error('dependency down')

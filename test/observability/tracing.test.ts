@@ -160,7 +160,7 @@ describe.each(backends)('spans of a task ($label)', (backend) => {
     'a result that cannot be encoded fails the attempt: a failed span, and no success for the breaker',
     async () => {
       const queue = backend.queue()
-      const worker = trackWorker({ queue }).handle(job, (input) => {
+      const worker = trackWorker({ queue, taskBreakers: true }).handle(job, (input) => {
         if (input.n === 1) throw new Error('dependency down')
         return { big: 10n } // JSON cannot encode a bigint
       })

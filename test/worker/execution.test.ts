@@ -79,7 +79,9 @@ for (const backend of backends) {
       await worker.start()
       const { id } = await queue.submit(echo, { n: 1 }, { maxRetries: 2 })
       const dead = await waitForTask(queue, id)
-      expect(dead).toMatchObject({ status: 'failed', attempts: 3, retryCount: 3 })
+      // Three attempts: the first and two retries.
+      expect(dead).toMatchObject({ status: 'failed', attempts: 3, retryCount: 2 })
+      expect(dead.durationMs).toEqual(expect.any(Number))
       expect(dead.error?.message).toBe('downstream is down')
       const page = await queue.dlq.list()
       expect(page.total).toBe(1)
@@ -90,6 +92,7 @@ for (const backend of backends) {
       await queue.dlq.retry(id)
       const done = await waitForTask(queue, id)
       await worker.close()
+      // Four attempts over its life: the DLQ retry's run is the third retry.
       expect(done).toMatchObject({ status: 'completed', result: 'recovered', attempts: 1, retryCount: 3 })
       expect((await queue.dlq.list()).total).toBe(0)
       await expect(queue.dlq.retry(id)).rejects.toMatchObject({ code: 'NOT_IN_DLQ' })

@@ -350,13 +350,15 @@ export class MemoryBroker implements Broker {
     return this.fleet.releaseLock(key, token, now)
   }
 
-  async defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]> {
+  async defer(items: readonly Fenced[], runAt: number, now: number, by?: string): Promise<FencedOutcome[]> {
     this.advance(now)
     const outcomes = items.map((item): FencedOutcome => {
       const task = this.holding(item)
       if (!task) return 'stale'
       this.endLease(task)
       task.attempt -= 1
+      task.deferredBy = by || undefined
+      task.deferredUntil = by ? runAt : undefined
       this.setStatus(task, 'pending')
       this.freeTaskLock(task)
       this.schedule(task, runAt)

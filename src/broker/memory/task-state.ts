@@ -63,6 +63,8 @@ export function toRecord(task: TaskState): TaskRecord {
     workerId: task.workerId,
     idempotencyKey: task.idempotencyKey,
     lockKey: task.lockKey,
+    deferredBy: task.deferredBy,
+    deferredUntil: task.deferredUntil,
   }
 }
 

@@ -335,10 +335,11 @@ export class RedisBroker implements Broker {
     return (await this.run('lock', ['release', key, now, 0, String(token)])) === 1
   }
 
-  async defer(items: readonly Fenced[], runAt: number, now: number): Promise<FencedOutcome[]> {
+  async defer(items: readonly Fenced[], runAt: number, now: number, by = ''): Promise<FencedOutcome[]> {
     if (items.length === 0) return []
     const args: (string | number)[] = [now, runAt, items.length]
     for (const f of items) args.push(f.id, f.token)
+    args.push(by)
     return outcomes(await this.run('defer', args))
   }
 

@@ -14,12 +14,14 @@ import type { Api } from '../api.js'
 import { readBody, writeResponse } from './read-body.js'
 
 export function expressRouter(api: Api): RequestHandler {
+  // Open at mount, so the scheduler runs before the first request.
+  api.openInBackground()
   return (req: Request, res: Response, next: NextFunction) => {
     bodyOf(req, api.options.bodyLimit)
       .then((body) =>
         api.handle({ method: req.method, url: req.url, headers: req.headers, body, mountPath: req.baseUrl }),
       )
-      .then((answer) => writeResponse(res, answer), next)
+      .then((answer) => writeResponse(res, answer, req), next)
   }
 }
 

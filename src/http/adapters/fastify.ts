@@ -11,6 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Api, ApiResponse } from '../api.js'
+import { answerFirst } from './read-body.js'
 
 export interface FastifyPluginOptions {
   api: Api
@@ -21,6 +22,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 export async function fastifyPlugin(app: FastifyInstance, options: FastifyPluginOptions): Promise<void> {
   const { api } = options
+  // Open at registration, so the scheduler runs before the first request.
+  api.openInBackground()
   const prefix = app.prefix
   const send = (reply: FastifyReply, answer: ApiResponse) =>
     // A Buffer, so Fastify sends the core's content type as is (it appends a charset to strings).
@@ -52,12 +55,8 @@ export async function fastifyPlugin(app: FastifyInstance, options: FastifyPlugin
     const status = error.statusCode ?? 500
     const path = relative(request.url).split('?')[0] ?? '/'
     if (status === 413) {
-      // Read and drop the rest of the body, so the client gets to read the 413.
-      request.raw.resume()
-      return send(
-        reply,
-        api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path),
-      )
+      // Answer at once, then read and drop the rest of the body before closing (see answerFirst).
+      return tooLarge(api, request, reply, path)
     }
     if (status === 415)
       return send(reply, api.problem('UNSUPPORTED_MEDIA_TYPE', 'send the body as application/json', path))
@@ -82,10 +81,17 @@ export function fastifyFrameworkErrors(api: Api) {
   return (error: { statusCode?: number; message?: string }, request: FastifyRequest, reply: FastifyReply) => {
     const status = error.statusCode ?? 400
     const path = (request.url ?? '/').split('?')[0] ?? '/'
-    const answer =
-      status === 413
-        ? api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path)
-        : api.problem('INVALID_REQUEST', error.message ?? 'bad request', path)
+    if (status === 413) return tooLarge(api, request, reply, path)
+    const answer = api.problem('INVALID_REQUEST', error.message ?? 'bad request', path)
     reply.code(answer.status).headers(answer.headers).send(Buffer.from(answer.body))
   }
+}
+
+/** A 413 written on the raw response, so the connection closes only once the body is drained. */
+function tooLarge(api: Api, request: FastifyRequest, reply: FastifyReply, path: string): void {
+  const answer = api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path)
+  reply.hijack()
+  reply.raw.statusCode = answer.status
+  for (const [name, value] of Object.entries(answer.headers)) reply.raw.setHeader(name, value)
+  answerFirst(request.raw, reply.raw, answer.body)
 }

@@ -19,6 +19,8 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (er
 
 export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHandler {
   const prefix = (options.prefix ?? '').replace(/\/+$/, '')
+  // Open at mount, so the scheduler runs before the first request.
+  api.openInBackground()
   return (req, res, next) => {
     const url = req.url ?? '/'
     let rel: string | undefined = url
@@ -46,7 +48,7 @@ export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHan
         }),
       )
       .then(
-        (answer) => writeResponse(res, answer),
+        (answer) => writeResponse(res, answer, req),
         (err: unknown) => {
           if (next) return next(err)
           res.destroy(err as Error)

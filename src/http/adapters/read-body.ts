@@ -1,5 +1,5 @@
 /** Reads a `node:http` request body, stopping at the API's limit (the core answers 413 past it). */
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Bytes read past the limit before giving up on draining and closing the connection. */
 const DRAIN_CAP = 64 * 1024 * 1024
@@ -46,7 +46,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Uint8Arra
   })
 }
 
+const draining = new WeakSet<IncomingMessage>()
+
+/** Reads and drops the rest of a body (once per request), destroying the connection past the cap. */
 function drain(req: IncomingMessage): void {
+  if (draining.has(req)) return
+  draining.add(req)
   let dropped = 0
   req.on('data', (chunk: Buffer) => {
     dropped += chunk.length
@@ -55,13 +60,54 @@ function drain(req: IncomingMessage): void {
   req.resume()
 }
 
+/** How long a client may take to finish sending a refused body before the connection is dropped. */
+const DRAIN_MS = 30_000
+
 /** Writes an API response to a `node:http` response. */
 export function writeResponse(
-  res: import('node:http').ServerResponse,
+  res: ServerResponse,
   answer: { status: number; headers: Record<string, string>; body: string },
+  req?: IncomingMessage,
 ): void {
   res.statusCode = answer.status
   for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value)
+  if (answer.status === 413 && req) {
+    answerFirst(req, res, answer.body)
+    return
+  }
   if (answer.status === 413) res.setHeader('connection', 'close')
   res.end(answer.body)
+}
+
+/**
+ * A refused body (413): the whole answer is sent at once, then the rest of the body is read and
+ * dropped, and only when the client has sent it all is the connection closed. Closing a socket with
+ * unread data resets it, and a client that writes its whole request before reading (many blocking
+ * clients do) would lose the answer to the reset. Bounded: past `DRAIN_CAP` bytes or `DRAIN_MS`
+ * the connection is dropped.
+ */
+export function answerFirst(req: IncomingMessage, res: ServerResponse, body: string): void {
+  const bytes = Buffer.from(body)
+  res.setHeader('content-length', bytes.length)
+  res.setHeader('connection', 'close')
+  if (req.complete) {
+    res.end(bytes)
+    return
+  }
+  res.write(bytes)
+  let ended = false
+  const end = () => {
+    if (ended) return
+    ended = true
+    clearTimeout(timer)
+    res.end()
+  }
+  const timer = setTimeout(() => {
+    end()
+    req.destroy()
+  }, DRAIN_MS)
+  timer.unref()
+  req.once('end', end)
+  req.once('close', end)
+  drain(req)
 }
