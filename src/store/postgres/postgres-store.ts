@@ -303,7 +303,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow> {
+  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow | null> {
     return this.#schedules.upsert(row)
   }
 
@@ -319,8 +319,17 @@ export class PostgresStore implements Store {
     return this.#schedules.list(filter)
   }
 
-  setSchedulePaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean> {
-    return this.#schedules.setPaused(id, paused, nextRunAt, at)
+  pauseSchedule(id: string, at: number): Promise<boolean> {
+    return this.#schedules.pause(id, at)
+  }
+
+  resumeSchedule(
+    id: string,
+    expect: { cron: string; timezone: string },
+    nextRunAt: number | null,
+    at: number,
+  ): Promise<boolean> {
+    return this.#schedules.resume(id, expect, nextRunAt, at)
   }
 
   removeSchedule(id: string): Promise<boolean> {
