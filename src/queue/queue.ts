@@ -19,7 +19,7 @@ import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
 import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
-import { openPostgresStore, type PostgresStore } from '../store/postgres/postgres-store.js'
+import { openPostgresStore, type PostgresStore, storeTimeout } from '../store/postgres/postgres-store.js'
 import type { ListFilter, Store } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
@@ -200,6 +200,9 @@ export class Queue {
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
       concurrency: 2,
+      // From the submit call on, not per stage: waiting for a batch slot counts too.
+      timeoutMs: () => this.store?.queryTimeoutMs,
+      timeoutError: (ms) => storeTimeout(ms),
     })
     this.opening = durable ? this.openStore(options) : Promise.resolve()
     // A failed open surfaces from ready() and every call; never as an unhandled rejection.
@@ -432,6 +435,7 @@ export class Queue {
       migrate: options.migrate,
       max: options.postgresPool?.max,
       connectionTimeoutMs: options.postgresPool?.connectionTimeoutMs,
+      queryTimeoutMs: options.postgresPool?.queryTimeoutMs,
       auditStatusChanges: options.auditStatusChanges,
     })
     this.store = store

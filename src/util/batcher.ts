@@ -8,6 +8,13 @@ export interface BatcherOptions {
   maxBatch: number
   /** Flushes allowed in flight at once. Default 1. */
   concurrency?: number
+  /**
+   * Asked at each `add`: how long that item may wait for its answer (undefined: no bound). Past it
+   * the item fails with `timeoutError()`; one still queued is dropped (never flushed), one already
+   * being flushed keeps going, and its answer is ignored.
+   */
+  timeoutMs?: () => number | undefined
+  timeoutError?: (ms: number) => unknown
 }
 
 interface Pending<I, O> {
@@ -32,10 +39,42 @@ export class Batcher<I, O> {
 
   /** Queues one item; resolves with its own answer from the batch. */
   add(item: I): Promise<O> {
+    const ms = this.options.timeoutMs?.()
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject })
+      if (ms === undefined) this.queue.push({ item, resolve, reject })
+      else this.queue.push(this.bounded(item, resolve, reject, ms))
       this.schedule()
     })
+  }
+
+  private bounded(
+    item: I,
+    resolve: (value: O) => void,
+    reject: (reason: unknown) => void,
+    ms: number,
+  ): Pending<I, O> {
+    let settled = false
+    const settle = () => {
+      if (settled) return false
+      settled = true
+      clearTimeout(timer)
+      return true
+    }
+    const pending: Pending<I, O> = {
+      item,
+      resolve: (value) => settle() && resolve(value),
+      reject: (reason) => settle() && reject(reason),
+    }
+    const timer = setTimeout(() => {
+      const at = this.queue.indexOf(pending)
+      if (at >= 0) {
+        this.queue.splice(at, 1)
+        if (this.queue.length === 0 && this.inFlight === 0) for (const done of this.idle.splice(0)) done()
+      }
+      const error = this.options.timeoutError?.(ms) ?? new Error(`no answer within ${ms} ms`)
+      pending.reject(error)
+    }, ms)
+    return pending
   }
 
   /** Items waiting or being flushed. */
