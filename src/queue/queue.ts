@@ -351,21 +351,89 @@ export class Queue {
 
   /**
    * Cancels a pending or queued task. A processing task cannot be cancelled (TASK_PROCESSING);
-   * a finished one neither (TASK_FINISHED); an unknown id is NOT_FOUND.
+   * a finished one neither (TASK_FINISHED); an unknown id is NOT_FOUND. A cancel that failed with
+   * STORE_UNAVAILABLE can be retried: the retry finishes recording it.
+   *
+   * In durable mode the cancel is as durable as a submit: it resolves only once PostgreSQL records
+   * it, else it rejects with the retryable STORE_UNAVAILABLE (see docs/guarantees.md for the order
+   * of the two writes and the race with an attempt).
    */
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
-    const now = Date.now()
-    const record = await this.broker.cancel(id, now)
-    // The change cancel.lua put on the feed, written through at once.
-    await this.recordChanges([{ id, status: 'cancelled', attempt: record.attempt, at: now }])
-    const cancelled = this.info(record)
+    const store = this.store
+    const cancelled = store
+      ? await this.cancelDurably(store, id)
+      : this.info(await this.broker.cancel(id, Date.now()))
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
       'task cancelled',
     )
     return cancelled
+  }
+
+  /**
+   * Durable cancel, in three steps:
+   * 1. The broker cancels first: it alone knows whether an attempt is running, and its cancel is
+   *    atomic with claims (a claim skips the tombstone; a running task is TASK_PROCESSING). A task
+   *    the broker does not hold (its hand-off has not happened yet, or Redis lost it and recovery
+   *    has not restored it) is judged by its stored row instead.
+   * 2. The store records `cancelled` (a terminal status no later change overrides) before the call
+   *    resolves; if it cannot, the call rejects with STORE_UNAVAILABLE and nothing was acknowledged
+   *    (the broker's own feed entry still carries the cancel to the store later, unless Redis loses
+   *    it first, in which case the task may run: the caller was told to retry).
+   * 3. The broker is checked again: if Redis lost its data, or reconciliation handed the task over,
+   *    between 1 and 2, the copy it holds now is cancelled too, so store and broker agree.
+   */
+  private async cancelDurably(store: PostgresStore, id: string): Promise<TaskInfo> {
+    const now = Date.now()
+    let record: TaskRecord | null = null
+    try {
+      record = await this.broker.cancel(id, now)
+    } catch (err) {
+      if (!(err instanceof TaskloomError)) throw err
+      if (err.code === 'TASK_FINISHED') {
+        // Cancelled in the broker but not yet in the store: a retry of a cancel that failed.
+        const live = await this.broker.get(id)
+        if (live?.status !== 'cancelled') throw err
+        if ((await this.fromStore(() => store.get(id)))?.status === 'cancelled') throw err
+        record = live
+      } else if (err.code !== 'NOT_FOUND') throw err
+    }
+    let attempt = record?.attempt
+    if (!record) {
+      const row = await this.fromStore(() => store.get(id))
+      if (!row) throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
+      if (row.status === 'processing')
+        throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
+      if (TERMINAL_STATUSES.has(row.status))
+        throw new TaskloomError('TASK_FINISHED', `task ${id} is ${row.status} and cannot be cancelled`)
+      attempt = row.attempt
+    }
+    const change: TaskChange = { id, status: 'cancelled', attempt: attempt ?? 0, at: now }
+    await this.fromStore(() => store.applyUpdates([change]))
+    const stored = await this.fromStore(() => store.get(id))
+    if (stored?.status !== 'cancelled') {
+      throw new TaskloomError(
+        'TASK_FINISHED',
+        `task ${id} is ${stored?.status ?? 'gone'} in the store and cannot be cancelled`,
+      )
+    }
+    const live = await this.broker.get(id)
+    if (live && live.status !== 'cancelled') {
+      // Redis lost the tombstone (or reconciliation handed the task over) before the store write.
+      try {
+        return this.info(await this.broker.cancel(id, now))
+      } catch (err) {
+        this.logger.error(
+          { err, task_id: id },
+          'a cancelled task was restored to the broker and started before its cancel could reach it; ' +
+            'the store keeps it cancelled, this attempt still runs',
+        )
+        throw err
+      }
+    }
+    return this.info(live ?? record ?? stored)
   }
 
   /**
