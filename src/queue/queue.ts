@@ -555,15 +555,65 @@ export class Queue {
     const store = this.store
     if (!store) return this.broker.enqueue(rows, Date.now())
     const stored = await this.fromStore(() => store.insertTasks(rows))
-    // The store alone judges idempotency keys; the broker gets only the new tasks, by id.
+    this[internals].afterInsert?.(rows)
+    // The store alone judges idempotency keys; the broker gets the new tasks by id, and the stored
+    // ones a repeat matched that the broker never confirmed (a re-fired cron tick whose scheduler
+    // died before its hand-off): waiting for reconciliation would delay them by its grace period.
     const fresh = rows.filter((row, i) => !stored[i]!.deduplicated && stored[i]!.id === row.id)
-    if (fresh.length > 0) await this.handOff(fresh)
+    const unconfirmed = stored.filter(
+      (s) => s.deduplicated && s.confirmed === false && (s.status === 'pending' || s.status === 'queued'),
+    )
+    const handOffs: Promise<void>[] = []
+    if (fresh.length > 0) handOffs.push(this.handOff(fresh))
+    if (unconfirmed.length > 0)
+      handOffs.push(
+        this.handOffStored(
+          store,
+          unconfirmed.map((s) => s.id),
+        ),
+      )
+    await Promise.all(handOffs)
     return stored.map((s) => ({
       id: s.id,
       status: s.status,
       createdAt: s.createdAt,
       deduplicated: s.deduplicated,
     }))
+  }
+
+  /**
+   * Hands stored tasks that a repeat submit matched to the broker, read from their rows (the repeat's
+   * own input may differ). Enqueue is idempotent by id: a task the broker holds already (handed over,
+   * only not yet claimed) stays as it is. Best effort, like `handOff`: reconciliation is the backstop.
+   */
+  private async handOffStored(store: PostgresStore, ids: string[]): Promise<void> {
+    try {
+      const rows = await Promise.all([...new Set(ids)].map((id) => store.get(id)))
+      const now = Date.now()
+      const tasks: NewTask[] = rows
+        .filter((r) => r !== null && (r.status === 'pending' || r.status === 'queued'))
+        .map((r) => ({
+          id: r!.id,
+          name: r!.name,
+          tenantId: r!.tenantId,
+          payload: r!.payload,
+          priority: r!.priority,
+          runAt: r!.runAt,
+          timeoutMs: r!.timeoutMs,
+          maxRetries: r!.maxRetries,
+          createdAt: r!.createdAt,
+          idempotencyKey: r!.idempotencyKey,
+          idempotencyTtlMs: 0,
+          attempt: r!.attempt,
+          lockKey: r!.lockKey,
+        }))
+      if (tasks.length > 0) await this.handOff(tasks, now)
+    } catch (err) {
+      this.logger.warn(
+        { err, tasks: ids.length },
+        'handing matched stored tasks to the broker failed; reconciliation will',
+      )
+    }
   }
 
   /**
@@ -574,8 +624,7 @@ export class Queue {
    * them twice. A second UPDATE of the same rows on the submit path raced the change feed's UPDATE
    * for row locks (see docs/benchmarks.md).
    */
-  private async handOff(rows: NewTask[]): Promise<void> {
-    const now = Date.now()
+  private async handOff(rows: NewTask[], now = Date.now()): Promise<void> {
     // The store judged the keys; the broker keeps the key only to show it (a TTL of 0 maps nothing).
     const enqueue = this.broker.enqueue(
       rows.map((r) => ({ ...r, idempotencyTtlMs: 0 })),

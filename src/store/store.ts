@@ -47,6 +47,12 @@ export interface InsertResult {
    * is a no-op answered with the stored row and `deduplicated: false`, so a retried write is harmless.
    */
   deduplicated: boolean
+  /**
+   * With `deduplicated`: whether the broker has confirmed the existing task (`enqueuedAt` set). False
+   * means it may never have reached the broker (its submitter died between the insert and the
+   * hand-off), so the queue hands it over again at once (enqueue is idempotent by id).
+   */
+  confirmed?: boolean | undefined
 }
 
 /**
