@@ -560,8 +560,13 @@ export class Queue {
     // ones a repeat matched that the broker never confirmed (a re-fired cron tick whose scheduler
     // died before its hand-off): waiting for reconciliation would delay them by its grace period.
     const fresh = rows.filter((row, i) => !stored[i]!.deduplicated && stored[i]!.id === row.id)
+    const freshIds = new Set(fresh.map((row) => row.id))
     const unconfirmed = stored.filter(
-      (s) => s.deduplicated && s.confirmed === false && (s.status === 'pending' || s.status === 'queued'),
+      (s) =>
+        s.deduplicated &&
+        s.confirmed === false &&
+        (s.status === 'pending' || s.status === 'queued') &&
+        !freshIds.has(s.id), // matched a row of this very batch, handed over below
     )
     const handOffs: Promise<void>[] = []
     if (fresh.length > 0) handOffs.push(this.handOff(fresh))
