@@ -20,7 +20,7 @@ import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
 import { openPostgresStore, type PostgresStore, storeTimeout } from '../store/postgres/postgres-store.js'
-import type { ListFilter, Store } from '../store/store.js'
+import type { ListFilter, StoredTask } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
@@ -87,6 +87,9 @@ const WRITE_THROUGH_MS = 2000
 function revived(id: string, now: number): TaskChange {
   return { id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true }
 }
+
+/** A due time no claim reaches: the cancelled record a durable cancel leaves for an absent task. */
+const NEVER_MS = 100 * 365 * 86_400_000
 
 /** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
 const BROKER_HANDOFF_MS = 5000
@@ -406,6 +409,8 @@ export class Queue {
       if (!row) throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
       if (row.status === 'processing')
         throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
+      // A cancel the store has: a repeat, or the retry of one whose last step failed (Redis down).
+      if (row.status === 'cancelled') await this.tombstone(row)
       if (TERMINAL_STATUSES.has(row.status))
         throw new TaskloomError('TASK_FINISHED', `task ${id} is ${row.status} and cannot be cancelled`)
       attempt = row.attempt
@@ -419,21 +424,57 @@ export class Queue {
         `task ${id} is ${stored?.status ?? 'gone'} in the store and cannot be cancelled`,
       )
     }
-    const live = await this.broker.get(id)
-    if (live && live.status !== 'cancelled') {
-      // Redis lost the tombstone (or reconciliation handed the task over) before the store write.
-      try {
-        return this.info(await this.broker.cancel(id, now))
-      } catch (err) {
+    return this.info(await this.tombstone(stored))
+  }
+
+  /**
+   * Step 3 of a durable cancel: makes sure the broker holds the task as cancelled. A copy that
+   * Redis losing its data (and recovery restoring it) or reconciliation put back is cancelled; a
+   * task the broker does not hold at all gets a cancelled record, by enqueueing it far in the future
+   * (never claimable) and cancelling it, so a restore or reconciliation that read the row before the
+   * store write and enqueues it now finds its id taken (enqueue is idempotent by id) instead of
+   * bringing it back to life.
+   */
+  private async tombstone(stored: StoredTask): Promise<TaskRecord> {
+    const id = stored.id
+    const now = Date.now()
+    let live = await this.broker.get(id)
+    if (live?.status === 'cancelled') return live
+    if (!live) {
+      await this.broker.enqueue(
+        [
+          {
+            id,
+            name: stored.name,
+            tenantId: stored.tenantId,
+            payload: stored.payload,
+            priority: stored.priority,
+            runAt: now + NEVER_MS,
+            timeoutMs: stored.timeoutMs,
+            maxRetries: stored.maxRetries,
+            createdAt: stored.createdAt,
+            idempotencyKey: stored.idempotencyKey,
+            idempotencyTtlMs: 0,
+            attempt: stored.attempt,
+            lockKey: stored.lockKey,
+          },
+        ],
+        now,
+      )
+    }
+    try {
+      live = await this.broker.cancel(id, now)
+    } catch (err) {
+      if (err instanceof TaskloomError && err.code === 'TASK_PROCESSING') {
         this.logger.error(
           { err, task_id: id },
           'a cancelled task was restored to the broker and started before its cancel could reach it; ' +
             'the store keeps it cancelled, this attempt still runs',
         )
-        throw err
       }
+      throw err
     }
-    return this.info(live ?? record ?? stored)
+    return live
   }
 
   /**

@@ -14,7 +14,7 @@ const durable = backends.find((b) => b.label === 'durable')!
 const redisBackend = backends.find((b) => b.label === 'redis')!
 
 describe.skipIf(!durable.available)('durable cancel', () => {
-  it('cancels a stored task the broker never got by its row, and keeps it out of the broker', async () => {
+  it('cancels a stored task the broker never got by its row, and leaves the broker a cancelled record', async () => {
     const queue = durable.queue()
     await queue.ready()
     const store = queue[internals].store()!
@@ -44,7 +44,16 @@ describe.skipIf(!durable.available)('durable cancel', () => {
       deduplicated: true,
       status: 'cancelled',
     })
-    expect(await broker.get(id)).toBeNull()
+    // The broker keeps a cancelled record of it, so a restore or reconciliation that read the row
+    // before the cancel cannot bring it back (enqueue is idempotent by id).
+    expect(await broker.get(id)).toMatchObject({ id, status: 'cancelled' })
+    const restored = await broker.enqueue(
+      [{ ...(await store.get(id))!, runAt: Date.now(), idempotencyTtlMs: 0 }],
+      Date.now(),
+    )
+    expect(restored[0]?.deduplicated).toBe(true)
+    expect(await broker.get(id)).toMatchObject({ status: 'cancelled' })
+    expect((await queue.counts()).ready.normal + (await queue.counts()).delayed).toBe(0)
     await expect(queue.cancel(id)).rejects.toMatchObject({ code: 'TASK_FINISHED' })
   })
 
