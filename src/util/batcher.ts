@@ -21,6 +21,10 @@ interface Pending<I, O> {
   item: I
   resolve(value: O): void
   reject(reason: unknown): void
+  /** When it fails with the timeout error (epoch ms), `ms` after it was added; unset: never. */
+  deadline?: number
+  ms?: number
+  done?: boolean
 }
 
 export class Batcher<I, O> {
@@ -29,6 +33,10 @@ export class Batcher<I, O> {
   private scheduled = false
   private readonly idle: (() => void)[] = []
   private readonly concurrency: number
+  /** Batches being flushed, for the sweep of items past their deadline. */
+  private readonly flushing = new Set<Pending<I, O>[]>()
+  /** One timer for every bounded item (a timer per item costs each submit more than the rest). */
+  private sweepTimer: NodeJS.Timeout | undefined
 
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
@@ -41,40 +49,53 @@ export class Batcher<I, O> {
   add(item: I): Promise<O> {
     const ms = this.options.timeoutMs?.()
     return new Promise<O>((resolve, reject) => {
-      if (ms === undefined) this.queue.push({ item, resolve, reject })
-      else this.queue.push(this.bounded(item, resolve, reject, ms))
+      const pending: Pending<I, O> = { item, resolve, reject }
+      if (ms !== undefined) {
+        pending.deadline = Date.now() + ms
+        pending.ms = ms
+        this.sweepTimer ??= this.sweepIn(ms)
+      }
+      this.queue.push(pending)
       this.schedule()
     })
   }
 
-  private bounded(
-    item: I,
-    resolve: (value: O) => void,
-    reject: (reason: unknown) => void,
-    ms: number,
-  ): Pending<I, O> {
-    let settled = false
-    const settle = () => {
-      if (settled) return false
-      settled = true
-      clearTimeout(timer)
+  private settle(p: Pending<I, O>, ok: boolean, value: unknown): void {
+    if (p.done) return
+    p.done = true
+    if (ok) p.resolve(value as O)
+    else p.reject(value)
+  }
+
+  /**
+   * Fails every item past its deadline: one still queued leaves the queue (it is never flushed), one
+   * being flushed is answered now and its flush's answer ignored. Then waits for the next deadline.
+   */
+  private sweep(): void {
+    this.sweepTimer = undefined
+    const now = Date.now()
+    let next = Infinity
+    const expired = (p: Pending<I, O>) => {
+      if (p.done || p.deadline === undefined) return false
+      if (p.deadline > now) {
+        next = Math.min(next, p.deadline)
+        return false
+      }
+      const ms = p.ms ?? 0
+      this.settle(p, false, this.options.timeoutError?.(ms) ?? new Error(`no answer within ${ms} ms`))
       return true
     }
-    const pending: Pending<I, O> = {
-      item,
-      resolve: (value) => settle() && resolve(value),
-      reject: (reason) => settle() && reject(reason),
-    }
-    const timer = setTimeout(() => {
-      const at = this.queue.indexOf(pending)
-      if (at >= 0) {
-        this.queue.splice(at, 1)
-        if (this.queue.length === 0 && this.inFlight === 0) for (const done of this.idle.splice(0)) done()
-      }
-      const error = this.options.timeoutError?.(ms) ?? new Error(`no answer within ${ms} ms`)
-      pending.reject(error)
-    }, ms)
-    return pending
+    this.queue = this.queue.filter((p) => !expired(p))
+    for (const batch of this.flushing) for (const p of batch) expired(p)
+    if (this.queue.length === 0 && this.inFlight === 0) for (const done of this.idle.splice(0)) done()
+    if (next !== Infinity) this.sweepTimer = this.sweepIn(Math.max(1, next - now))
+  }
+
+  /** The sweep never keeps the process alive: what it bounds is work that does. */
+  private sweepIn(ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.sweep(), ms)
+    timer.unref()
+    return timer
   }
 
   /** Items waiting or being flushed. */
@@ -104,16 +125,18 @@ export class Batcher<I, O> {
       const share = Math.ceil(this.queue.length / (this.concurrency - this.inFlight))
       const batch = this.queue.splice(0, Math.min(this.options.maxBatch, share))
       this.inFlight += 1
+      this.flushing.add(batch)
       this.run(batch.map((p) => p.item))
         .then(
           (answers) => {
-            for (let i = 0; i < batch.length; i++) batch[i]!.resolve(answers[i] as O)
+            for (let i = 0; i < batch.length; i++) this.settle(batch[i]!, true, answers[i])
           },
           (err: unknown) => {
-            for (const p of batch) p.reject(err)
+            for (const p of batch) this.settle(p, false, err)
           },
         )
         .finally(() => {
+          this.flushing.delete(batch)
           this.inFlight -= 1
           if (this.queue.length > 0) this.flush()
           else if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()

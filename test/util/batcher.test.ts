@@ -21,6 +21,22 @@ describe('Batcher with timeoutMs', () => {
     expect(flushed).toEqual([[1]])
   })
 
+  it('gives each item its own deadline, counted from its add()', async () => {
+    const batcher = new Batcher<number, number>(() => new Promise<number[]>(() => {}), {
+      maxBatch: 10,
+      timeoutMs: () => 60,
+      timeoutError: () => new Error('late'),
+    })
+    const started = Date.now()
+    const failedAt = (p: Promise<number>) => p.catch(() => Date.now() - started)
+    const first = failedAt(batcher.add(1))
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    const second = failedAt(batcher.add(2))
+    const [a, b] = await Promise.all([first, second])
+    expect(a).toBeGreaterThanOrEqual(55)
+    expect(b).toBeGreaterThanOrEqual(95)
+  })
+
   it('without a bound answers as before', async () => {
     const batcher = new Batcher<number, number>(async (items) => items.map((n) => n + 1), { maxBatch: 10 })
     expect(await Promise.all([batcher.add(1), batcher.add(2)])).toEqual([2, 3])
