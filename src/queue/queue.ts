@@ -20,7 +20,7 @@ import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
 import { openPostgresStore, type PostgresStore, storeTimeout } from '../store/postgres/postgres-store.js'
-import type { ListFilter, StoredTask } from '../store/store.js'
+import type { ListFilter } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.js'
@@ -28,6 +28,7 @@ import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
+import { cancelDurably, storedToNewTask } from './durable-cancel.js'
 import { internals, type QueueInternals } from './internal.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
@@ -87,9 +88,6 @@ const WRITE_THROUGH_MS = 2000
 function revived(id: string, now: number): TaskChange {
   return { id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true }
 }
-
-/** A due time no claim reaches: the cancelled record a durable cancel leaves for an absent task. */
-const NEVER_MS = 100 * 365 * 86_400_000
 
 /** How long a durable submit waits for the broker after the row is stored; reconciliation does the rest. */
 const BROKER_HANDOFF_MS = 5000
@@ -358,123 +356,26 @@ export class Queue {
    * STORE_UNAVAILABLE can be retried: the retry finishes recording it.
    *
    * In durable mode the cancel is as durable as a submit: it resolves only once PostgreSQL records
-   * it, else it rejects with the retryable STORE_UNAVAILABLE (see docs/guarantees.md for the order
-   * of the two writes and the race with an attempt).
+   * it, else it rejects with the retryable STORE_UNAVAILABLE (see durable-cancel.ts for the order
+   * of the writes and the race with an attempt).
    */
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
     const store = this.store
-    const cancelled = store
-      ? await this.cancelDurably(store, id)
-      : this.info(await this.broker.cancel(id, Date.now()))
+    const cancelled = this.info(
+      store
+        ? await cancelDurably(
+            { broker: this.broker, store, logger: this.logger, fromStore: (call) => this.fromStore(call) },
+            id,
+          )
+        : await this.broker.cancel(id, Date.now()),
+    )
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
       'task cancelled',
     )
     return cancelled
-  }
-
-  /**
-   * Durable cancel, in three steps:
-   * 1. The broker cancels first: it alone knows whether an attempt is running, and its cancel is
-   *    atomic with claims (a claim skips the tombstone; a running task is TASK_PROCESSING). A task
-   *    the broker does not hold (its hand-off has not happened yet, or Redis lost it and recovery
-   *    has not restored it) is judged by its stored row instead.
-   * 2. The store records `cancelled` (a terminal status no later change overrides) before the call
-   *    resolves; if it cannot, the call rejects with STORE_UNAVAILABLE and nothing was acknowledged
-   *    (the broker's own feed entry still carries the cancel to the store later, unless Redis loses
-   *    it first, in which case the task may run: the caller was told to retry).
-   * 3. The broker is checked again: if Redis lost its data, or reconciliation handed the task over,
-   *    between 1 and 2, the copy it holds now is cancelled too, so store and broker agree.
-   */
-  private async cancelDurably(store: PostgresStore, id: string): Promise<TaskInfo> {
-    const now = Date.now()
-    let record: TaskRecord | null = null
-    try {
-      record = await this.broker.cancel(id, now)
-    } catch (err) {
-      if (!(err instanceof TaskloomError)) throw err
-      if (err.code === 'TASK_FINISHED') {
-        // Cancelled in the broker but not yet in the store: a retry of a cancel that failed.
-        const live = await this.broker.get(id)
-        if (live?.status !== 'cancelled') throw err
-        if ((await this.fromStore(() => store.get(id)))?.status === 'cancelled') throw err
-        record = live
-      } else if (err.code !== 'NOT_FOUND') throw err
-    }
-    let attempt = record?.attempt
-    if (!record) {
-      const row = await this.fromStore(() => store.get(id))
-      if (!row) throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
-      if (row.status === 'processing')
-        throw new TaskloomError('TASK_PROCESSING', `task ${id} is processing and cannot be cancelled`)
-      // A cancel the store has: a repeat, or the retry of one whose last step failed (Redis down).
-      if (row.status === 'cancelled') await this.tombstone(row)
-      if (TERMINAL_STATUSES.has(row.status))
-        throw new TaskloomError('TASK_FINISHED', `task ${id} is ${row.status} and cannot be cancelled`)
-      attempt = row.attempt
-    }
-    const change: TaskChange = { id, status: 'cancelled', attempt: attempt ?? 0, at: now }
-    await this.fromStore(() => store.applyUpdates([change]))
-    const stored = await this.fromStore(() => store.get(id))
-    if (stored?.status !== 'cancelled') {
-      throw new TaskloomError(
-        'TASK_FINISHED',
-        `task ${id} is ${stored?.status ?? 'gone'} in the store and cannot be cancelled`,
-      )
-    }
-    return this.info(await this.tombstone(stored))
-  }
-
-  /**
-   * Step 3 of a durable cancel: makes sure the broker holds the task as cancelled. A copy that
-   * Redis losing its data (and recovery restoring it) or reconciliation put back is cancelled; a
-   * task the broker does not hold at all gets a cancelled record, by enqueueing it far in the future
-   * (never claimable) and cancelling it, so a restore or reconciliation that read the row before the
-   * store write and enqueues it now finds its id taken (enqueue is idempotent by id) instead of
-   * bringing it back to life.
-   */
-  private async tombstone(stored: StoredTask): Promise<TaskRecord> {
-    const id = stored.id
-    const now = Date.now()
-    let live = await this.broker.get(id)
-    if (live?.status === 'cancelled') return live
-    if (!live) {
-      await this.broker.enqueue(
-        [
-          {
-            id,
-            name: stored.name,
-            tenantId: stored.tenantId,
-            payload: stored.payload,
-            priority: stored.priority,
-            runAt: now + NEVER_MS,
-            timeoutMs: stored.timeoutMs,
-            maxRetries: stored.maxRetries,
-            createdAt: stored.createdAt,
-            idempotencyKey: stored.idempotencyKey,
-            idempotencyTtlMs: 0,
-            attempt: stored.attempt,
-            lockKey: stored.lockKey,
-          },
-        ],
-        now,
-      )
-    }
-    try {
-      live = await this.broker.cancel(id, now)
-    } catch (err) {
-      if (err instanceof TaskloomError && err.code === 'TASK_PROCESSING') {
-        this.logger.error(
-          { err, task_id: id },
-          'a cancelled task was restored to the broker and started before its cancel could reach it; ' +
-            'the store keeps it cancelled, this attempt still runs',
-        )
-      }
-      throw err
-    }
-    return live
   }
 
   /**
@@ -636,23 +537,9 @@ export class Queue {
     try {
       const rows = await Promise.all([...new Set(ids)].map((id) => store.get(id)))
       const now = Date.now()
-      const tasks: NewTask[] = rows
+      const tasks = rows
         .filter((r) => r !== null && (r.status === 'pending' || r.status === 'queued'))
-        .map((r) => ({
-          id: r!.id,
-          name: r!.name,
-          tenantId: r!.tenantId,
-          payload: r!.payload,
-          priority: r!.priority,
-          runAt: r!.runAt,
-          timeoutMs: r!.timeoutMs,
-          maxRetries: r!.maxRetries,
-          createdAt: r!.createdAt,
-          idempotencyKey: r!.idempotencyKey,
-          idempotencyTtlMs: 0,
-          attempt: r!.attempt,
-          lockKey: r!.lockKey,
-        }))
+        .map((r) => storedToNewTask(r!, r!.runAt))
       if (tasks.length > 0) await this.handOff(tasks, now)
     } catch (err) {
       this.logger.warn(
