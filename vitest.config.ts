@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 export default defineConfig({
   plugins: [
@@ -14,6 +14,8 @@ export default defineConfig({
   ],
   test: {
     include: ['test/**/*.test.ts'],
+    // The soak runs on its own (`npm run soak`, vitest.soak.config.ts): see docs/soak.md.
+    exclude: [...configDefaults.exclude, 'test/soak/**'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Suites share two cores and one Redis; files run in parallel but not too many at once.

@@ -30,4 +30,9 @@ export interface QueueInternals {
   redis: Redis | undefined
   /** The queue's store once open (after `ready()`), when it has one. */
   store(): PostgresStore | undefined
+  /**
+   * Test hook (fault tests only): called in durable mode after a batch of submits is stored and
+   * before it is handed to the broker, e.g. to SIGKILL the process at that point. Unset: nothing.
+   */
+  afterInsert?: ((rows: readonly NewTask[]) => void) | undefined
 }

@@ -28,7 +28,10 @@ export interface QueueOptions {
   postgresSchema?: string
   /**
    * The pool opened from a postgres:// URL: `max` connections (default 10) and how long to wait for
-   * one, `connectionTimeoutMs` (default 10 s). Ignored for a `pg.Pool` you pass (size that one).
+   * one, `connectionTimeoutMs` (default 10 s); both are ignored for a `pg.Pool` you pass (size that
+   * one). `queryTimeoutMs` (default 5 s, any pool): how long a store call (a submit's insert, `get`,
+   * `list`, `cancel`, a schedule change) waits for PostgreSQL before it fails with the retryable
+   * STORE_UNAVAILABLE, so a frozen or unreachable server cannot block callers for as long as it lasts.
    */
   postgresPool?: PoolSettings
   /**
@@ -89,6 +92,7 @@ const schema = z.object({
     .object({
       max: z.number().int().min(1).max(1000).optional(),
       connectionTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+      queryTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
     })
     .strict()
     .optional(),

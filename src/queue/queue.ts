@@ -27,8 +27,8 @@ import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
 import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
 import type { Schedules } from '../schedule/schedules.js'
-import { openPostgresStore, type PostgresStore } from '../store/postgres/postgres-store.js'
-import type { ListFilter, Store } from '../store/store.js'
+import { openPostgresStore, type PostgresStore, storeTimeout } from '../store/postgres/postgres-store.js'
+import type { ListFilter } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { TASK_STATUSES, type TaskChange, type TaskStatus, TERMINAL_STATUSES } from '../task/model.js'
 import { textFault } from '../task/text.js'
@@ -37,6 +37,7 @@ import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
+import { cancelDurably, storedToNewTask } from './durable-cancel.js'
 import { internals, type QueueInternals } from './internal.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { idempotencyConflict, samePayload, sameSchedule } from './replay.js'
@@ -210,6 +211,9 @@ export class Queue {
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
       concurrency: 2,
+      // From the submit call on, not per stage: waiting for a batch slot counts too.
+      timeoutMs: () => this.store?.queryTimeoutMs,
+      timeoutError: (ms) => storeTimeout(ms),
     })
     this.opening = durable ? this.openStore(options) : Promise.resolve()
     // A failed open surfaces from ready() and every call; never as an unhandled rejection.
@@ -400,16 +404,25 @@ export class Queue {
 
   /**
    * Cancels a pending or queued task. A processing task cannot be cancelled (TASK_PROCESSING);
-   * a finished one neither (TASK_FINISHED); an unknown id is NOT_FOUND.
+   * a finished one neither (TASK_FINISHED); an unknown id is NOT_FOUND. A cancel that failed with
+   * STORE_UNAVAILABLE can be retried: the retry finishes recording it.
+   *
+   * In durable mode the cancel is as durable as a submit: it resolves only once PostgreSQL records
+   * it, else it rejects with the retryable STORE_UNAVAILABLE (see durable-cancel.ts for the order
+   * of the writes and the race with an attempt).
    */
   async cancel(id: string): Promise<TaskInfo> {
     this.assertOpen()
     await this.ready()
-    const now = Date.now()
-    const record = await this.broker.cancel(id, now)
-    // The change cancel.lua put on the feed, written through at once.
-    await this.recordChanges([{ id, status: 'cancelled', attempt: record.attempt, at: now }])
-    const cancelled = this.info(record)
+    const store = this.store
+    const cancelled = this.info(
+      store
+        ? await cancelDurably(
+            { broker: this.broker, store, logger: this.logger, fromStore: (call) => this.fromStore(call) },
+            id,
+          )
+        : await this.broker.cancel(id, Date.now()),
+    )
     this.logger.info(
       { task_id: id, tenant_id: cancelled.tenantId, task_type: cancelled.name },
       'task cancelled',
@@ -502,6 +515,7 @@ export class Queue {
       migrate: options.migrate,
       max: options.postgresPool?.max,
       connectionTimeoutMs: options.postgresPool?.connectionTimeoutMs,
+      queryTimeoutMs: options.postgresPool?.queryTimeoutMs,
       auditStatusChanges: options.auditStatusChanges,
     })
     this.store = store
@@ -553,15 +567,56 @@ export class Queue {
     const store = this.store
     if (!store) return this.broker.enqueue(rows, Date.now())
     const stored = await this.fromStore(() => store.insertTasks(rows))
-    // The store alone judges idempotency keys; the broker gets only the new tasks, by id.
+    this[internals].afterInsert?.(rows)
+    // The store alone judges idempotency keys; the broker gets the new tasks by id, and the stored
+    // ones a repeat matched that the broker never confirmed (a re-fired cron tick whose scheduler
+    // died before its hand-off): waiting for reconciliation would delay them by its grace period.
     const fresh = rows.filter((row, i) => !stored[i]!.deduplicated && stored[i]!.id === row.id)
-    if (fresh.length > 0) await this.handOff(fresh)
+    const freshIds = new Set(fresh.map((row) => row.id))
+    const unconfirmed = stored.filter(
+      (s) =>
+        s.deduplicated &&
+        s.confirmed === false &&
+        (s.status === 'pending' || s.status === 'queued') &&
+        !freshIds.has(s.id), // matched a row of this very batch, handed over below
+    )
+    const handOffs: Promise<void>[] = []
+    if (fresh.length > 0) handOffs.push(this.handOff(fresh))
+    if (unconfirmed.length > 0)
+      handOffs.push(
+        this.handOffStored(
+          store,
+          unconfirmed.map((s) => s.id),
+        ),
+      )
+    await Promise.all(handOffs)
     return stored.map((s) => ({
       id: s.id,
       status: s.status,
       createdAt: s.createdAt,
       deduplicated: s.deduplicated,
     }))
+  }
+
+  /**
+   * Hands stored tasks that a repeat submit matched to the broker, read from their rows (the repeat's
+   * own input may differ). Enqueue is idempotent by id: a task the broker holds already (handed over,
+   * only not yet claimed) stays as it is. Best effort, like `handOff`: reconciliation is the backstop.
+   */
+  private async handOffStored(store: PostgresStore, ids: string[]): Promise<void> {
+    try {
+      const rows = await Promise.all([...new Set(ids)].map((id) => store.get(id)))
+      const now = Date.now()
+      const tasks = rows
+        .filter((r) => r !== null && (r.status === 'pending' || r.status === 'queued'))
+        .map((r) => storedToNewTask(r!, r!.runAt))
+      if (tasks.length > 0) await this.handOff(tasks, now)
+    } catch (err) {
+      this.logger.warn(
+        { err, tasks: ids.length },
+        'handing matched stored tasks to the broker failed; reconciliation will',
+      )
+    }
   }
 
   /**
@@ -572,8 +627,7 @@ export class Queue {
    * them twice. A second UPDATE of the same rows on the submit path raced the change feed's UPDATE
    * for row locks (see docs/benchmarks.md).
    */
-  private async handOff(rows: NewTask[]): Promise<void> {
-    const now = Date.now()
+  private async handOff(rows: NewTask[], now = Date.now()): Promise<void> {
     // The store judged the keys; the broker keeps the key only to show it (a TTL of 0 maps nothing).
     const enqueue = this.broker.enqueue(
       rows.map((r) => ({ ...r, idempotencyTtlMs: 0 })),

@@ -12,6 +12,9 @@ import { checkInput, checkText, KEY, TENANT_ID, TEXT } from '../task/validate.js
 import { checkCron, checkTimezone, nextTick } from './cron.js'
 import type { DueCache } from './due-cache.js'
 
+/** Compare-and-set rounds a resume makes while other changes keep landing in between. */
+const RESUME_ATTEMPTS = 10
+
 export const MISFIRE_POLICIES = ['skip', 'run-once', 'catch-up'] as const
 
 export interface ScheduleInfo {
@@ -163,7 +166,10 @@ export function createSchedules(host: ScheduleHost): Schedules {
     }
   }
 
-  /** Validates the input and builds the row to store, over the stored one (`old`) if any. */
+  /**
+   * Validates the input and builds the row a new schedule would be. An existing row's state (paused,
+   * pending tick, last run) is never read here: the store keeps it inside its one statement.
+   */
   async function rowFor(raw: ScheduleInput) {
     const parsed = inputSchema.safeParse(raw)
     if (!parsed.success) throw invalid(parsed.error, 'schedule')
@@ -174,12 +180,8 @@ export function createSchedules(host: ScheduleHost): Schedules {
     checkInput(task, s.input, 'input')
     checkText(task.name, s.input, 'input')
     const store = await host.store()
-    const now = Date.now()
     const tenantId = s.tenantId ?? host.defaultTenantId
-    const old = await store.getSchedule(s.id)
-    assertOwner(old, tenantId, s.id)
-    const row = buildRow(s, task, tenantId, cron, timezone, old, now)
-    return { store, row, old }
+    return { store, row: buildRow(s, task, tenantId, cron, timezone, Date.now()) }
   }
 
   function buildRow(
@@ -188,19 +190,13 @@ export function createSchedules(host: ScheduleHost): Schedules {
     tenantId: string,
     cron: string,
     timezone: string,
-    existing: ScheduleRow | null,
     now: number,
   ): ScheduleRow {
-    const paused = existing?.paused ?? false
-    let nextRunAt: number | null = null
-    if (existing && existing.cron === cron && existing.timezone === timezone) nextRunAt = existing.nextRunAt
-    if (!paused && nextRunAt === null) {
-      nextRunAt = nextTick(cron, timezone, now)
-      if (nextRunAt === null)
-        throw new TaskloomError('INVALID_CRON', `cron expression "${cron}" never fires again`, {
-          issues: [{ path: 'cron', message: 'no future tick' }],
-        })
-    }
+    const nextRunAt = nextTick(cron, timezone, now)
+    if (nextRunAt === null)
+      throw new TaskloomError('INVALID_CRON', `cron expression "${cron}" never fires again`, {
+        issues: [{ path: 'cron', message: 'no future tick' }],
+      })
     const options: ScheduleTaskOptions = {
       priority: s.options?.priority ?? task.defaults.priority,
       maxRetries: s.options?.maxRetries ?? task.defaults.maxRetries,
@@ -215,11 +211,11 @@ export function createSchedules(host: ScheduleHost): Schedules {
       timezone,
       input: host.encode(s.input ?? null, task.name),
       misfire: s.misfire ?? 'run-once',
-      paused,
+      paused: false,
       options,
       nextRunAt,
-      lastRunAt: existing?.lastRunAt ?? null,
-      createdAt: existing?.createdAt ?? now,
+      lastRunAt: null,
+      createdAt: now,
       updatedAt: now,
     }
   }
@@ -233,11 +229,18 @@ export function createSchedules(host: ScheduleHost): Schedules {
   return {
     async upsert(raw) {
       const { store, row } = await rowFor(raw)
-      return cached(await store.upsertSchedule(row))
+      const stored = await store.upsertSchedule(row)
+      if (!stored) assertOwner(await store.getSchedule(row.id), row.tenantId, row.id)
+      // Null and no other tenant's row: it was removed between the statement and the read.
+      if (!stored)
+        throw new TaskloomError('INVALID_STATE', `schedule ${row.id} was removed while being changed`)
+      return cached(stored)
     },
 
     async create(raw) {
-      const { store, row, old } = await rowFor(raw)
+      const { store, row } = await rowFor(raw)
+      const old = await store.getSchedule(row.id)
+      assertOwner(old, row.tenantId, row.id)
       if (old) return { schedule: info(old), created: false }
       const inserted = await store.insertSchedule(row)
       if (inserted) return { schedule: await cached(inserted), created: true }
@@ -274,21 +277,32 @@ export function createSchedules(host: ScheduleHost): Schedules {
 
     async pause(id) {
       const store = await host.store()
-      const ok = await store.setSchedulePaused(checkId(id), true, null, Date.now())
+      const ok = await store.pauseSchedule(checkId(id), Date.now())
       if (ok) await host.cache().remove(id)
       return ok
     },
 
     async resume(id) {
       const store = await host.store()
-      const row = await store.getSchedule(checkId(id))
-      if (!row) return false
-      if (!row.paused) return true
-      const now = Date.now()
-      const next = nextTick(row.cron, row.timezone, now)
-      const ok = await store.setSchedulePaused(id, false, next, now)
-      if (ok && next !== null) await host.cache().put([{ id, at: next }])
-      return ok
+      checkId(id)
+      // Compare and set on (paused, cron, timezone): a change that lands between the read and the
+      // update makes it miss, and the tick is computed again from what is stored now.
+      for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt++) {
+        const row = await store.getSchedule(id)
+        if (!row) return false
+        if (!row.paused) return true
+        const now = Date.now()
+        const next = nextTick(row.cron, row.timezone, now)
+        if (await store.resumeSchedule(id, { cron: row.cron, timezone: row.timezone }, next, now)) {
+          if (next !== null) await host.cache().put([{ id, at: next }])
+          return true
+        }
+      }
+      throw new TaskloomError(
+        'INVALID_STATE',
+        `schedule ${id} kept changing while being resumed; try again`,
+        { retryable: true },
+      )
     },
 
     async remove(id) {

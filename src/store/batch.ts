@@ -17,6 +17,12 @@ export interface GroupCommitOptions<I, O> {
    * only that caller. Default: never (every caller in the batch gets the error).
    */
   isolate?: (err: unknown) => boolean
+  /**
+   * How long a call may wait for its write. Past it the call fails with `timeoutError()`; if its
+   * items were still waiting for a write they are dropped (never written). Default: no bound.
+   */
+  timeoutMs?: number | undefined
+  timeoutError?: () => unknown
 }
 
 interface Unit<I, O> {
@@ -30,6 +36,8 @@ export class GroupCommit<I, O> {
   readonly #maxItems: number
   readonly #concurrency: number
   readonly #isolate: (err: unknown) => boolean
+  readonly #timeoutMs: number | undefined
+  readonly #timeoutError: () => unknown
   #waiting: Unit<I, O>[] = []
   #inFlight = 0
   #scheduled = false
@@ -41,6 +49,13 @@ export class GroupCommit<I, O> {
     this.#maxItems = Math.max(1, options.maxItems ?? 1000)
     this.#concurrency = Math.max(1, options.concurrency ?? 1)
     this.#isolate = options.isolate ?? (() => false)
+    this.#timeoutMs = options.timeoutMs
+    this.#timeoutError =
+      options.timeoutError ??
+      (() =>
+        new TaskloomError('STORE_UNAVAILABLE', `the write was not done within ${options.timeoutMs} ms`, {
+          retryable: true,
+        }))
   }
 
   /** Queues items for the next write; resolves with their outputs, in order. */
@@ -50,10 +65,44 @@ export class GroupCommit<I, O> {
     const parts: Promise<O[]>[] = []
     for (let i = 0; i < items.length; i += this.#maxItems) {
       const slice = items.slice(i, i + this.#maxItems)
-      parts.push(new Promise<O[]>((resolve, reject) => this.#waiting.push({ items: slice, resolve, reject })))
+      parts.push(
+        new Promise<O[]>((resolve, reject) => this.#waiting.push(this.#unit(slice, resolve, reject))),
+      )
     }
     this.#schedule()
     return parts.length === 1 ? parts[0]! : Promise.all(parts).then((outs) => outs.flat())
+  }
+
+  /** A unit that settles once: by its write, or by the deadline (which drops it if not yet taken). */
+  #unit(items: readonly I[], resolve: (out: O[]) => void, reject: (err: unknown) => void): Unit<I, O> {
+    const ms = this.#timeoutMs
+    if (ms === undefined) return { items, resolve, reject }
+    let settled = false
+    const unit: Unit<I, O> = {
+      items,
+      resolve: (out) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resolve(out)
+      },
+      reject: (err) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        reject(err)
+      },
+    }
+    const timer = setTimeout(() => {
+      const at = this.#waiting.indexOf(unit)
+      if (at >= 0) {
+        this.#waiting.splice(at, 1)
+        if (this.#waiting.length === 0 && this.#inFlight === 0)
+          for (const done of this.#idle.splice(0)) done()
+      }
+      unit.reject(this.#timeoutError())
+    }, ms)
+    return unit
   }
 
   /** Resolves once everything added so far is written. */

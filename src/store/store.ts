@@ -47,6 +47,12 @@ export interface InsertResult {
    * is a no-op answered with the stored row and `deduplicated: false`, so a retried write is harmless.
    */
   deduplicated: boolean
+  /**
+   * With `deduplicated`: whether the broker has confirmed the existing task (`enqueuedAt` set). False
+   * means it may never have reached the broker (its submitter died between the insert and the
+   * hand-off), so the queue hands it over again at once (enqueue is idempotent by id).
+   */
+  confirmed?: boolean | undefined
 }
 
 /**
@@ -213,10 +219,13 @@ export interface Store {
   purgeFinished(olderThan: number, batchSize?: number): Promise<number>
 
   /**
-   * Creates or replaces a schedule (keyed by id within the queue); `createdAt` of an existing one is
-   * kept. Answers the stored row.
+   * Creates a schedule, or changes the definition of an existing one of the same tenant, in one
+   * statement that reads nothing beforehand: an existing row keeps `paused`, `lastRunAt`,
+   * `createdAt`, and its pending tick unless `cron` or `timezone` changed (then `row.nextRunAt` is
+   * taken; null while paused). So a concurrent pause, resume or advance is never undone. Answers the
+   * stored row, or null when the id belongs to another tenant (nothing changes).
    */
-  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow>
+  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow | null>
 
   /** Creates a schedule unless one with its id exists (then null, and nothing changes). */
   insertSchedule(row: ScheduleRow): Promise<ScheduleRow | null>
@@ -226,8 +235,19 @@ export interface Store {
   /** Oldest first (created_at, id). */
   listSchedules(filter?: ScheduleFilter): Promise<ScheduleRow[]>
 
-  /** Pauses (nextRunAt null) or resumes (nextRunAt given). False when there is no such schedule. */
-  setSchedulePaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean>
+  /** Pauses (the pending tick goes) in one statement. False when there is no such schedule. */
+  pauseSchedule(id: string, at: number): Promise<boolean>
+
+  /**
+   * Resumes a paused schedule at `nextRunAt`, only if it is still paused and still has the `cron`
+   * and `timezone` that tick was computed from (compare and set). False otherwise.
+   */
+  resumeSchedule(
+    id: string,
+    expect: { cron: string; timezone: string },
+    nextRunAt: number | null,
+    at: number,
+  ): Promise<boolean>
 
   removeSchedule(id: string): Promise<boolean>
 

@@ -83,3 +83,28 @@ describe('GroupCommit', () => {
     await expect(commit.add([2])).rejects.toMatchObject({ code: 'CLOSED' })
   })
 })
+
+describe('GroupCommit with timeoutMs', () => {
+  it('fails a call past its deadline, and drops items still waiting so they are never written', async () => {
+    let release: () => void = () => {}
+    const batches: number[][] = []
+    const commit = new GroupCommit<number, number>({
+      timeoutMs: 50,
+      write: async (items) => {
+        batches.push(items)
+        await new Promise<void>((resolve) => (release = resolve))
+        return items
+      },
+    })
+    const inFlight = commit.add([1]).catch((e: unknown) => e)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    const waiting = commit.add([2]).catch((e: unknown) => e)
+    const [a, b] = await Promise.all([inFlight, waiting])
+    expect(a).toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true })
+    expect(b).toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true })
+    release()
+    await commit.drain()
+    // The write in flight went on (its outcome is unknown to its caller); the waiting item never ran.
+    expect(batches).toEqual([[1]])
+  })
+})

@@ -30,11 +30,25 @@ export interface PoolSettings {
   max?: number | undefined
   /** How long to wait for a connection before failing. Default 10 s. */
   connectionTimeoutMs?: number | undefined
+  /**
+   * How long a store call may wait for PostgreSQL before it fails with the retryable
+   * STORE_UNAVAILABLE (a frozen or unreachable server otherwise blocks it for as long as that lasts).
+   * A statement that takes longer has its connection closed, so the pool never hands out a
+   * connection still waiting for an answer. Migrations are not bounded. Default 5 s.
+   */
+  queryTimeoutMs?: number | undefined
+}
+
+/** The bound on statements, set once the store has opened (migrations run unbounded). */
+export interface StatementDeadline {
+  ms: number | undefined
 }
 
 export interface ChosenDialect {
   dialect: Dialect
   kind: 'postgres' | 'pglite'
+  /** Set `ms` to bound every statement from then on (PostgreSQL only; PGlite runs in-process). */
+  deadline: StatementDeadline
 }
 
 export function chooseDialect(input: PostgresInput | undefined, settings: PoolSettings = {}): ChosenDialect {
@@ -48,7 +62,9 @@ export function chooseDialect(input: PostgresInput | undefined, settings: PoolSe
         },
       )
     }
-    return { kind: 'postgres', dialect: new PostgresDialect({ pool: () => openPool(input, settings) }) }
+    const deadline: StatementDeadline = { ms: undefined }
+    const pool = async () => bounded(await openPool(input, settings), deadline)
+    return { kind: 'postgres', dialect: new PostgresDialect({ pool }), deadline }
   }
   if (input && isPool(input)) {
     // kysely ends the pool on destroy; the caller owns this one, so ending it is a no-op here.
@@ -66,13 +82,80 @@ export function chooseDialect(input: PostgresInput | undefined, settings: PoolSe
       },
       end: async () => {},
     }
-    return { kind: 'postgres', dialect: new PostgresDialect({ pool: borrowed }) }
+    const deadline: StatementDeadline = { ms: undefined }
+    return { kind: 'postgres', dialect: new PostgresDialect({ pool: bounded(borrowed, deadline) }), deadline }
   }
+  const deadline: StatementDeadline = { ms: undefined }
   if (input && 'pglite' in input) {
-    return { kind: 'pglite', dialect: new PGliteDialect({ pglite: input.pglite, closeOnDestroy: false }) }
+    const dialect = new PGliteDialect({ pglite: input.pglite, closeOnDestroy: false })
+    return { kind: 'pglite', dialect, deadline }
   }
   const dataDir = input?.dataDir
-  return { kind: 'pglite', dialect: new PGliteDialect({ pglite: () => openPGlite(dataDir) }) }
+  return { kind: 'pglite', dialect: new PGliteDialect({ pglite: () => openPGlite(dataDir) }), deadline }
+}
+
+type PoolClient = Awaited<ReturnType<PgPoolLike['connect']>>
+
+/**
+ * A pool whose clients fail a statement PostgreSQL has not answered within `deadline.ms` with
+ * STORE_UNAVAILABLE. Such a client's connection is in an unknown state (the answer may still come),
+ * so it is closed when released instead of going back to the pool; the statement itself may still
+ * commit if the server was only slow. Each client keeps one wrapper (kysely keys its connections by
+ * client object).
+ */
+function bounded(pool: PgPoolLike, deadline: StatementDeadline): PgPoolLike {
+  const wrappers = new WeakMap<object, PoolClient>()
+  const wrap = (client: PoolClient): PoolClient => {
+    let broken = false
+    const query = (sqlText: unknown, params?: unknown) => {
+      const ms = deadline.ms
+      const call = (client.query as (q: unknown, p?: unknown) => Promise<unknown>).call(
+        client,
+        sqlText,
+        params,
+      )
+      if (ms === undefined || typeof sqlText !== 'string') return call
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          broken = true
+          reject(
+            new TaskloomError(
+              'STORE_UNAVAILABLE',
+              `PostgreSQL did not answer within ${ms} ms (queryTimeoutMs)`,
+              {
+                retryable: true,
+              },
+            ),
+          )
+        }, ms)
+        call.then(
+          (value) => {
+            clearTimeout(timer)
+            resolve(value)
+          },
+          (err: unknown) => {
+            clearTimeout(timer)
+            reject(err)
+          },
+        )
+      })
+    }
+    // `true` makes the pool close the connection instead of keeping it.
+    const release = (destroy?: boolean) => client.release(broken || destroy)
+    return Object.assign(Object.create(client) as PoolClient, { query, release })
+  }
+  return {
+    connect: async () => {
+      const client = await pool.connect()
+      let wrapper = wrappers.get(client)
+      if (!wrapper) {
+        wrapper = wrap(client)
+        wrappers.set(client, wrapper)
+      }
+      return wrapper
+    },
+    end: () => pool.end(),
+  }
 }
 
 /** Clients of borrowed pools that already carry the 'error' guard; shared by every queue. */

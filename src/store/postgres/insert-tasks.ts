@@ -27,6 +27,7 @@ interface Existing {
   idempotency_expires_at: Date | null
   status: TaskStatus
   created_at: Date
+  enqueued_at: Date | null
 }
 
 export function initialStatus(row: NewTaskRow): TaskStatus {
@@ -147,7 +148,7 @@ async function settle(
 ): Promise<Pending[]> {
   const keyed = conflicted.filter((p) => p.row.idempotencyKey !== undefined)
   const found = await sql<Existing>`
-    select id, tenant_id, idempotency_key, idempotency_expires_at, status, created_at
+    select id, tenant_id, idempotency_key, idempotency_expires_at, status, created_at, enqueued_at
     from ${sql.id(schema, 'tasks')}
     where queue = ${queue} and (id = any(${conflicted.map((p) => p.row.id)}::text[])
       or (tenant_id, idempotency_key) in (select * from unnest(
@@ -187,5 +188,12 @@ async function settle(
 const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`
 
 function answer(row: Existing, deduplicated: boolean): InsertResult {
-  return { id: row.id, status: row.status, createdAt: row.created_at.getTime(), deduplicated }
+  const result: InsertResult = {
+    id: row.id,
+    status: row.status,
+    createdAt: row.created_at.getTime(),
+    deduplicated,
+  }
+  if (deduplicated) result.confirmed = row.enqueued_at !== null
+  return result
 }

@@ -5,6 +5,7 @@
 import { Kysely, sql } from 'kysely'
 import { TaskloomError } from '../../errors.js'
 import { TASK_STATUSES, type TaskStatus } from '../../task/model.js'
+import { orTimeout, TIMED_OUT } from '../../util/or-timeout.js'
 import { GroupCommit } from '../batch.js'
 import type {
   CursorPage,
@@ -60,6 +61,9 @@ export interface PostgresStoreOptions extends PoolSettings {
   auditStatusChanges?: boolean | undefined
 }
 
+/** See `PoolSettings.queryTimeoutMs`. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 5000
+
 const MAX_LIST_LIMIT = 1000
 const DEFAULT_LIST_LIMIT = 50
 
@@ -72,7 +76,7 @@ export async function openPostgresStore(options: PostgresStoreOptions = {}): Pro
       issues: [{ path: 'queue', message: 'expected 1 to 200 characters' }],
     })
   }
-  const { dialect, kind } = chooseDialect(options.postgres, options)
+  const { dialect, kind, deadline } = chooseDialect(options.postgres, options)
   const onQuery = options.onQuery
   const db = new Kysely<Database>({
     dialect,
@@ -92,10 +96,15 @@ export async function openPostgresStore(options: PostgresStoreOptions = {}): Pro
     await db.destroy()
     throw err
   }
+  // Bounded from here on: migrations may legitimately take long, the calls that follow may not.
+  const queryTimeoutMs =
+    kind === 'postgres' ? (options.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) : undefined
+  deadline.ms = queryTimeoutMs
   return new PostgresStore(db, {
     schema,
     queue,
     kind,
+    queryTimeoutMs,
     maxBatchRows: options.maxBatchRows ?? 1000,
     auditStatusChanges: options.auditStatusChanges ?? false,
   })
@@ -126,6 +135,9 @@ export class PostgresStore implements Store {
   #analyzing: Promise<void> | undefined
   readonly #schedules: ScheduleRows
   readonly #definitions: DefinitionRows
+  readonly #timeoutMs: number | undefined
+  /** The bound on each call (PostgreSQL), or undefined (PGlite runs in-process). */
+  readonly queryTimeoutMs: number | undefined
 
   constructor(
     db: Kysely<Database>,
@@ -135,6 +147,8 @@ export class PostgresStore implements Store {
       kind: 'postgres' | 'pglite'
       maxBatchRows: number
       auditStatusChanges?: boolean
+      /** Bound on every call (group-commit waits included); see `PoolSettings.queryTimeoutMs`. */
+      queryTimeoutMs?: number | undefined
     },
   ) {
     this.db = db
@@ -142,11 +156,17 @@ export class PostgresStore implements Store {
     this.queue = options.queue
     this.kind = options.kind
     const maxItems = options.maxBatchRows
+    const timeoutMs = options.queryTimeoutMs
+    this.#timeoutMs = timeoutMs
+    this.queryTimeoutMs = timeoutMs
+    const timeoutError = () => storeTimeout(timeoutMs)
     this.#inserts = new GroupCommit({
       maxItems,
       // Two inserts in flight let one batch form while the other commits; PGlite has one connection.
       concurrency: options.kind === 'postgres' ? 2 : 1,
       isolate: isDataError,
+      timeoutMs,
+      timeoutError,
       write: async (rows) => {
         const results = await insertTasks(db, this.schema, this.queue, rows)
         this.#grew(rows.length)
@@ -155,10 +175,17 @@ export class PostgresStore implements Store {
     })
     this.#schedules = new ScheduleRows(db, this.schema, this.queue)
     this.#definitions = new DefinitionRows(db, this.schema, this.queue)
-    this.#enqueued = new GroupCommit({ maxItems, write: (items) => this.#markEnqueued(items) })
+    this.#enqueued = new GroupCommit({
+      maxItems,
+      timeoutMs,
+      timeoutError,
+      write: (items) => this.#markEnqueued(items),
+    })
     this.#updates = new GroupCommit({
       maxItems,
       isolate: isDataError,
+      timeoutMs,
+      timeoutError,
       write: (updates) => applyUpdates(db, this.schema, this.queue, updates, options.auditStatusChanges),
     })
   }
@@ -177,13 +204,21 @@ export class PostgresStore implements Store {
   }
 
   async get(id: string, tenantId?: string): Promise<StoredTask | null> {
+    return this.#bounded(this.#get(id, tenantId))
+  }
+
+  async #get(id: string, tenantId?: string): Promise<StoredTask | null> {
     let query = this.#tasks().select(TASK_COLUMNS).where('id', '=', id).where('queue', '=', this.queue)
     if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId)
     const row = await query.executeTakeFirst()
     return row ? toStoredTask(row) : null
   }
 
-  async list(filter: ListFilter = {}): Promise<TaskPage> {
+  list(filter: ListFilter = {}): Promise<TaskPage> {
+    return this.#bounded(this.#list(filter))
+  }
+
+  async #list(filter: ListFilter): Promise<TaskPage> {
     const limit = Math.min(Math.max(1, Math.floor(filter.limit ?? DEFAULT_LIST_LIMIT)), MAX_LIST_LIMIT)
     const offset = Math.max(0, Math.floor(filter.offset ?? 0))
     // Each status once ([] or none given: no status filter): the merge below reads one slice per status.
@@ -303,48 +338,57 @@ export class PostgresStore implements Store {
     }
   }
 
-  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow> {
-    return this.#schedules.upsert(row)
+  upsertSchedule(row: ScheduleRow): Promise<ScheduleRow | null> {
+    return this.#bounded(this.#schedules.upsert(row))
   }
 
   insertSchedule(row: ScheduleRow): Promise<ScheduleRow | null> {
-    return this.#schedules.insert(row)
+    return this.#bounded(this.#schedules.insert(row))
   }
 
   getSchedule(id: string): Promise<ScheduleRow | null> {
-    return this.#schedules.get(id)
+    return this.#bounded(this.#schedules.get(id))
   }
 
   listSchedules(filter?: ScheduleFilter): Promise<ScheduleRow[]> {
-    return this.#schedules.list(filter)
+    return this.#bounded(this.#schedules.list(filter))
   }
 
-  setSchedulePaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean> {
-    return this.#schedules.setPaused(id, paused, nextRunAt, at)
+  pauseSchedule(id: string, at: number): Promise<boolean> {
+    return this.#bounded(this.#schedules.pause(id, at))
+  }
+
+  resumeSchedule(
+    id: string,
+    expect: { cron: string; timezone: string },
+    nextRunAt: number | null,
+    at: number,
+  ): Promise<boolean> {
+    return this.#bounded(this.#schedules.resume(id, expect, nextRunAt, at))
   }
 
   removeSchedule(id: string): Promise<boolean> {
-    return this.#schedules.remove(id)
+    return this.#bounded(this.#schedules.remove(id))
   }
 
   dueSchedules(before: number, limit: number): Promise<ScheduleRow[]> {
-    return this.#schedules.due(before, limit)
+    return this.#bounded(this.#schedules.due(before, limit))
   }
 
   advanceSchedule(id: string, from: number, next: number | null, lastRunAt: number | null): Promise<boolean> {
-    return this.#schedules.advance(id, from, next, lastRunAt)
+    return this.#bounded(this.#schedules.advance(id, from, next, lastRunAt))
   }
 
   putDefinition(row: DefinitionRow): Promise<boolean> {
-    return this.#definitions.put(row)
+    return this.#bounded(this.#definitions.put(row))
   }
 
   getDefinition(name: string): Promise<DefinitionRow | null> {
-    return this.#definitions.get(name)
+    return this.#bounded(this.#definitions.get(name))
   }
 
   listDefinitions(): Promise<DefinitionRow[]> {
-    return this.#definitions.list()
+    return this.#bounded(this.#definitions.list())
   }
 
   /**
@@ -437,6 +481,21 @@ export class PostgresStore implements Store {
       })
   }
 
+  /**
+   * A request-path read (or a schedule change) that fails with STORE_UNAVAILABLE once
+   * `queryTimeoutMs` has passed, however long it waited for a connection; the statement's own
+   * bound closes the connection if it is still waiting.
+   */
+  async #bounded<T>(call: Promise<T>): Promise<T> {
+    if (this.#timeoutMs === undefined) return call
+    const answer = await orTimeout(call, this.#timeoutMs)
+    if (answer === TIMED_OUT) {
+      call.catch(() => {}) // it settles later; its error is the one already reported
+      throw storeTimeout(this.#timeoutMs)
+    }
+    return answer
+  }
+
   #tasks() {
     return this.db.withSchema(this.schema).selectFrom('tasks')
   }
@@ -451,6 +510,17 @@ export class PostgresStore implements Store {
         and t.enqueued_at is null`.execute(this.db)
     return new Array<null>(items.length).fill(null)
   }
+}
+
+/** What a store call answers when PostgreSQL did not within `queryTimeoutMs`. */
+export function storeTimeout(ms: number | undefined): TaskloomError {
+  return new TaskloomError(
+    'STORE_UNAVAILABLE',
+    `PostgreSQL did not answer within ${ms} ms (queryTimeoutMs)`,
+    {
+      retryable: true,
+    },
+  )
 }
 
 function encodeCursor(createdAt: number, id: string): string {

@@ -64,18 +64,44 @@ export class ScheduleRows {
       .where('queue', '=', this.queue)
   }
 
-  async upsert(row: ScheduleRow): Promise<ScheduleRow> {
+  /**
+   * One statement: insert, or change the definition of the caller's tenant's schedule. The row's
+   * state is read and kept inside the statement (under its row lock), never from an earlier read:
+   * `paused`, `last_run_at` and `created_at` stay; the pending tick stays too unless the expression
+   * or time zone changed (then `next_run_at` of `row` is taken, or null while paused). So a pause,
+   * a resume or a scheduler's advance that commits first is never undone. Null: the id belongs to
+   * another tenant (nothing changed).
+   */
+  async upsert(row: ScheduleRow): Promise<ScheduleRow | null> {
     const values = this.values(row)
-    const { queue: _q, id: _id, created_at: _c, last_run_at: _l, ...changes } = values
+    const current = (column: string) => sql.ref(`schedules.${column}`)
     const stored = await this.db
       .withSchema(this.schema)
       .insertInto('schedules')
       .values(values)
-      .onConflict((oc) => oc.columns(['queue', 'id']).doUpdateSet(changes))
+      .onConflict((oc) =>
+        oc
+          .columns(['queue', 'id'])
+          .doUpdateSet((eb) => ({
+            task_name: eb.ref('excluded.task_name'),
+            cron: eb.ref('excluded.cron'),
+            timezone: eb.ref('excluded.timezone'),
+            input: eb.ref('excluded.input'),
+            misfire: eb.ref('excluded.misfire'),
+            options: eb.ref('excluded.options'),
+            updated_at: eb.ref('excluded.updated_at'),
+            next_run_at: sql<Date | null>`case
+              when ${current('paused')} then null
+              when ${current('cron')} = excluded.cron and ${current('timezone')} = excluded.timezone
+                and ${current('next_run_at')} is not null then ${current('next_run_at')}
+              else excluded.next_run_at end`,
+          }))
+          .where(sql<boolean>`${current('tenant_id')} = excluded.tenant_id`),
+      )
       .returning(COLUMNS)
       .returning(sql<string>`input::text`.as('input'))
-      .executeTakeFirstOrThrow()
-    return toRow(stored)
+      .executeTakeFirst()
+    return stored ? toRow(stored) : null
   }
 
   async insert(row: ScheduleRow): Promise<ScheduleRow | null> {
@@ -126,13 +152,37 @@ export class ScheduleRows {
     return rows.map(toRow)
   }
 
-  async setPaused(id: string, paused: boolean, nextRunAt: number | null, at: number): Promise<boolean> {
+  /** Pauses: one UPDATE; the pending tick goes (a resume picks the next future one). */
+  async pause(id: string, at: number): Promise<boolean> {
     const r = await this.db
       .withSchema(this.schema)
       .updateTable('schedules')
-      .set({ paused, next_run_at: date(nextRunAt), updated_at: new Date(at) })
+      .set({ paused: true, next_run_at: null, updated_at: new Date(at) })
       .where('queue', '=', this.queue)
       .where('id', '=', id)
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) > 0
+  }
+
+  /**
+   * Resumes a paused schedule at `next`, only while it is paused and still has the expression and
+   * time zone `next` was computed from (compare and set). False otherwise, including no such row.
+   */
+  async resume(
+    id: string,
+    expect: { cron: string; timezone: string },
+    next: number | null,
+    at: number,
+  ): Promise<boolean> {
+    const r = await this.db
+      .withSchema(this.schema)
+      .updateTable('schedules')
+      .set({ paused: false, next_run_at: date(next), updated_at: new Date(at) })
+      .where('queue', '=', this.queue)
+      .where('id', '=', id)
+      .where('paused', '=', true)
+      .where('cron', '=', expect.cron)
+      .where('timezone', '=', expect.timezone)
       .executeTakeFirst()
     return Number(r.numUpdatedRows) > 0
   }

@@ -105,7 +105,22 @@ export function insertSuite(h: Harness): void {
       await store.applyUpdates([{ id: first.id, status: 'processing', attempt: 1, at: T0 + 10 }])
 
       const [dup] = await store.insertTasks([newRow({ idempotencyKey: 'order-1', createdAt: T0 + 1000 })])
-      expect(dup).toEqual({ id: first.id, status: 'processing', createdAt: T0, deduplicated: true })
+      // Its claim confirmed that the broker holds it.
+      expect(dup).toEqual({
+        id: first.id,
+        status: 'processing',
+        createdAt: T0,
+        deduplicated: true,
+        confirmed: true,
+      })
+      // A match the broker never confirmed says so: the queue hands it over again.
+      const orphan = newRow({ idempotencyKey: 'order-2' })
+      await store.insertTasks([orphan])
+      const [again] = await store.insertTasks([newRow({ idempotencyKey: 'order-2' })])
+      expect(again).toMatchObject({ id: orphan.id, deduplicated: true, confirmed: false })
+      await store.markEnqueued([orphan.id], T0 + 5)
+      const [confirmed] = await store.insertTasks([newRow({ idempotencyKey: 'order-2' })])
+      expect(confirmed).toMatchObject({ id: orphan.id, deduplicated: true, confirmed: true })
 
       const [otherTenant] = await store.insertTasks([
         newRow({ idempotencyKey: 'order-1', tenantId: 'globex' }),
@@ -113,7 +128,7 @@ export function insertSuite(h: Harness): void {
       expect(otherTenant?.deduplicated).toBe(false)
       const [inOtherQueue] = await otherQueue.insertTasks([newRow({ idempotencyKey: 'order-1' })])
       expect(inOtherQueue?.deduplicated).toBe(false)
-      expect((await store.list({ tenantId: 'acme' })).total).toBe(1)
+      expect((await store.list({ tenantId: 'acme' })).total).toBe(2)
     })
 
     it('deduplicates a key repeated within one batch to the first row', async () => {

@@ -50,8 +50,9 @@ export function schedulesSuite(h: Harness): void {
       try {
         const a = await store.upsertSchedule(schedule('a'))
         // jsonb gives back equal JSON, not the same text.
-        expect({ ...a, input: JSON.parse(a.input) }).toEqual({ ...schedule('a'), input: { kind: 'sales' } })
-        // A replacement keeps createdAt and lastRunAt, takes the rest.
+        expect({ ...a!, input: JSON.parse(a!.input) }).toEqual({ ...schedule('a'), input: { kind: 'sales' } })
+        // A replacement keeps createdAt, lastRunAt and paused, takes the rest; a new expression
+        // takes the row's next tick.
         const a2 = await store.upsertSchedule(
           schedule('a', { cron: '0 * * * *', createdAt: T + 5, lastRunAt: T + 7, updatedAt: T + 9 }),
         )
@@ -62,13 +63,37 @@ export function schedulesSuite(h: Harness): void {
         expect((await store.listSchedules({ tenantId: 'acme' })).map((s) => s.id)).toEqual(['a', 'c'])
         expect((await store.listSchedules({ limit: 1, offset: 1 })).map((s) => s.id)).toEqual(['b'])
 
-        expect(await store.setSchedulePaused('a', true, null, T + 10)).toBe(true)
+        // The same expression keeps the pending tick whatever the row says.
+        const a3 = await store.upsertSchedule(schedule('a', { cron: '0 * * * *', nextRunAt: T + 99 }))
+        expect(a3).toMatchObject({ nextRunAt: T + 60_000 })
+        // Another tenant's id: null, and nothing changes.
+        expect(await store.upsertSchedule(schedule('a', { tenantId: 'other', cron: '5 * * * *' }))).toBeNull()
+        expect(await store.getSchedule('a')).toMatchObject({ tenantId: 'acme', cron: '0 * * * *' })
+
+        expect(await store.pauseSchedule('a', T + 10)).toBe(true)
         expect(await store.getSchedule('a')).toMatchObject({
           paused: true,
           nextRunAt: null,
           updatedAt: T + 10,
         })
-        expect(await store.setSchedulePaused('zz', true, null, T)).toBe(false)
+        expect(await store.pauseSchedule('zz', T)).toBe(false)
+        // An upsert of a paused schedule keeps it paused, without a tick.
+        expect(await store.upsertSchedule(schedule('a', { cron: '0 * * * *' }))).toMatchObject({
+          paused: true,
+          nextRunAt: null,
+        })
+        // Resume is a compare and set on the expression the tick was computed from.
+        expect(await store.resumeSchedule('a', { cron: '* * * * *', timezone: 'UTC' }, T + 5, T + 11)).toBe(
+          false,
+        )
+        expect(await store.resumeSchedule('a', { cron: '0 * * * *', timezone: 'UTC' }, T + 5, T + 11)).toBe(
+          true,
+        )
+        expect(await store.getSchedule('a')).toMatchObject({ paused: false, nextRunAt: T + 5 })
+        // Not paused any more: a second resume does nothing.
+        expect(await store.resumeSchedule('a', { cron: '0 * * * *', timezone: 'UTC' }, T + 7, T + 12)).toBe(
+          false,
+        )
         expect(await store.removeSchedule('a')).toBe(true)
         expect(await store.removeSchedule('a')).toBe(false)
         expect(await store.getSchedule('a')).toBeNull()
