@@ -376,8 +376,15 @@ export class Queue {
     return acquireLock(this.broker, key, options)
   }
 
-  /** Runs `fn` holding the lock `key`; the lock is released on every path. */
-  async withLock<T>(key: string, fn: (lock: Lock) => T | Promise<T>, options?: LockOptions): Promise<T> {
+  /**
+   * Runs `fn` holding the lock `key`, renewed while `fn` runs; the lock is released on every path.
+   * `signal` aborts with LOCK_LOST when the lock is lost (see src/fleet/locks.ts).
+   */
+  async withLock<T>(
+    key: string,
+    fn: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
+    options?: LockOptions,
+  ): Promise<T> {
     this.assertOpen()
     await this.ready()
     return withLock(this.broker, key, fn, options)
