@@ -191,7 +191,10 @@ class Watchdog {
   private armExpiry(): void {
     clearTimeout(this.expiryTimer)
     const left = this.lock.expiresAt - Date.now()
-    if (left <= 0) return this.lose('it expired before a renewal was confirmed')
+    if (left <= 0) {
+      this.lose('it expired before a renewal was confirmed')
+      return
+    }
     this.expiryTimer = setTimeout(() => this.armExpiry(), left)
   }
 
@@ -207,10 +210,12 @@ class Watchdog {
             this.scheduleRenewal()
           },
           (err: unknown) => {
-            if (err instanceof TaskloomError && err.code === 'LOCK_LOST')
-              return this.lose('a renewal was refused (the lock had expired or was released)')
-            // Unreachable broker: try again; the expiry timer aborts if none gets through in time.
-            this.scheduleRenewal()
+            if (err instanceof TaskloomError && err.code === 'LOCK_LOST') {
+              this.lose('a renewal was refused (the lock had expired or was released)')
+            } else {
+              // Unreachable broker: try again; the expiry timer aborts if none gets through in time.
+              this.scheduleRenewal()
+            }
           },
         )
       },
