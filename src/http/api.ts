@@ -20,6 +20,7 @@ import { type AuditAction, AuditLog } from './audit.js'
 import { type Limits, MemoryLimits, quotaPeriod, RedisLimits } from './limits.js'
 import { buildOpenApi } from './openapi.js'
 import { API_DEFAULTS, type ApiOptions } from './options.js'
+import { OutageLog, unavailable } from './outages.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
 import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
@@ -62,6 +63,7 @@ export class Api {
   private readonly verified = new Map<string, { key: ApiKeyInfo; until: number }>()
   private document: unknown
   private closed = false
+  private readonly outages: OutageLog
 
   constructor(options: ApiOptions) {
     if (!options || typeof options.queue?.submit !== 'function') {
@@ -86,6 +88,7 @@ export class Api {
       throw new TaskloomError('INVALID_OPTIONS', `invalid API options: ${text}`, { issues: bad })
     }
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom-http' })
+    this.outages = new OutageLog(this.logger)
   }
 
   /** Opens what the API needs (key store, audit log, limits); requests call it themselves. */
@@ -165,10 +168,11 @@ export class Api {
         }),
       )
       res = this.respond(result, requestId)
-    } catch (err) {
+    } catch (thrown) {
+      const err = unavailable(thrown)
       const problem = toProblem(err)
       if (problem.status >= 500) {
-        this.logger.error({ err, requestId, route: routeName }, 'request failed')
+        this.outages.failed(err, requestId, routeName)
         span.recordException(err as Error)
       }
       res = {
@@ -189,8 +193,11 @@ export class Api {
       ...(tenantId ? { 'taskloom.tenant_id': tenantId } : {}),
     })
     if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+    else if (routeName !== '/ready' && routeName !== '/health') this.outages.served()
     span.end()
-    this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
+    // Probes are not API traffic: a /ready answering 503 during an outage is its job, not an error.
+    if (routeName !== '/ready' && routeName !== '/health')
+      this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
     return res
   }
 

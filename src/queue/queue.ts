@@ -157,10 +157,16 @@ export class Queue {
       options.broker ??
       (options.redis === undefined
         ? new MemoryBroker(this.name, brokerOptions)
-        : new RedisBroker(this.name, { redis: options.redis, ...brokerOptions }))
+        : new RedisBroker(this.name, {
+            redis: options.redis,
+            timeoutMs: options.brokerTimeoutMs,
+            logger: this.logger,
+            ...brokerOptions,
+          }))
     this.extras = attachSchedules({
       name: this.name,
       redis: options.redis,
+      redisTimeoutMs: options.brokerTimeoutMs,
       store: async (what) => {
         this.assertOpen()
         await this.ready()

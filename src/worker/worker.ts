@@ -345,7 +345,11 @@ export class Worker {
       } catch (error) {
         if (signal.aborted) return
         this.events.emit('worker:error', { error, stage: 'claim' })
-        this.logger.error({ err: toErrorInfo(error) }, 'claim failed; retrying')
+        // An unreachable Redis is logged once by its connection (lost, then restored), not per claim.
+        const outage = error instanceof TaskloomError && error.code === 'BROKER_UNAVAILABLE'
+        if (!outage) this.logger.error({ err: toErrorInfo(error) }, 'claim failed; retrying')
+        else if (logEnabled(this.logger, 'debug'))
+          this.logger.debug({ err: toErrorInfo(error) }, 'claim failed: Redis is unavailable; retrying')
         await sleep(ERROR_PAUSE_MS, signal)
         continue
       }

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
+import type { Logger } from '../../logger.js'
 import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
   BreakerCall,
@@ -28,7 +29,7 @@ import type {
 } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
-import { connectRedis, type RedisHandle, type RedisInput } from './connection.js'
+import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
@@ -42,12 +43,22 @@ const LEASE_EXPIRED = JSON.stringify({
   message: 'lease expired before the task finished',
 })
 
+/** A Redis call's failure as the broker reports it: BROKER_UNAVAILABLE unless Redis answered. */
+const io = <T>(call: Promise<T>): Promise<T> =>
+  call.catch((err: unknown) => {
+    throw unavailable(err)
+  })
+
 const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
 const outcomes = (reply: unknown): FencedOutcome[] =>
   (reply as number[]).map((v) => (v === 1 ? 'ok' : 'stale'))
 
 export interface RedisBrokerOptions extends BrokerOptions {
   redis: RedisInput
+  /** Longest wait of one Redis call before BROKER_UNAVAILABLE (see ./connection.ts). Default 5,000 ms. */
+  timeoutMs?: number
+  /** Logs losing and regaining the connection, once each. */
+  logger?: Logger
 }
 
 export class RedisBroker implements Broker {
@@ -67,7 +78,11 @@ export class RedisBroker implements Broker {
   constructor(queueName: string, options: RedisBrokerOptions) {
     this.queueName = queueName
     this.keys = queueKeys(queueName)
-    this.handle = connectRedis(options.redis)
+    this.handle = connectRedis(options.redis, {
+      timeoutMs: options.timeoutMs,
+      logger: options.logger,
+      name: queueName,
+    })
     this.redis = this.handle.client
     this.retentionMs = options.retentionMs ?? DAY
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
@@ -81,7 +96,7 @@ export class RedisBroker implements Broker {
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
-    return runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args])
+    return io(runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args]))
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -168,16 +183,18 @@ export class RedisBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.assertOpen()
-    return decodeTask(id, await this.redis.hgetall(this.keys.task(id)))
+    return decodeTask(id, await io(this.redis.hgetall(this.keys.task(id))))
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
     this.assertOpen()
-    const [ids, total] = await Promise.all([
-      this.redis.zrevrange(this.keys.dlq, offset, offset + limit - 1),
-      this.redis.zcard(this.keys.dlq),
-    ])
-    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.task(id))))
+    const [ids, total] = await io(
+      Promise.all([
+        this.redis.zrevrange(this.keys.dlq, offset, offset + limit - 1),
+        this.redis.zcard(this.keys.dlq),
+      ]),
+    )
+    const hashes = await io(Promise.all(ids.map((id) => this.redis.hgetall(this.keys.task(id)))))
     const items = ids.flatMap((id, i) => decodeTask(id, hashes[i]!) ?? [])
     return { items, total }
   }
@@ -194,12 +211,14 @@ export class RedisBroker implements Broker {
   async counts(): Promise<QueueCounts> {
     this.assertOpen()
     const k = this.keys
-    const [c, h, n, l, delayed, processing, dead] = await Promise.all([
-      ...k.ready.map((key) => this.redis.llen(key)),
-      this.redis.zcard(k.delayed),
-      this.redis.zcard(k.leases),
-      this.redis.zcard(k.dlq),
-    ])
+    const [c, h, n, l, delayed, processing, dead] = await io(
+      Promise.all([
+        ...k.ready.map((key) => this.redis.llen(key)),
+        this.redis.zcard(k.delayed),
+        this.redis.zcard(k.leases),
+        this.redis.zcard(k.dlq),
+      ]),
+    )
     return {
       ready: { critical: c!, high: h!, normal: n!, low: l! },
       delayed: delayed!,
@@ -322,7 +341,7 @@ export class RedisBroker implements Broker {
 
   async listWorkers(): Promise<WorkerBeat[]> {
     this.assertOpen()
-    const all = await this.redis.hvals(`${this.keys.prefix}workers`)
+    const all = await io(this.redis.hvals(`${this.keys.prefix}workers`))
     return all.map((json) => JSON.parse(json) as WorkerBeat)
   }
 
