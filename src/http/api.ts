@@ -24,7 +24,7 @@ import { OutageLog, unavailable } from './outages.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
 import { matchRoute, type Route, type RouteContext, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
-import { systemRoutes } from './routes-system.js'
+import { readiness, systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
 
 export const VERSION = '0.1.0'
@@ -217,16 +217,34 @@ export class Api {
       )
     }
     if (route.path === '/health') {
+      // Unhealthy only when the process cannot recover by itself: its queue failed to open for good
+      // (a queue still retrying its open is alive, and /ready says it is not ready).
+      const open = this.options.queue[internals].openState()
+      const failed = open.state === 'failed'
       return {
-        status: 200,
+        status: failed ? 503 : 200,
         body: {
-          status: 'healthy',
+          status: failed ? 'unhealthy' : 'healthy',
           version: this.options.version ?? VERSION,
           uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
+          ...(failed ? { reason: open.error.message } : {}),
         },
       }
     }
     if (route.path === '/openapi.json') return { status: 200, body: this.openapi() }
+    if (route.path === '/ready') {
+      // Not ready while the services cannot open: answer with the failing check, not a 500, and
+      // at once while the queue is known to be retrying its open (a probe has a short timeout).
+      const inner = this.options.queue[internals]
+      const open = inner.openState()
+      if (open.state === 'failed') return readiness(inner.redis, undefined, open.error)
+      if (open.state === 'opening' && open.lastError) return readiness(inner.redis, undefined, open.lastError)
+      const opened = await this.open().then(
+        () => null,
+        (err: unknown) => unavailable(err),
+      )
+      if (opened !== null) return readiness(this.options.queue[internals].redis, undefined, opened)
+    }
     const services = await this.open()
     const publicRoute = route.scope === 'public' || (route.path === '/metrics' && this.options.publicMetrics)
     let key: ApiKeyInfo | undefined

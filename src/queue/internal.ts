@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis'
 import type { Broker, EnqueueResult, NewTask } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
+import type { OpenState } from './opener.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
 import type { PostgresStore } from '../store/postgres/postgres-store.js'
 import type { WorkerRow } from '../store/store.js'
@@ -30,4 +31,6 @@ export interface QueueInternals {
   redis: Redis | undefined
   /** The queue's store once open (after `ready()`), when it has one. */
   store(): PostgresStore | undefined
+  /** Where opening the queue stands: still trying (and why), open, or failed for good. */
+  openState(): OpenState
 }

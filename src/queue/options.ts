@@ -25,6 +25,11 @@ export interface QueueOptions {
    */
   brokerTimeoutMs?: number
   /**
+   * Durable mode: when PostgreSQL (or Redis) is unreachable as the queue opens, the open is retried
+   * with backoff (100 ms doubling to 5 s) for this long before it fails for good. Default: no limit.
+   */
+  openTimeoutMs?: number
+  /**
    * The durable record: a postgres:// URL or a `pg.Pool` (PostgreSQL), `{ dataDir }` (embedded
    * PGlite kept on disk) or `{ pglite }` (a PGlite instance of yours). `false`: no store.
    * Default: with `redis`, no store (Redis-only mode, the record lives in Redis for `retentionMs`);
@@ -92,6 +97,12 @@ const schema = z.object({
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
   definitionCacheTtlMs: ms(DAY),
   brokerTimeoutMs: z.number().int().min(10).max(3_600_000).optional(),
+  openTimeoutMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * DAY)
+    .optional(),
   auditStatusChanges: z.boolean().optional(),
   postgresPool: z
     .object({
@@ -122,6 +133,7 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     postgresPool: _pool,
     definitionCacheTtlMs: _ttl,
     brokerTimeoutMs: _brokerTimeout,
+    openTimeoutMs: _openTimeout,
     auditStatusChanges: _audit,
     ...given
   } = parsed.data

@@ -27,8 +27,10 @@ import { checkInput, checkOptions, type SubmitOptions } from '../task/validate.j
 import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
+import { BROKER_TIMEOUT_MS } from '../broker/redis/connection.js'
 import { type Codec, createCodec } from './codec.js'
 import { internals, type QueueInternals } from './internal.js'
+import { Opener } from './opener.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
 
@@ -103,6 +105,7 @@ export class Queue {
   private sync: StoreSync | undefined
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
+  private readonly opener: Opener
   private closed = false
   private readonly extras: QueueExtras
 
@@ -202,12 +205,20 @@ export class Queue {
       submitted: new Set(),
       redis: this.broker instanceof RedisBroker ? this.broker.client : undefined,
       store: () => this.store,
+      openState: () => this.opener.state(),
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
       concurrency: 2,
     })
-    this.opening = durable ? this.openStore(options) : Promise.resolve()
+    this.opener = new Opener(
+      () => this.openStore(options),
+      () => this.discardStore(),
+      this.logger,
+      options.openTimeoutMs,
+      options.brokerTimeoutMs ?? BROKER_TIMEOUT_MS,
+    )
+    this.opening = durable ? this.opener.open() : this.opener.skip()
     // A failed open surfaces from ready() and every call; never as an unhandled rejection.
     this.opening.catch(() => {})
   }
@@ -215,9 +226,14 @@ export class Queue {
   /**
    * Resolves once the queue can serve: the store is open with a current schema, and a Redis that
    * lost its data has been restored. Every method waits for it; call it to fail fast at startup.
+   * An open that failed because PostgreSQL (or Redis) was unreachable is retried with backoff until
+   * it succeeds or `openTimeoutMs` passes; meanwhile `ready()` (and every call) rejects with the
+   * retryable STORE_UNAVAILABLE after waiting at most `brokerTimeoutMs`. Once the open has failed
+   * for good (`openTimeoutMs` passed, or an error retrying cannot fix, such as SCHEMA_OUTDATED), it
+   * rejects with that error at once.
    */
   ready(): Promise<void> {
-    return this.opening
+    return this.opener.ready(this.opening)
   }
 
   /**
@@ -423,6 +439,7 @@ export class Queue {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.opener.cancel()
     await this.opening.catch(() => {})
     await this.submits.drain()
     await this.recovery?.stop()
@@ -435,6 +452,17 @@ export class Queue {
     await this.broker.close()
     await this.extras.close()
     await this.store?.close()
+  }
+
+  /** Closes what a failed open attempt left, before the next attempt. */
+  private async discardStore(): Promise<void> {
+    const store = this.store
+    this.store = undefined
+    await this.recovery?.stop().catch(() => {})
+    this.recovery = undefined
+    await this.sync?.stop().catch(() => {})
+    this.sync = undefined
+    await store?.close().catch(() => {})
   }
 
   private async openStore(options: QueueOptions): Promise<void> {

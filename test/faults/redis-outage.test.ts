@@ -104,7 +104,7 @@ describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
       expect(read.ms).toBeLessThan(TIMEOUT_MS + 2000)
       // Over HTTP: 503 with Retry-After, for a write and a read, however many requests come.
       const headers = { 'x-api-key': key, 'content-type': 'application/json' }
-      const body = new TextEncoder().encode(JSON.stringify({ task: 'job', input: { n: -2 } }))
+      const body = new TextEncoder().encode(JSON.stringify({ name: 'job', payload: { n: -2 } }))
       const posts = await Promise.all(
         Array.from({ length: 5 }, () => api.handle({ method: 'POST', url: '/tasks', headers, body })),
       )
