@@ -23,6 +23,8 @@ export interface HeartbeatSource {
 export class Heartbeat {
   /** When the current run of failed beats began; undefined while beats succeed. */
   failingSince: number | undefined
+  /** When the last beat went through (construction time before the first). */
+  lastOkAt = Date.now()
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> = Promise.resolve()
   private readonly host = hostname()
@@ -112,6 +114,7 @@ export class Heartbeat {
         }
       }
       this.failingSince = undefined
+      this.lastOkAt = Date.now()
       await this.recordWorkers(rows).catch((err: unknown) => {
         this.logger.warn({ err: toErrorInfo(err) }, 'could not write heartbeats to the workers table')
       })

@@ -2,11 +2,11 @@
 import type { Redis } from 'ioredis'
 import type { Broker, EnqueueResult, NewTask } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
-import type { OpenState } from './opener.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
 import type { PostgresStore } from '../store/postgres/postgres-store.js'
 import type { WorkerRow } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import type { OpenState } from './opener.js'
 
 // Symbol.for: the CJS build bundles each entry (root, observability) with its own copy of this module.
 export const internals: unique symbol = Symbol.for('taskloom.queue.internals')

@@ -119,11 +119,15 @@ describe.skipIf(!canRun)('the API while PostgreSQL is down', () => {
       expect(JSON.parse(readyDown.body).checks.postgres).toBe('error')
       expect(log.lines.filter((l) => l.level === 'error')).toEqual([])
       expect(
-        log.lines.slice(mark).filter((l) => l.msg.includes('PostgreSQL is unavailable')).map((l) => l.level),
+        log.lines
+          .slice(mark)
+          .filter((l) => l.msg.includes('PostgreSQL is unavailable'))
+          .map((l) => l.level),
       ).toEqual(['warn'])
       await servers.postgres().start()
       await until(
-        async () => (await call(api, 'POST', '/tasks', key, { name: 'job', payload: { n: 4 } })).status === 201,
+        async () =>
+          (await call(api, 'POST', '/tasks', key, { name: 'job', payload: { n: 4 } })).status === 201,
         20_000,
         'submits to succeed again',
       )
