@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { judgeLiveness } from '../../src/fleet/liveness.js'
-import { createQueue, defineTask, livenessHandler, type Queue } from '../../src/index.js'
+import { createQueue, defineTask, type LivenessReport, livenessHandler, type Queue } from '../../src/index.js'
 import { silent, sleep, trackWorker, until } from '../helpers/backends.js'
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
 import { hasRedis, uniqueName } from '../helpers/services.js'
@@ -77,7 +77,7 @@ describe.skipIf(!canRun)('liveness of a real worker whose Redis freezes', () => 
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/livez`
     const probe = async () => {
       const res = await fetch(url)
-      return { status: res.status, body: (await res.json()) as { status: string; workers: any[] } }
+      return { status: res.status, body: (await res.json()) as { status: string; workers: LivenessReport[] } }
     }
     await worker.start()
     await queue.submit(slow, {})
@@ -91,7 +91,7 @@ describe.skipIf(!canRun)('liveness of a real worker whose Redis freezes', () => 
       const dead = await until(
         async () => {
           const p = await probe()
-          return p.status === 503 && !p.body.workers[0].checks.heartbeat.ok ? p : null
+          return p.status === 503 && p.body.workers[0]?.checks.heartbeat.ok === false ? p : null
         },
         5000,
         'the probe to fail',
