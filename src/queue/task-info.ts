@@ -1,5 +1,6 @@
 /** The public view of a task: what `queue.get` answers. */
 import type { TaskRecord } from '../broker/broker.js'
+import { scheduleOfKey } from '../schedule/tick-key.js'
 import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
 
 export interface TaskInfo<Result = unknown> {
@@ -35,6 +36,8 @@ export interface TaskInfo<Result = unknown> {
   idempotencyKey?: string | undefined
   /** Tasks sharing this key never run at the same time (SubmitOptions.lockKey). */
   lockKey?: string | undefined
+  /** The cron schedule and tick that submitted it, as the handler sees in `ctx.schedule`. */
+  schedule?: { id: string; scheduledAt: Date } | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
@@ -65,5 +68,6 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     workerId: r.workerId,
     idempotencyKey: r.idempotencyKey,
     lockKey: r.lockKey,
+    schedule: scheduleOfKey(r.idempotencyKey),
   }
 }

@@ -21,6 +21,7 @@ import { TASK_DEFAULTS } from '../task/define-task.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { nextTick, ticksBetween } from './cron.js'
 import type { DueCache, DueEntry } from './due-cache.js'
+import { tickKey } from './tick-key.js'
 
 export interface SchedulerOptions {
   queue: Queue
@@ -224,10 +225,7 @@ export class Scheduler {
   }
 }
 
-/** The idempotency key of one (schedule, tick): the tick time makes the task unique. */
-export function tickKey(scheduleId: string, tick: number): string {
-  return `schedule:${scheduleId}:${tick}`
-}
+export { tickKey } from './tick-key.js'
 
 /**
  * Which ticks from the schedule's pending one (`nextRunAt`) up to `now` become tasks. A pending tick

@@ -17,6 +17,7 @@ import { childLogger, type Logger, logEnabled } from '../logger.js'
 import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
+import { scheduleOfKey } from '../schedule/tick-key.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { type AttemptOutcome, toErrorInfo } from '../task/model.js'
 import { checkInput } from '../task/validate.js'
@@ -530,6 +531,7 @@ export class Worker {
       signal,
       extendLease: (ms) => this.extendOne(r, ms),
       breaker: (name) => this.gate.handle(name),
+      schedule: scheduleOfKey(task.idempotencyKey),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })

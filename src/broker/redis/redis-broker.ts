@@ -124,7 +124,7 @@ export class RedisBroker implements Broker {
     const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
     const reply = (await this.run('claim', args)) as string[]
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 13) {
+    for (let i = 1; i < reply.length; i += 14) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -139,6 +139,7 @@ export class RedisBroker implements Broker {
         token: Number(reply[i + 10]),
         lockKey: reply[i + 11] || undefined,
         tc: reply[i + 12] || undefined,
+        idempotencyKey: reply[i + 13] || undefined,
       })
     }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }
