@@ -117,14 +117,28 @@ export class Scheduler {
   }
 
   private async loop(): Promise<void> {
+    /** When the current run of failed rounds began: logged once at its start and once at its end. */
+    let failingSince: number | undefined
     while (this.running) {
       let busy = false
       try {
         busy = await this.round()
       } catch (err) {
-        this.logger.warn({ err, scheduler: this.id }, 'scheduler round failed; retrying')
+        if (failingSince === undefined) {
+          failingSince = Date.now()
+          this.logger.warn({ err, scheduler: this.id }, 'scheduler round failed; retrying every second')
+        } else {
+          this.logger.debug({ err, scheduler: this.id }, 'scheduler round failed again; retrying')
+        }
         await this.sleep(1000)
         continue
+      }
+      if (failingSince !== undefined) {
+        this.logger.info(
+          { scheduler: this.id, down_ms: Date.now() - failingSince },
+          'scheduler rounds succeed again',
+        )
+        failingSince = undefined
       }
       if (!busy) await this.sleep(this.pollMs)
     }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type Api, createApi } from '../../src/http/index.js'
-import { createQueue, defineTask, type Queue, TaskloomError } from '../../src/index.js'
+import { createQueue, createScheduler, defineTask, type Queue, TaskloomError } from '../../src/index.js'
 import type { Logger } from '../../src/logger.js'
 import { waitForTask } from '../../src/testing.js'
 import { trackWorker, until } from '../helpers/backends.js'
@@ -42,6 +42,84 @@ async function failure(work: Promise<unknown>): Promise<{ err: unknown; ms: numb
   }
   throw new Error('expected the call to fail')
 }
+
+describe.skipIf(!canRun)('Redis frozen (connections open, no answers)', () => {
+  it('bounds calls the same way, and serves again once it thaws', { timeout: 30_000 }, async () => {
+    const redis = await startPrivateRedis()
+    const { lines, logger } = capture()
+    const queue = createQueue({
+      name: uniqueName('frozen'),
+      redis: redis.url,
+      brokerTimeoutMs: TIMEOUT_MS,
+      logger,
+    })
+    try {
+      await queue.submit(job, { n: 1 })
+      redis.pause()
+      try {
+        const submit = await failure(queue.submit(job, { n: 2 }))
+        expect((submit.err as TaskloomError).code).toBe('BROKER_UNAVAILABLE')
+        expect(submit.ms).toBeLessThan(TIMEOUT_MS + 2000)
+        const counts = await failure(queue.counts())
+        expect((counts.err as TaskloomError).code).toBe('BROKER_UNAVAILABLE')
+      } finally {
+        redis.resume()
+      }
+      await queue.submit(job, { n: 3 })
+      expect((await queue.counts()).ready.normal).toBeGreaterThanOrEqual(2)
+      expect(lines.filter((l) => l.level === 'error')).toEqual([])
+    } finally {
+      await queue.close()
+      await redis.stop()
+    }
+  })
+})
+
+describe.skipIf(!canRun)('Redis down under a scheduler (durable queue)', () => {
+  it('logs the failed rounds once and their end once, and fires again', { timeout: 60_000 }, async () => {
+    const redis = await startPrivateRedis()
+    const { lines, logger } = capture()
+    const queue = createQueue({
+      name: uniqueName('sched-outage'),
+      redis: redis.url,
+      postgres: DATABASE_URL,
+      postgresSchema: 'taskloom_outage_test',
+      migrate: true,
+      brokerTimeoutMs: 300,
+      logger,
+    })
+    const scheduler = createScheduler({ queue, pollMs: 50, logger })
+    try {
+      await queue.schedules.upsert({ id: 'tick', cron: '* * * * * *', task: job, input: { n: 0 } })
+      await scheduler.start()
+      await redis.down()
+      await new Promise((r) => setTimeout(r, 3000))
+      await redis.up()
+      await until(
+        () => lines.some((l) => l.msg === 'scheduler rounds succeed again'),
+        15_000,
+        'the scheduler to recover',
+      )
+      // One warning for the whole run of failed rounds; the rounds after it at debug only.
+      const failed = lines.filter((l) => l.msg.startsWith('scheduler round failed'))
+      expect(failed.filter((l) => l.level !== 'debug').map((l) => l.level)).toEqual(['warn'])
+      expect(failed[0]!.level).toBe('warn')
+      expect(lines.filter((l) => l.msg === 'scheduler rounds succeed again').map((l) => l.level)).toEqual([
+        'info',
+      ])
+      const before = (await queue.list({ name: 'job', limit: 1000 })).tasks.length
+      await until(
+        async () => (await queue.list({ name: 'job', limit: 1000 })).tasks.length > before,
+        10_000,
+        'a tick after the outage',
+      )
+    } finally {
+      await scheduler.close()
+      await queue.close()
+      await redis.stop()
+    }
+  })
+})
 
 describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
   let redis: PrivateRedis
@@ -115,9 +193,17 @@ describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
       }
       const got = await api.handle({ method: 'GET', url: `/tasks/${before.id}`, headers })
       expect(got.status).toBe(503)
-      // Let the worker try to claim and beat through a few bounds: it must not die or spin.
+      // Let the worker try to claim and beat through a few bounds: it must not die or spin (each
+      // claim waits out the bound, so a few attempts, not thousands).
+      let claims = 0
+      const off = worker.on('worker:error', (e) => {
+        if (e.stage === 'claim') claims += 1
+      })
       await new Promise((r) => setTimeout(r, 3 * TIMEOUT_MS))
+      off()
       expect(worker.isRunning).toBe(true)
+      expect(claims).toBeGreaterThanOrEqual(1)
+      expect(claims).toBeLessThanOrEqual(6)
 
       await redis.up()
       await until(async () => (await queue.counts().catch(() => null)) !== null, 10_000, 'Redis to answer')
