@@ -9,6 +9,7 @@ import { z } from 'zod'
 import { type Api, createApi } from '../../src/http/index.js'
 import { createQueue, createScheduler, defineTask, type Queue, TaskloomError } from '../../src/index.js'
 import type { Logger } from '../../src/logger.js'
+import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
 import { trackWorker, until } from '../helpers/backends.js'
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
@@ -177,6 +178,11 @@ describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
       expect((submit.err as TaskloomError).retryable).toBe(true)
       expect(submit.ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 50)
       expect(submit.ms).toBeLessThan(TIMEOUT_MS + 2000)
+      // A plain write on the queue's connection, queued for the reconnect: it gives up, and must
+      // never be sent once Redis is back (ioredis replays its offline queue on reconnect).
+      const redisOfQueue = queue[internals].redis!
+      const stale = await failure(redisOfQueue.set(`${queue.name}:stale`, 'written after it failed'))
+      expect((stale.err as TaskloomError).code).toBe('BROKER_UNAVAILABLE')
       const read = await failure(queue.get(before.id))
       expect((read.err as TaskloomError).code).toBe('BROKER_UNAVAILABLE')
       expect(read.ms).toBeLessThan(TIMEOUT_MS + 2000)
@@ -212,6 +218,7 @@ describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
       // Nothing that gave up during the outage ran afterwards (ioredis would replay its offline queue).
       await new Promise((r) => setTimeout(r, 500))
       expect(ran.filter((n) => n < 0)).toEqual([])
+      expect(await redisOfQueue.get(`${queue.name}:stale`)).toBeNull()
       expect(await queue.counts()).toMatchObject({ ready: { normal: 0 }, delayed: 0 })
 
       const lost = lines.filter((l) => l.msg.startsWith('Redis connection lost'))

@@ -1,8 +1,10 @@
 /**
  * What `createQueue({ redis })` accepts: a URL, or an ioredis client the application owns, and how
  * taskloom's own connections behave while Redis is unreachable:
- * - every command waits at most `timeoutMs` (ioredis `commandTimeout`) for the connection to come
- *   back and the answer to arrive, then rejects with the retryable BROKER_UNAVAILABLE;
+ * - every command waits at most `timeoutMs` for the connection to come back and the answer to
+ *   arrive, then rejects with the retryable BROKER_UNAVAILABLE. Unlike ioredis' `commandTimeout`,
+ *   the deadline gives the answer one more I/O turn: a loop stalled past the deadline (a busy box)
+ *   reads the answers that arrived meanwhile before it declares any command timed out;
  * - a command that gave up while queued for a reconnect is never sent afterwards (ioredis would send
  *   its offline queue on reconnect, running writes whose callers were told they failed);
  * - blocking reads (BZPOPMIN, XREADGROUP BLOCK) time out after their own block time plus ioredis'
@@ -41,17 +43,17 @@ export function connectRedis(input: RedisInput, options: ConnectOptions = {}): R
   const owned = typeof input === 'string'
   // A queue keeps working across reconnects (no per-request retry limit): commands wait for the
   // connection to come back, but never longer than the command timeout.
-  const commands: RedisOptions = { maxRetriesPerRequest: null, commandTimeout: timeoutMs }
+  const commands: RedisOptions = { maxRetriesPerRequest: null }
   // Blocking reads wait longer than any command timeout by design; ioredis bounds them itself.
   const blocking: RedisOptions = { maxRetriesPerRequest: null, blockingTimeout: timeoutMs }
   // A client of the application's is used as it is: its own options (commandTimeout included)
   // apply, and the broker maps its failures (see `unavailable`).
-  const client = owned ? guard(new Redis(input, commands)) : input
+  const client = owned ? guard(new Redis(input, commands), timeoutMs) : input
   const state = { closing: false }
   if (options.logger) watch(client, options.logger, options.name, timeoutMs, state)
   return {
     client,
-    duplicate: () => guard(client.duplicate({ ...blocking, commandTimeout: undefined })),
+    duplicate: () => guard(client.duplicate({ ...blocking, commandTimeout: undefined }), null),
     close: async () => {
       state.closing = true
       if (owned) await quit(client)
@@ -67,13 +69,40 @@ const guarded = new WeakSet<Redis>()
  * Commands that already gave up are dropped instead of sent, and a command failing for want of a
  * connection rejects with BROKER_UNAVAILABLE.
  */
-function guard(client: Redis): Redis {
+function guard(client: Redis, timeoutMs: number | null): Redis {
   if (guarded.has(client)) return client
   guarded.add(client)
   client.on('error', () => {})
   const send = client.sendCommand.bind(client)
+  /** Commands seen here (timed from the first time), and those whose promise settled. */
+  const seen = new WeakSet<object>()
+  const settled = new WeakSet<object>()
   client.sendCommand = ((command, stream) => {
-    if (command.isResolved) return command.promise
+    // ioredis sends its offline queue (and commands cut off by a lost connection) through here
+    // again on reconnect; one that already settled, above all one that timed out, is dropped.
+    // (`isResolved` alone is not enough: ioredis sets it on success only.)
+    if (command.isResolved || settled.has(command)) return command.promise
+    if (!seen.has(command)) {
+      seen.add(command)
+      // The deadline gives the answer one more I/O turn (setImmediate runs after the poll phase),
+      // so a stalled loop reads answers that arrived before it declares the command timed out.
+      const timer =
+        timeoutMs === null
+          ? undefined
+          : setTimeout(
+              () =>
+                setImmediate(() => {
+                  if (!command.isResolved && !settled.has(command))
+                    command.reject(new Error('Command timed out'))
+                }),
+              timeoutMs,
+            )
+      const done = () => {
+        settled.add(command)
+        clearTimeout(timer)
+      }
+      command.promise.then(done, done)
+    }
     const sent = (send(command, stream) as Promise<unknown>).catch((err: unknown) => {
       throw unavailable(err)
     })
