@@ -28,6 +28,12 @@ export {
   BreakerOpenError,
   type BreakerOptions,
 } from './fleet/breakers.js'
+export {
+  type LivenessCheck,
+  type LivenessOptions,
+  type LivenessReport,
+  livenessHandler,
+} from './fleet/liveness.js'
 export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
 export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'

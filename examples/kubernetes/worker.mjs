@@ -3,10 +3,11 @@
  *   REDIS_URL (required), DATABASE_URL (optional: the durable record), QUEUE_NAME (default orders),
  *   CONCURRENCY_MIN / CONCURRENCY_MAX (default 10 / 100), METRICS_PORT (default 9464),
  *   GRACE_MS (default 20000; keep it below terminationGracePeriodSeconds).
- * Serves /metrics (Prometheus) and /healthz (liveness), and shuts down gracefully on SIGTERM.
+ * Serves /metrics (Prometheus) and /healthz (liveness: 503 once heartbeats or lease renewals have
+ * failed, or the event loop was blocked, for longer than 60 s), and shuts down gracefully on SIGTERM.
  */
 import { createServer } from 'node:http'
-import { createQueue, createWorker, defineTask } from 'taskloom'
+import { createQueue, createWorker, defineTask, livenessHandler } from 'taskloom'
 import { z } from 'zod'
 import { renderMetrics } from './metrics.mjs'
 
@@ -33,6 +34,7 @@ worker.handle(processOrder, async (input, ctx) => {
   return { orderId: input.orderId, processedBy: worker.id }
 })
 
+const liveness = livenessHandler(worker, { thresholdMs: 60_000 })
 const server = createServer((req, res) => {
   if (req.url === '/metrics') {
     renderMetrics(queue, worker).then(
@@ -40,8 +42,8 @@ const server = createServer((req, res) => {
       (err) => res.writeHead(503).end(String(err)),
     )
   } else if (req.url === '/healthz') {
-    // Alive while the event loop answers; a loop blocked for long misses the probe's timeout.
-    res.writeHead(200).end('ok')
+    // Kubernetes restarts the pod when this fails (see livenessProbe in deployment.yaml).
+    liveness(req, res)
   } else res.writeHead(404).end()
 })
 

@@ -100,6 +100,8 @@ export interface ClaimedTask {
   lockKey?: string | undefined
   /** The submitter's trace context, as given to `enqueue` (see `NewTask.tc`). */
   tc?: string | undefined
+  /** The idempotency key it was submitted with (a schedule's tick key names the schedule and tick). */
+  idempotencyKey?: string | undefined
 }
 
 export interface ClaimResult {

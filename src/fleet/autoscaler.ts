@@ -4,7 +4,9 @@
  * `samples` reads in a row grows the pool (×2, at most `max`); depth below `scaleDownDepth` for
  * `samples` reads shrinks it (÷2, at least `min`). The gap between the two thresholds and the run of
  * samples are the hysteresis: one burst or one quiet read changes nothing, and after a change the
- * count starts again. Defaults: scale up above the current concurrency, down below a quarter of it.
+ * count starts again. Defaults: scale up above the current concurrency, down below a quarter of it
+ * (at least 1, so an empty queue shrinks a pool of 2 or 3 to `min: 1`: a quarter of 3 rounds to 0,
+ * and no depth is below 0).
  */
 import { TaskloomError } from '../errors.js'
 
@@ -15,7 +17,7 @@ export interface AutoscaleOptions {
   initial?: number
   /** Grow when more than this many tasks wait. Default: the current concurrency. */
   scaleUpDepth?: number
-  /** Shrink when fewer than this many wait. Default: a quarter of the current concurrency. */
+  /** Shrink when fewer than this many wait. Default: a quarter of the current concurrency, at least 1. */
   scaleDownDepth?: number
   /** Between depth reads. Default 5,000 ms. */
   intervalMs?: number
@@ -92,7 +94,7 @@ export class Autoscaler {
     const depth = await this.depth()
     const c = this.current()
     const up = this.o.scaleUpDepth ?? c
-    const down = this.o.scaleDownDepth ?? Math.floor(c / 4)
+    const down = this.o.scaleDownDepth ?? Math.max(1, Math.floor(c / 4))
     if (depth > up) {
       this.deep += 1
       this.shallow = 0

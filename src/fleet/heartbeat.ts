@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os'
 import type { Broker, WorkerBeat } from '../broker/broker.js'
+import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { WorkerRow } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
@@ -20,6 +21,10 @@ export interface HeartbeatSource {
 }
 
 export class Heartbeat {
+  /** When the current run of failed beats began; undefined while beats succeed. */
+  failingSince: number | undefined
+  /** When the last beat went through (construction time before the first). */
+  lastOkAt = Date.now()
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> = Promise.resolve()
   private readonly host = hostname()
@@ -108,11 +113,18 @@ export class Heartbeat {
           this.onReaped(r.id, r.tasks)
         }
       }
+      this.failingSince = undefined
+      this.lastOkAt = Date.now()
       await this.recordWorkers(rows).catch((err: unknown) => {
         this.logger.warn({ err: toErrorInfo(err) }, 'could not write heartbeats to the workers table')
       })
     } catch (err) {
-      this.logger.warn({ err: toErrorInfo(err) }, 'heartbeat failed; will try again')
+      const first = this.failingSince === undefined
+      this.failingSince ??= Date.now()
+      // An unreachable Redis is logged once by its connection; other failures once per run of them.
+      const outage = err instanceof TaskloomError && err.code === 'BROKER_UNAVAILABLE'
+      if (first && !outage) this.logger.warn({ err: toErrorInfo(err) }, 'heartbeat failed; will try again')
+      else this.logger.debug({ err: toErrorInfo(err) }, 'heartbeat failed; will try again')
     }
   }
 }

@@ -4,10 +4,14 @@
  * ones, so a holder that outlived its lock can be refused by the system it writes to.
  *
  * ```ts
- * await queue.withLock(`invoice:${id}`, async (lock) => {
- *   await db.write({ ...row, fence: lock.fencingToken }) // the db rejects a smaller fence
+ * await queue.withLock(`invoice:${id}`, async (lock, signal) => {
+ *   await db.write({ ...row, fence: lock.fencingToken }, { signal }) // the db rejects a smaller fence
  * }, { ttlMs: 10_000, waitMs: 2_000 })
  * ```
+ *
+ * `withLock` keeps the lock while `fn` runs (a watchdog extends it by `ttlMs` every third of `ttlMs`,
+ * as Redisson's does), so `ttlMs` bounds how long a crashed holder keeps the key, not how long `fn`
+ * may take; `signal` aborts with LOCK_LOST the moment the lock is known lost.
  */
 import type { Broker } from '../broker/broker.js'
 import { TaskloomError } from '../errors.js'
@@ -19,6 +23,11 @@ export interface LockOptions {
   waitMs?: number
   /** Pause between attempts while waiting. Default 50 ms. */
   retryMs?: number
+  /**
+   * `withLock` only: extend the lock by `ttlMs` every `ttlMs / 3` while `fn` runs. Default true; with
+   * false the lock lapses after `ttlMs` whatever `fn` is doing (the signal still aborts then).
+   */
+  renew?: boolean
 }
 
 export interface Lock {
@@ -104,23 +113,113 @@ function makeLock(broker: Broker, key: string, token: number, expiresAt: number)
 }
 
 /**
- * Runs `fn` holding the lock and releases it on every path. If `fn` succeeded but the lock had
- * lapsed meanwhile, rejects with LOCK_LOST (the work ran unprotected for a while).
+ * Runs `fn` holding the lock and releases it on every path. While `fn` runs a watchdog renews the
+ * lock (unless `renew: false`), and `fn`'s signal aborts with LOCK_LOST as soon as the lock is lost:
+ * a renewal refused (the key expired or was taken), or its expiry passed with no renewal confirmed
+ * (Redis unreachable, or an event loop blocked for longer than `ttlMs`). If the lock was lost,
+ * `withLock` rejects with LOCK_LOST even when `fn` finished (the work ran unprotected for a while).
  */
 export async function withLock<T>(
   broker: Broker,
   key: string,
-  fn: (lock: Lock) => T | Promise<T>,
+  fn: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
   options: LockOptions = {},
 ): Promise<T> {
+  const renew = options.renew ?? true
+  if (typeof renew !== 'boolean') {
+    throw new TaskloomError('INVALID_OPTIONS', 'renew must be a boolean', {
+      issues: [{ path: 'renew', message: 'a boolean' }],
+    })
+  }
   const lock = await acquireLock(broker, key, options)
+  const ttlMs = options.ttlMs ?? 30_000
+  const dog = new Watchdog(lock, renew ? ttlMs : null)
   let result: T
   try {
-    result = await fn(lock)
+    result = await fn(lock, dog.signal)
   } catch (err) {
+    dog.stop()
     await lock.release().catch(() => {})
     throw err
   }
+  dog.stop()
+  if (dog.signal.aborted) {
+    await lock.release().catch(() => {})
+    throw dog.signal.reason
+  }
   await lock.release()
   return result
+}
+
+/**
+ * Keeps one lock while `withLock`'s `fn` runs: one renewal in flight at a time, every third of the
+ * TTL (so two renewals may fail before the lock lapses), and a timer on the expiry last confirmed,
+ * which aborts even when a renewal hangs.
+ */
+class Watchdog {
+  private readonly controller = new AbortController()
+  private renewTimer: NodeJS.Timeout | undefined
+  private expiryTimer: NodeJS.Timeout | undefined
+  private stopped = false
+  readonly signal = this.controller.signal
+
+  constructor(
+    private readonly lock: Lock,
+    private readonly ttlMs: number | null,
+  ) {
+    this.armExpiry()
+    this.scheduleRenewal()
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.renewTimer)
+    clearTimeout(this.expiryTimer)
+  }
+
+  private lose(why: string): void {
+    if (this.stopped || this.signal.aborted) return
+    this.stop()
+    this.controller.abort(
+      new TaskloomError(
+        'LOCK_LOST',
+        `lock ${JSON.stringify(this.lock.key)} (token ${this.lock.fencingToken}) was lost while its holder ran: ${why}`,
+      ),
+    )
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer)
+    const left = this.lock.expiresAt - Date.now()
+    if (left <= 0) {
+      this.lose('it expired before a renewal was confirmed')
+      return
+    }
+    this.expiryTimer = setTimeout(() => this.armExpiry(), left)
+  }
+
+  private scheduleRenewal(): void {
+    if (this.ttlMs === null || this.stopped) return
+    const ttlMs = this.ttlMs
+    this.renewTimer = setTimeout(
+      () => {
+        this.lock.extend(ttlMs).then(
+          () => {
+            if (this.stopped) return
+            this.armExpiry()
+            this.scheduleRenewal()
+          },
+          (err: unknown) => {
+            if (err instanceof TaskloomError && err.code === 'LOCK_LOST') {
+              this.lose('a renewal was refused (the lock had expired or was released)')
+            } else {
+              // Unreachable broker: try again; the expiry timer aborts if none gets through in time.
+              this.scheduleRenewal()
+            }
+          },
+        )
+      },
+      Math.max(1, Math.floor(ttlMs / 3)),
+    )
+  }
 }

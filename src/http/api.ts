@@ -22,12 +22,13 @@ import { type AuditAction, AuditLog } from './audit.js'
 import { type Limits, MemoryLimits, RedisLimits } from './limits.js'
 import { buildOpenApi } from './openapi.js'
 import { API_DEFAULTS, type ApiOptions } from './options.js'
+import { OutageLog, unavailable } from './outages.js'
 import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './problem.js'
 import { matchRoute, type Route, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
 import { auditRoutes } from './routes-audit.js'
 import { operatorRoutes } from './routes-operator.js'
-import { systemRoutes } from './routes-system.js'
+import { readiness, systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
 import { type Admission, admit, forbidden, mayCall } from './tenant-limits.js'
 import { grantOf, type TenantGrant, Tenants } from './tenants.js'
@@ -78,6 +79,7 @@ export class Api {
   private readonly grants = new Map<string, { grant: TenantGrant; until: number }>()
   private document: unknown
   private closed = false
+  private readonly outages: OutageLog
 
   constructor(options: ApiOptions) {
     if (!options || typeof options.queue?.submit !== 'function') {
@@ -109,6 +111,7 @@ export class Api {
       throw new TaskloomError('INVALID_OPTIONS', `invalid API options: ${text}`, { issues: bad })
     }
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom-http' })
+    this.outages = new OutageLog(this.logger)
     // Asked for explicitly: made now, so bad scheduler options fail here, not at the first request.
     const s = options.scheduler
     if (s !== undefined && s !== false) {
@@ -210,10 +213,11 @@ export class Api {
         }),
       )
       res = this.respond(result, requestId)
-    } catch (err) {
+    } catch (thrown) {
+      const err = unavailable(thrown)
       const problem = toProblem(err)
       if (problem.status >= 500) {
-        this.logger.error({ err, requestId, route: routeName }, 'request failed')
+        this.outages.failed(err, requestId, routeName)
         span.recordException(err as Error)
       }
       res = {
@@ -236,8 +240,11 @@ export class Api {
     // HEAD: the GET answer's status and headers, without its body.
     if (method === 'HEAD') res = { ...res, body: '' }
     if (res.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR })
+    else if (routeName !== '/ready' && routeName !== '/health') this.outages.served()
     span.end()
-    this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
+    // Probes are not API traffic: a /ready answering 503 during an outage is its job, not an error.
+    if (routeName !== '/ready' && routeName !== '/health')
+      this.options.metrics?.observeRequest(routeName, method, res.status, (performance.now() - began) / 1000)
     return res
   }
 
@@ -257,16 +264,34 @@ export class Api {
       )
     }
     if (route.path === '/health') {
+      // Unhealthy only when the process cannot recover by itself: its queue failed to open for good
+      // (a queue still retrying its open is alive, and /ready says it is not ready).
+      const open = this.options.queue[internals].openState()
+      const failed = open.state === 'failed'
       return {
-        status: 200,
+        status: failed ? 503 : 200,
         body: {
-          status: 'healthy',
+          status: failed ? 'unhealthy' : 'healthy',
           version: this.options.version ?? VERSION,
           uptime_seconds: Math.floor((Date.now() - this.startedAt) / 1000),
+          ...(failed ? { reason: open.error.message } : {}),
         },
       }
     }
     if (route.path === '/openapi.json') return { status: 200, body: this.openapi() }
+    if (route.path === '/ready') {
+      // Not ready while the services cannot open: answer with the failing check, not a 500, and
+      // at once while the queue is known to be retrying its open (a probe has a short timeout).
+      const inner = this.options.queue[internals]
+      const open = inner.openState()
+      if (open.state === 'failed') return readiness(inner.redis, undefined, open.error)
+      if (open.state === 'opening' && open.lastError) return readiness(inner.redis, undefined, open.lastError)
+      const opened = await this.open().then(
+        () => null,
+        (err: unknown) => unavailable(err),
+      )
+      if (opened !== null) return readiness(this.options.queue[internals].redis, undefined, opened)
+    }
     const services = await this.open()
     let key: ApiKeyInfo | undefined
     const audit = (action: AuditAction, targetId?: string | null, details?: Record<string, unknown>) => {

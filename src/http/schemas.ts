@@ -94,7 +94,15 @@ export const PageQuery = z.strictObject({
 })
 
 export const Health = z
-  .object({ status: z.literal('healthy'), version: z.string(), uptime_seconds: z.number().int() })
+  .object({
+    status: z.enum(['healthy', 'unhealthy']),
+    version: z.string(),
+    uptime_seconds: z.number().int(),
+    reason: z
+      .string()
+      .optional()
+      .meta({ description: 'Why the process cannot recover (503): its queue failed to open for good' }),
+  })
   .meta({ id: 'Health' })
 
 const check = z.enum(['ok', 'error', 'not_configured'])
@@ -102,6 +110,10 @@ export const Readiness = z
   .object({
     status: z.enum(['ready', 'not_ready']),
     checks: z.object({ redis: check, postgres: check }),
+    errors: z
+      .object({ redis: z.string().optional(), postgres: z.string().optional() })
+      .optional()
+      .meta({ description: 'What each failing check met' }),
   })
   .meta({ id: 'Readiness' })
 

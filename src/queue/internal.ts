@@ -6,6 +6,7 @@ import type { SchedulerHost } from '../schedule/scheduler.js'
 import type { PostgresStore } from '../store/postgres/postgres-store.js'
 import type { WorkerRow } from '../store/store.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import type { OpenState } from './opener.js'
 
 // Symbol.for: the CJS build bundles each entry (root, observability) with its own copy of this module.
 export const internals: unique symbol = Symbol.for('taskloom.queue.internals')
@@ -35,4 +36,6 @@ export interface QueueInternals {
    * before it is handed to the broker, e.g. to SIGKILL the process at that point. Unset: nothing.
    */
   afterInsert?: ((rows: readonly NewTask[]) => void) | undefined
+  /** Where opening the queue stands: still trying (and why), open, or failed for good. */
+  openState(): OpenState
 }

@@ -18,6 +18,18 @@ export interface QueueOptions {
    */
   redis?: string | Redis
   /**
+   * Longest wait of one Redis call, queued for a reconnect or sent: past it the call rejects with
+   * the retryable `BROKER_UNAVAILABLE` (503 over HTTP), and a call that gave up is never sent later.
+   * Applies to the connections taskloom opens from a URL; a client you pass keeps its own
+   * `commandTimeout`. Default 5,000 ms.
+   */
+  brokerTimeoutMs?: number
+  /**
+   * Durable mode: when PostgreSQL (or Redis) is unreachable as the queue opens, the open is retried
+   * with backoff (100 ms doubling to 5 s) for this long before it fails for good. Default: no limit.
+   */
+  openTimeoutMs?: number
+  /**
    * The durable record: a postgres:// URL or a `pg.Pool` (PostgreSQL), `{ dataDir }` (embedded
    * PGlite kept on disk) or `{ pglite }` (a PGlite instance of yours). `false`: no store.
    * Default: with `redis`, no store (Redis-only mode, the record lives in Redis for `retentionMs`);
@@ -87,6 +99,13 @@ const schema = z.object({
   recordRetentionMs: ms(3660 * DAY),
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
   definitionCacheTtlMs: ms(DAY),
+  brokerTimeoutMs: z.number().int().min(10).max(3_600_000).optional(),
+  openTimeoutMs: z
+    .number()
+    .int()
+    .min(1)
+    .max(366 * DAY)
+    .optional(),
   auditStatusChanges: z.boolean().optional(),
   postgresPool: z
     .object({
@@ -117,6 +136,8 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     recovery: _recovery,
     postgresPool: _pool,
     definitionCacheTtlMs: _ttl,
+    brokerTimeoutMs: _brokerTimeout,
+    openTimeoutMs: _openTimeout,
     auditStatusChanges: _audit,
     ...given
   } = parsed.data

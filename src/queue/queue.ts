@@ -15,6 +15,7 @@ import type {
   TaskRecord,
 } from '../broker/broker.js'
 import { MemoryBroker } from '../broker/memory/memory-broker.js'
+import { BROKER_TIMEOUT_MS } from '../broker/redis/connection.js'
 import { RedisBroker } from '../broker/redis/redis-broker.js'
 import type { Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
@@ -39,6 +40,7 @@ import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { cancelDurably, storedToNewTask } from './durable-cancel.js'
 import { internals, type QueueInternals } from './internal.js'
+import { Opener } from './opener.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { idempotencyConflict, samePayload, sameSchedule } from './replay.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
@@ -114,6 +116,7 @@ export class Queue {
   private sync: StoreSync | undefined
   private recovery: Recovery | undefined
   private readonly opening: Promise<void>
+  private readonly opener: Opener
   private closed = false
   private readonly extras: QueueExtras
 
@@ -168,10 +171,16 @@ export class Queue {
       options.broker ??
       (options.redis === undefined
         ? new MemoryBroker(this.name, brokerOptions)
-        : new RedisBroker(this.name, { redis: options.redis, ...brokerOptions }))
+        : new RedisBroker(this.name, {
+            redis: options.redis,
+            timeoutMs: options.brokerTimeoutMs,
+            logger: this.logger,
+            ...brokerOptions,
+          }))
     this.extras = attachSchedules({
       name: this.name,
       redis: options.redis,
+      redisTimeoutMs: options.brokerTimeoutMs,
       store: async (what) => {
         this.assertOpen()
         await this.ready()
@@ -207,6 +216,7 @@ export class Queue {
       submitted: new Set(),
       redis: this.broker instanceof RedisBroker ? this.broker.client : undefined,
       store: () => this.store,
+      openState: () => this.opener.state(),
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -215,7 +225,14 @@ export class Queue {
       timeoutMs: () => this.store?.queryTimeoutMs,
       timeoutError: (ms) => storeTimeout(ms),
     })
-    this.opening = durable ? this.openStore(options) : Promise.resolve()
+    this.opener = new Opener(
+      () => this.openStore(options),
+      () => this.discardStore(),
+      this.logger,
+      options.openTimeoutMs,
+      options.brokerTimeoutMs ?? BROKER_TIMEOUT_MS,
+    )
+    this.opening = durable ? this.opener.open() : this.opener.skip()
     // A failed open surfaces from ready() and every call; never as an unhandled rejection.
     this.opening.catch(() => {})
   }
@@ -223,9 +240,14 @@ export class Queue {
   /**
    * Resolves once the queue can serve: the store is open with a current schema, and a Redis that
    * lost its data has been restored. Every method waits for it; call it to fail fast at startup.
+   * An open that failed because PostgreSQL (or Redis) was unreachable is retried with backoff until
+   * it succeeds or `openTimeoutMs` passes; meanwhile `ready()` (and every call) rejects with the
+   * retryable STORE_UNAVAILABLE after waiting at most `brokerTimeoutMs`. Once the open has failed
+   * for good (`openTimeoutMs` passed, or an error retrying cannot fix, such as SCHEMA_OUTDATED), it
+   * rejects with that error at once.
    */
   ready(): Promise<void> {
-    return this.opening
+    return this.opener.ready(this.opening)
   }
 
   /**
@@ -441,8 +463,15 @@ export class Queue {
     return acquireLock(this.broker, key, options)
   }
 
-  /** Runs `fn` holding the lock `key`; the lock is released on every path. */
-  async withLock<T>(key: string, fn: (lock: Lock) => T | Promise<T>, options?: LockOptions): Promise<T> {
+  /**
+   * Runs `fn` holding the lock `key`, renewed while `fn` runs; the lock is released on every path.
+   * `signal` aborts with LOCK_LOST when the lock is lost (see src/fleet/locks.ts).
+   */
+  async withLock<T>(
+    key: string,
+    fn: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
+    options?: LockOptions,
+  ): Promise<T> {
     this.assertOpen()
     await this.ready()
     return withLock(this.broker, key, fn, options)
@@ -493,6 +522,7 @@ export class Queue {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.opener.cancel()
     await this.opening.catch(() => {})
     await this.submits.drain()
     await this.recovery?.stop()
@@ -505,6 +535,17 @@ export class Queue {
     await this.broker.close()
     await this.extras.close()
     await this.store?.close()
+  }
+
+  /** Closes what a failed open attempt left, before the next attempt. */
+  private async discardStore(): Promise<void> {
+    const store = this.store
+    this.store = undefined
+    await this.recovery?.stop().catch(() => {})
+    this.recovery = undefined
+    await this.sync?.stop().catch(() => {})
+    this.sync = undefined
+    await store?.close().catch(() => {})
   }
 
   private async openStore(options: QueueOptions): Promise<void> {

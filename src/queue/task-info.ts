@@ -1,5 +1,6 @@
 /** The public view of a task: what `queue.get` answers. */
 import type { TaskRecord } from '../broker/broker.js'
+import { scheduleOfKey } from '../schedule/tick-key.js'
 import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
 
 export interface TaskInfo<Result = unknown> {
@@ -45,6 +46,8 @@ export interface TaskInfo<Result = unknown> {
    */
   deferredBy?: string | undefined
   deferredUntil?: Date | undefined
+  /** The cron schedule and tick that submitted it, as the handler sees in `ctx.schedule`. */
+  schedule?: { id: string; scheduledAt: Date } | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
@@ -84,6 +87,7 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     lockKey: r.lockKey,
     deferredBy: deferred ? r.deferredBy : undefined,
     deferredUntil: deferred ? new Date(r.runAt) : undefined,
+    schedule: scheduleOfKey(r.idempotencyKey),
   }
 }
 

@@ -17,6 +17,8 @@ import { createSchedules, type Schedules } from './schedules.js'
 export interface QueueParts {
   name: string
   redis: RedisInput | undefined
+  /** Longest wait of one Redis call (the queue's `brokerTimeoutMs`). */
+  redisTimeoutMs?: number | undefined
   /** The open store, or INVALID_STATE naming `what` when the queue has none. */
   store(what: string): Promise<Store>
   /** Whether the queue has a store (after it is ready). */
@@ -44,7 +46,7 @@ export function attachSchedules(q: QueueParts): QueueExtras {
   let connection: RedisHandle | undefined
   const redis = (): RedisHandle | undefined => {
     if (q.redis === undefined) return undefined
-    connection ??= connectRedis(q.redis)
+    connection ??= connectRedis(q.redis, { timeoutMs: q.redisTimeoutMs })
     return connection
   }
   let dueCache: DueCache | undefined

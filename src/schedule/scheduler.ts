@@ -21,6 +21,7 @@ import { TASK_DEFAULTS } from '../task/define-task.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { nextTick, ticksBetween } from './cron.js'
 import type { DueCache, DueEntry } from './due-cache.js'
+import { tickKey } from './tick-key.js'
 
 export interface SchedulerOptions {
   queue: Queue
@@ -116,14 +117,28 @@ export class Scheduler {
   }
 
   private async loop(): Promise<void> {
+    /** When the current run of failed rounds began: logged once at its start and once at its end. */
+    let failingSince: number | undefined
     while (this.running) {
       let busy = false
       try {
         busy = await this.round()
       } catch (err) {
-        this.logger.warn({ err, scheduler: this.id }, 'scheduler round failed; retrying')
+        if (failingSince === undefined) {
+          failingSince = Date.now()
+          this.logger.warn({ err, scheduler: this.id }, 'scheduler round failed; retrying every second')
+        } else {
+          this.logger.debug({ err, scheduler: this.id }, 'scheduler round failed again; retrying')
+        }
         await this.sleep(1000)
         continue
+      }
+      if (failingSince !== undefined) {
+        this.logger.info(
+          { scheduler: this.id, down_ms: Date.now() - failingSince },
+          'scheduler rounds succeed again',
+        )
+        failingSince = undefined
       }
       if (!busy) await this.sleep(this.pollMs)
     }
@@ -224,16 +239,16 @@ export class Scheduler {
   }
 }
 
-/** The idempotency key of one (schedule, tick): the tick time makes the task unique. */
-export function tickKey(scheduleId: string, tick: number): string {
-  return `schedule:${scheduleId}:${tick}`
-}
+export { tickKey } from './tick-key.js'
 
 /**
- * Which ticks from the schedule's pending one (`nextRunAt`) up to `now` become tasks. Ticks at most
- * `thresholdMs` old are on time and each fires; older ones are misfires: `skip` drops them,
- * `run-once` fires one task (keyed by the first missed tick), `catch-up` fires each, the latest
- * `maxCatchUp` of them. The schedule then moves to the first tick after `now`.
+ * Which ticks from the schedule's pending one (`nextRunAt`) up to `now` become tasks. A pending tick
+ * at most `thresholdMs` old is ordinary lag: it and every tick after it up to `now` fire. A pending
+ * tick older than that means the schedule misfired (no scheduler ran when it was due), and then every
+ * tick up to `now` is a missed tick, handled by the policy as a whole (as Quartz does): `skip` fires
+ * none of them, `run-once` exactly one (keyed by the first missed tick, so two schedulers firing the
+ * same misfire make the same task), `catch-up` each of the latest `maxCatchUp`. The schedule then
+ * moves to the first tick after `now`.
  */
 export function planTicks(
   row: Pick<ScheduleRow, 'cron' | 'timezone' | 'misfire' | 'nextRunAt'>,
@@ -242,36 +257,31 @@ export function planTicks(
   maxCatchUp: number,
 ): { ticks: number[]; skipped: number; next: number | null } {
   const first = row.nextRunAt!
-  const cutoff = now - thresholdMs
-  const ticks: number[] = []
-  let skipped = 0
-  if (first < cutoff) {
-    // Missed ticks are [first, cutoff); walk back from the cutoff so a long outage costs little.
-    const interval = CronExpressionParser.parse(row.cron, { tz: row.timezone, currentDate: new Date(cutoff) })
-    const missed: number[] = []
-    const keep = row.misfire === 'catch-up' ? maxCatchUp : 0
-    let count = 0
-    for (;;) {
-      let t: number
-      try {
-        t = interval.prev().getTime()
-      } catch {
-        break
-      }
-      if (t < first) break
-      count += 1
-      if (missed.length < keep) missed.push(t)
-      else if (count >= 1000) break // enough to report; a long outage of a fast schedule costs no more
-    }
-    if (row.misfire === 'run-once') ticks.push(first)
-    else if (row.misfire === 'catch-up') ticks.push(...missed.reverse())
-    skipped = Math.max(0, count - ticks.length)
+  if (first >= now - thresholdMs) {
+    const onTime = ticksBetween(row.cron, row.timezone, first, now, MAX_ON_TIME)
+    // More on-time ticks than one round fires: go on from the last one fired.
+    const from = onTime.more ? onTime.ticks[onTime.ticks.length - 1]! : now
+    return { ticks: onTime.ticks, skipped: 0, next: nextTick(row.cron, row.timezone, from) }
   }
-  const onTime = ticksBetween(row.cron, row.timezone, Math.max(first, cutoff), now, MAX_ON_TIME)
-  ticks.push(...onTime.ticks)
-  // More on-time ticks than one round fires: go on from the last one fired.
-  const from = onTime.more ? onTime.ticks[onTime.ticks.length - 1]! : now
-  return { ticks, skipped, next: nextTick(row.cron, row.timezone, from) }
+  // Missed ticks are [first, now]; walk back from now so a long outage costs little.
+  const interval = CronExpressionParser.parse(row.cron, { tz: row.timezone, currentDate: new Date(now + 1) })
+  const latest: number[] = []
+  const keep = row.misfire === 'catch-up' ? maxCatchUp : 0
+  let count = 0
+  for (;;) {
+    let t: number
+    try {
+      t = interval.prev().getTime()
+    } catch {
+      break
+    }
+    if (t < first) break
+    count += 1
+    if (latest.length < keep) latest.push(t)
+    else if (count >= 1000) break // enough to report; a long outage of a fast schedule costs no more
+  }
+  const ticks = row.misfire === 'run-once' ? [first] : row.misfire === 'catch-up' ? latest.reverse() : []
+  return { ticks, skipped: Math.max(0, count - ticks.length), next: nextTick(row.cron, row.timezone, now) }
 }
 
 /** Creates a scheduler for a queue; `start()` it in as many processes as you like. */

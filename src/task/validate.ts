@@ -1,6 +1,7 @@
 /** Input and option validation with errors that name every bad field. */
 import { z } from 'zod'
 import { type Issue, TaskloomError } from '../errors.js'
+import { SCHEDULE_KEY_PREFIX } from '../schedule/tick-key.js'
 import type { TaskDefinition } from './define-task.js'
 import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from './define-task.js'
 import { PRIORITIES, type Priority } from './model.js'
@@ -60,7 +61,10 @@ const optionsSchema = z.strictObject({
   runAt: z.union([z.date(), z.number().int().nonnegative()]).optional(),
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).optional(),
   maxRetries: z.number().int().min(0).max(MAX_RETRIES_LIMIT).optional(),
-  idempotencyKey: KEY.optional(),
+  idempotencyKey: KEY.refine(
+    (key) => !key.startsWith(SCHEDULE_KEY_PREFIX),
+    `the prefix '${SCHEDULE_KEY_PREFIX}' is reserved for the tasks cron schedules submit`,
+  ).optional(),
   tenantId: TENANT_ID.optional(),
   schedule: TEXT.min(1).max(200).optional(),
   lockKey: KEY.optional(),

@@ -25,4 +25,9 @@ export interface TaskContext {
   breaker(name: string, options?: { perTenant?: boolean }): { run<T>(fn: () => T | Promise<T>): Promise<T> }
   /** Logger bound to task_id, tenant_id and worker_id. */
   logger: Logger
+  /**
+   * Set when a cron schedule submitted this task: the schedule's id and the tick it stands for
+   * (for `run-once` after a misfire, the first missed tick). Undefined for other tasks.
+   */
+  schedule: { id: string; scheduledAt: Date } | undefined
 }

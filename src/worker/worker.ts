@@ -12,10 +12,12 @@ import { BreakerGate } from '../fleet/breaker-gate.js'
 import { BreakerOpenError, type BreakerOptions, tenantBreaker } from '../fleet/breakers.js'
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
+import { judgeLiveness, type LivenessOptions, type LivenessReport } from '../fleet/liveness.js'
 import { childLogger, type Logger, logEnabled } from '../logger.js'
 import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
 import type { Queue } from '../queue/queue.js'
+import { scheduleOfKey } from '../schedule/tick-key.js'
 import type { TaskDefinition } from '../task/define-task.js'
 import { type AttemptOutcome, toErrorInfo } from '../task/model.js'
 import { checkInput } from '../task/validate.js'
@@ -123,6 +125,11 @@ export class Worker {
   private readonly taskBreakers: boolean | 'per-tenant'
   private readonly heartbeat: Heartbeat
   private readonly loopWatch: EventLoopWatch
+  private readonly heartbeatMs: number
+  /** When `start()` began the loop (liveness counts from there). */
+  private startedAt = 0
+  /** When lease renewals last went through (or had nothing to renew). */
+  private lastRenewalAt = 0
   private readonly autoscaler: Autoscaler | undefined
   private readonly autoscaleRange: { min: number; max: number } | null
   private readonly counters = { processed: 0, failed: 0, deferred: 0 }
@@ -145,6 +152,7 @@ export class Worker {
     }
     checkWorkerOptions(this.options)
     const heartbeatMs = options.heartbeatMs ?? 10_000
+    this.heartbeatMs = heartbeatMs
     const breakerCacheMs = options.breakerCacheMs ?? 1000
     const eventLoopBlockMs = options.eventLoopBlockMs ?? 500
     checkFleetOptions(heartbeatMs, breakerCacheMs, eventLoopBlockMs)
@@ -208,6 +216,25 @@ export class Worker {
           (error) => this.events.emit('worker:error', { error, stage: 'autoscale' }),
         )
       : undefined
+  }
+
+  /**
+   * Whether this worker is alive for an orchestrator: heartbeats and lease renewals went through,
+   * and the event loop was not blocked, within `thresholdMs` (see src/fleet/liveness.ts; serve it
+   * with `livenessHandler(worker)`).
+   */
+  liveness(options?: LivenessOptions): LivenessReport {
+    return judgeLiveness(
+      {
+        workerId: this.id,
+        state: this.state,
+        heartbeatMs: this.heartbeatMs,
+        lastHeartbeatAt: Math.max(this.heartbeat.lastOkAt, this.startedAt),
+        lastRenewalAt: Math.max(this.lastRenewalAt, this.startedAt),
+        blockedMs: this.loopWatch.blockedMs,
+      },
+      options,
+    )
   }
 
   /** What this worker is doing now, for dashboards and metrics. */
@@ -292,6 +319,7 @@ export class Worker {
     if (this.state !== 'running') return // closed while the queue was opening
     // Processes without the handler code (an API server) resolve task names from these records.
     await this.q.registerDefinitions([...this.handlers.values()].map((h) => h.task))
+    this.startedAt = Date.now()
     const every = Math.max(Math.floor(this.options.leaseMs / 3), 10)
     this.renewTimer = setInterval(() => void this.renewLeases(), every)
     this.loopWatch.start()
@@ -363,7 +391,11 @@ export class Worker {
       } catch (error) {
         if (signal.aborted) return
         this.events.emit('worker:error', { error, stage: 'claim' })
-        this.logger.error({ err: toErrorInfo(error) }, 'claim failed; retrying')
+        // An unreachable Redis is logged once by its connection (lost, then restored), not per claim.
+        const outage = error instanceof TaskloomError && error.code === 'BROKER_UNAVAILABLE'
+        if (!outage) this.logger.error({ err: toErrorInfo(error) }, 'claim failed; retrying')
+        else if (logEnabled(this.logger, 'debug'))
+          this.logger.debug({ err: toErrorInfo(error) }, 'claim failed: Redis is unavailable; retrying')
         await sleep(ERROR_PAUSE_MS, signal)
         continue
       }
@@ -517,6 +549,7 @@ export class Worker {
       signal,
       extendLease: (ms) => this.extendOne(r, ms),
       breaker: (name, options) => this.gate.handle(name, options?.perTenant ? task.tenantId : undefined),
+      schedule: scheduleOfKey(task.idempotencyKey),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
@@ -642,6 +675,8 @@ export class Worker {
       if (group) group.push(r)
       else groups.set(r.leaseMs, [r])
     }
+    const began = Date.now()
+    let failed = false
     for (const [leaseMs, group] of groups) {
       try {
         const outcomes = await this.broker.extend(
@@ -653,9 +688,11 @@ export class Worker {
           if (o === 'stale') this.loseLease(group[i]!)
         })
       } catch (error) {
+        failed = true
         this.events.emit('worker:error', { error, stage: 'extend' })
       }
     }
+    if (!failed) this.lastRenewalAt = Math.max(this.lastRenewalAt, began)
   }
 
   private loseLease(r: Running): void {

@@ -101,6 +101,19 @@ describe('examples/kubernetes manifests', () => {
     }
   })
 
+  it("the liveness probe asks the worker's liveness check, which fails a worker that stopped beating", async () => {
+    const worker = readFileSync(container.command.at(-1) as string, 'utf8')
+    const path = container.livenessProbe.httpGet.path as string
+    expect(container.livenessProbe.httpGet.port).toBe('metrics')
+    expect(worker).toContain(`req.url === '${path}'`)
+    expect(worker).toMatch(/livenessHandler\(worker, \{ thresholdMs: [\d_]+ \}\)/)
+    expect(worker).toContain('liveness(req, res)')
+    // The threshold outlasts the probe's own tolerance, so one slow probe never restarts a worker.
+    const threshold = Number(/thresholdMs: ([\d_]+)/.exec(worker)![1]!.replaceAll('_', ''))
+    const probe = container.livenessProbe
+    expect(threshold / 1000).toBeGreaterThanOrEqual(probe.periodSeconds * probe.failureThreshold)
+  })
+
   it('the worker serves the metric, with the labels, that the scalers query', async () => {
     const queue = createQueue({ name: env.QUEUE_NAME!, postgres: false, logger: silent })
     const task = defineTask({ name: 't', input: z.object({}) })

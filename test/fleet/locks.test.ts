@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineTask, TaskloomError } from '../../src/index.js'
+import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, sleep, trackWorker } from '../helpers/backends.js'
 
@@ -100,6 +101,72 @@ for (const backend of backends) {
       ).rejects.toThrow('inside')
       const again = await q.lock('w')
       await again.release()
+    })
+
+    it('withLock renews the lock while fn runs past ttlMs, and its signal stays quiet', async () => {
+      const q = backend.queue()
+      const peer = backend.peer(q)
+      let signal: AbortSignal | undefined
+      const busy: (string | undefined)[] = []
+      const result = await q.withLock(
+        'long',
+        async (_lock, s) => {
+          signal = s
+          // Five TTLs long: without renewals the peer would take the key after the first.
+          for (let i = 0; i < 10; i++) {
+            await sleep(100)
+            busy.push(await codeOf(peer.lock('long', { ttlMs: 5000 })))
+          }
+          return 'done'
+        },
+        { ttlMs: 200 },
+      )
+      expect(result).toBe('done')
+      expect(busy).toEqual(Array(10).fill('LOCK_BUSY'))
+      expect(signal?.aborted).toBe(false)
+      const after = await peer.lock('long')
+      await after.release()
+    })
+
+    it('withLock aborts fn when the lock is lost, and rejects with LOCK_LOST', async () => {
+      const q = backend.queue()
+      const peer = backend.peer(q)
+      const broker = q[internals].broker
+      // A renewal refused: the key was released behind the holder's back.
+      const refused = q.withLock(
+        'gone',
+        async (lock, signal) => {
+          await broker.releaseLock('gone', lock.fencingToken, Date.now())
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+          expect((signal.reason as TaskloomError).code).toBe('LOCK_LOST')
+          return 'finished anyway'
+        },
+        { ttlMs: 150 },
+      )
+      expect(await codeOf(refused)).toBe('LOCK_LOST')
+      // An event loop blocked past the TTL: no renewal could be sent, the key lapsed and a peer took it.
+      let abortedWhileHeldElsewhere = false
+      const blocked = q.withLock(
+        'blocked',
+        async (_lock, signal) => {
+          const until = Date.now() + 300
+          while (Date.now() < until) {} // blocks renewals for two TTLs
+          const other = await peer.lock('blocked', { ttlMs: 5000 })
+          await sleep(0)
+          abortedWhileHeldElsewhere = signal.aborted
+          await other.release()
+        },
+        { ttlMs: 120 },
+      )
+      expect(await codeOf(blocked)).toBe('LOCK_LOST')
+      expect(abortedWhileHeldElsewhere).toBe(true)
+      // renew: false keeps the old behaviour (the lock lapses at ttlMs), with the signal on top.
+      const unrenewed = q.withLock('short', (_lock, signal) => sleep(300).then(() => signal.aborted), {
+        ttlMs: 100,
+        renew: false,
+      })
+      expect(await codeOf(unrenewed)).toBe('LOCK_LOST')
+      expect(await codeOf(q.withLock('short', () => 1, { renew: 'yes' as never }))).toBe('INVALID_OPTIONS')
     })
 
     it('rejects bad keys and options', async () => {

@@ -344,6 +344,23 @@ describe('autoscaler hysteresis', () => {
     expect(c).toBe(10)
     expect(decisions.map((d) => d.to)).toEqual([20, 40, 20, 10])
   })
+
+  it('returns to min: 1 with the default thresholds once the queue is empty (issue 16 item 11)', async () => {
+    let c = 4
+    const scaler = new Autoscaler(
+      checkAutoscale({ min: 1, max: 8, initial: 4, samples: 2 }),
+      () => c,
+      async () => 0,
+      (d) => {
+        c = d.to
+      },
+      (err) => {
+        throw err
+      },
+    )
+    for (let i = 0; i < 12; i++) await scaler.sample()
+    expect(c).toBe(1)
+  })
 })
 
 const durable = backends.find((b) => b.label === 'durable')!

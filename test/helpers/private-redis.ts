@@ -14,6 +14,14 @@ export interface PrivateRedis {
   stop(): Promise<void>
   /** Starts the server again on the same port (empty: it keeps nothing on disk). */
   restart(): Promise<void>
+  /** Kills the server (connections are refused) until `up()`. */
+  down(): Promise<void>
+  /** Starts a server stopped by `down()` on the same port (empty). */
+  up(): Promise<void>
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void
+  /** Thaws a server frozen by `pause()`. */
+  resume(): void
 }
 
 async function freePort(): Promise<number> {
@@ -73,6 +81,10 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       await stop()
       await start()
     },
+    down: stop,
+    up: start,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     stop: async () => {
       await stop()
       rmSync(dir, { recursive: true, force: true })

@@ -83,6 +83,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     token: task.token,
     lockKey: task.lockKey,
     tc: task.tc,
+    idempotencyKey: task.idempotencyKey,
   }
 }
 

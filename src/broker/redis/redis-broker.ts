@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
+import type { Logger } from '../../logger.js'
 import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
   BreakerCall,
@@ -30,7 +31,7 @@ import type {
 } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
-import { connectRedis, type RedisHandle, type RedisInput } from './connection.js'
+import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
@@ -46,12 +47,22 @@ const LEASE_EXPIRED = JSON.stringify({
   message: 'lease expired before the task finished',
 })
 
+/** A Redis call's failure as the broker reports it: BROKER_UNAVAILABLE unless Redis answered. */
+const io = <T>(call: Promise<T>): Promise<T> =>
+  call.catch((err: unknown) => {
+    throw unavailable(err)
+  })
+
 const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
 const outcomes = (reply: unknown): FencedOutcome[] =>
   (reply as number[]).map((v) => (v === 1 ? 'ok' : 'stale'))
 
 export interface RedisBrokerOptions extends BrokerOptions {
   redis: RedisInput
+  /** Longest wait of one Redis call before BROKER_UNAVAILABLE (see ./connection.ts). Default 5,000 ms. */
+  timeoutMs?: number
+  /** Logs losing and regaining the connection, once each. */
+  logger?: Logger
 }
 
 export class RedisBroker implements Broker {
@@ -71,7 +82,11 @@ export class RedisBroker implements Broker {
   constructor(queueName: string, options: RedisBrokerOptions) {
     this.queueName = queueName
     this.keys = queueKeys(queueName)
-    this.handle = connectRedis(options.redis)
+    this.handle = connectRedis(options.redis, {
+      timeoutMs: options.timeoutMs,
+      logger: options.logger,
+      name: queueName,
+    })
     this.redis = this.handle.client
     this.retentionMs = options.retentionMs ?? DAY
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
@@ -85,7 +100,7 @@ export class RedisBroker implements Broker {
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
-    return runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args])
+    return io(runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args]))
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -113,7 +128,7 @@ export class RedisBroker implements Broker {
     const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
     const reply = (await this.run('claim', args)) as string[]
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 13) {
+    for (let i = 1; i < reply.length; i += 14) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -128,6 +143,7 @@ export class RedisBroker implements Broker {
         token: Number(reply[i + 10]),
         lockKey: reply[i + 11] || undefined,
         tc: reply[i + 12] || undefined,
+        idempotencyKey: reply[i + 13] || undefined,
       })
     }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }
@@ -172,16 +188,18 @@ export class RedisBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.assertOpen()
-    return decodeTask(id, await this.redis.hgetall(this.keys.task(id)))
+    return decodeTask(id, await io(this.redis.hgetall(this.keys.task(id))))
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
     this.assertOpen()
-    const [ids, total] = await Promise.all([
-      this.redis.zrevrange(this.keys.dlq, offset, offset + limit - 1),
-      this.redis.zcard(this.keys.dlq),
-    ])
-    const hashes = await Promise.all(ids.map((id) => this.redis.hgetall(this.keys.task(id))))
+    const [ids, total] = await io(
+      Promise.all([
+        this.redis.zrevrange(this.keys.dlq, offset, offset + limit - 1),
+        this.redis.zcard(this.keys.dlq),
+      ]),
+    )
+    const hashes = await io(Promise.all(ids.map((id) => this.redis.hgetall(this.keys.task(id)))))
     const items = ids.flatMap((id, i) => decodeTask(id, hashes[i]!) ?? [])
     return { items, total }
   }
@@ -204,7 +222,7 @@ export class RedisBroker implements Broker {
     for (const key of k.ready) sizes.llen(key)
     sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
     if (options.oldestReady) for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
-    const replies = (await sizes.exec()) ?? []
+    const replies = (await io(sizes.exec())) ?? []
     const value = <T>(i: number): T => {
       const [err, v] = replies[i] ?? [new Error('no reply')]
       if (err) throw err
@@ -224,7 +242,7 @@ export class RedisBroker implements Broker {
 
   async eventCounts(): Promise<EventCount[]> {
     this.assertOpen()
-    const fields = await this.redis.hgetall(`${this.keys.prefix}stats`)
+    const fields = await io(this.redis.hgetall(`${this.keys.prefix}stats`))
     const out: EventCount[] = []
     for (const [field, value] of Object.entries(fields)) {
       const parsed = parseTallyField(field)
@@ -248,7 +266,7 @@ export class RedisBroker implements Broker {
     if (ids.length === 0) return out
     const reads = this.redis.pipeline()
     for (const id of ids) reads.hmget(this.keys.task(id), 's', 'ra')
-    const replies = (await reads.exec()) ?? []
+    const replies = (await io(reads.exec())) ?? []
     let at = 0
     PRIORITIES.forEach((priority, level) => {
       let last: number | null = null
@@ -380,7 +398,7 @@ export class RedisBroker implements Broker {
 
   async listWorkers(): Promise<WorkerBeat[]> {
     this.assertOpen()
-    const all = await this.redis.hvals(`${this.keys.prefix}workers`)
+    const all = await io(this.redis.hvals(`${this.keys.prefix}workers`))
     return all.map((json) => JSON.parse(json) as WorkerBeat)
   }
 

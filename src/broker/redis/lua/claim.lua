@@ -3,9 +3,9 @@
 -- tasks in strict priority order with fresh fencing tokens.
 -- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
 --   7 error json for expired leases.
--- Returns: { nextWakeAt or '', then 13 per task: id, name, tenant, payload, priority index,
+-- Returns: { nextWakeAt or '', then 14 per task: id, name, tenant, payload, priority index,
 --   attempt, maxRetries, timeoutMs, createdAt, runAt, token, lock key ('' for none),
---   trace context ('' for none) }.
+--   trace context ('' for none), idempotency key ('' for none) }.
 -- A task whose lock key another processing task holds is parked (no attempt spent) until it is freed.
 local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
@@ -58,7 +58,7 @@ for p = 1, 4 do
     if not ids then break end
     for _, id in ipairs(ids) do
       local key = taskKey(id)
-      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li', 'tc')
+      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li', 'tc', 'ik')
       local lk = rec[10] or ''
       local parked = false
       if lk ~= '' then
@@ -89,7 +89,7 @@ for p = 1, 4 do
         out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
         out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
         out[n + 9], out[n + 10], out[n + 11], out[n + 12] = rec[8], rec[9], token, lk
-        out[n + 13] = rec[12] or ''
+        out[n + 13], out[n + 14] = rec[12] or '', rec[13] or ''
         need = need - 1
       end
     end
