@@ -68,7 +68,7 @@ export function migrationsSuite(h: Harness): void {
           db,
         )
         const before = (await definition(ahead))!.def
-        expect(await migrate(db, { schema: ahead })).toEqual([5])
+        expect(await migrate(db, { schema: ahead, to: 5 })).toEqual([5])
         expect((await definition(ahead))!.def).toBe(before)
         expect(await indexes(ahead)).not.toContain('tasks_created')
         expect(await indexes(ahead)).not.toContain('tasks_tenant_created')

@@ -4,8 +4,9 @@ import { schedules } from './0002-schedules.js'
 import { fleet } from './0003-fleet.js'
 import { httpApi } from './0004-http-api.js'
 import { leanTaskIndexes } from './0005-lean-task-indexes.js'
+import { fences } from './0006-fences.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet, httpApi, leanTaskIndexes]
+export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet, httpApi, leanTaskIndexes, fences]
