@@ -259,6 +259,7 @@ export interface Broker {
    */
   cancel(id: string, now: number): Promise<TaskRecord>
 
+  /** The task, or null. Fenced brokers answer null until re-based (the caller reads the store). */
   get(id: string): Promise<TaskRecord | null>
 
   /** Dead-lettered tasks, most recent first. */

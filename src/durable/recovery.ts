@@ -48,11 +48,6 @@ export class Recovery {
   private checkQueued = false
   private lastSoonCheck = 0
   private reserving: Promise<void> | undefined
-  /**
-   * True from a refused claim or a re-base this process started until the broker serves claims
-   * again: the broker's copies may be behind the store (a rollback), so reads prefer the store.
-   */
-  rebasing = false
 
   constructor(
     private readonly broker: Broker,
@@ -70,10 +65,7 @@ export class Recovery {
     this.broker.onBlocked((reason) => {
       if (this.stopped) return
       if (reason === 'fence') void this.reserveFences().catch((err: unknown) => this.stepFailed(err))
-      else {
-        this.rebasing = true
-        this.checkSoon()
-      }
+      else this.checkSoon()
     })
     await this.checkEpoch()
     this.every(this.options.intervalMs, () => this.checkEpoch())
@@ -91,11 +83,7 @@ export class Recovery {
   /** Re-bases the broker if this process is the one that found it not re-based (see above). */
   async checkEpoch(): Promise<number> {
     const grant = await this.broker.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
-    if (!grant.created) {
-      this.rebasing = false
-      return 0
-    }
-    this.rebasing = grant.phase === 'rebasing'
+    if (!grant.created) return 0
     const started = Date.now()
     await this.reserveFences(Date.now() * 1000)
     let rewritten = 0
@@ -110,7 +98,6 @@ export class Recovery {
         await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
       } while (cursor !== null)
       await this.broker.markEpoch(Date.now(), 'serving', RESTORE_LEASE_MS)
-      this.rebasing = false
     }
     const servingAfterMs = Date.now() - started
     // Then what Redis lacks, while claims are served: unfinished rows by id, then dead ones.

@@ -306,15 +306,15 @@ export class Queue {
    * The task's current state, or null when unknown: live from the broker while it holds the task,
    * else from the store (durable mode), where finished tasks stay for `recordRetentionMs`.
    * With a store, a finished status is shown once the store has it too (until then the task reads
-   * as still `processing`), and the store's finished status wins over a broker being re-based, so
-   * a reader never sees a task go from finished back to unfinished, whatever Redis loses.
+   * as still `processing`), and a broker not yet re-based answers nothing (the store is read), so a
+   * reader never sees a task go from finished back to unfinished, whatever Redis loses.
    */
   async get<Result = unknown>(id: string): Promise<TaskInfo<Result> | null> {
     this.assertOpen()
     await this.ready()
     const live = await this.broker.get(id)
     const store = this.store
-    if (live && store && (TERMINAL_STATUSES.has(live.status) || this.recovery?.rebasing)) {
+    if (live && store && TERMINAL_STATUSES.has(live.status)) {
       // During a PostgreSQL outage the broker's answer is all there is.
       const stored = await store.get(id).catch(() => undefined)
       if (stored && TERMINAL_STATUSES.has(stored.status)) return this.info<Result>(stored)

@@ -127,11 +127,15 @@ export function changeFeedConformance(
         expect(refused.nextWakeAt).toBeGreaterThan(t0)
         expect(await b.acquireLock('k', 1000, t0)).toMatchObject({ acquired: false, blocked: 'epoch' })
         expect(reasons).toContain('epoch')
+        // Nor does it answer reads: its copies may be behind the store, which the caller reads instead.
+        const [held] = await b.heldIds(null, 10).then((p) => p.ids)
+        expect(await b.get(held!)).toBeNull()
         // Claims stay refused while the first phase runs (the broker's copies may be behind the store).
         await b.ensureEpoch(t0, 10_000)
         await b.raiseFences(5000, 5000 + 1_000_000)
         expect((await b.claim('w', 10, 1000, t0)).blocked).toBe('epoch')
         await b.markEpoch(t0, 'serving', 10_000)
+        expect((await b.get(held!))?.status).toBe('queued')
         const claimed = await b.claim('w', 10, 1000, t0)
         expect(claimed.tasks.map((c) => c.token)).toEqual([5001])
         expect(claimed.blocked).toBeUndefined()

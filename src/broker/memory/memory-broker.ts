@@ -272,6 +272,8 @@ export class MemoryBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.advance(this.clock)
+    // Fenced: only a re-based copy is answered (see RedisBroker.get).
+    if (this.fenced && (this.epoch === undefined || this.epoch.phase === 'rebasing')) return null
     const task = this.tasks.get(id)
     return task ? toRecord(task) : null
   }
@@ -715,7 +717,8 @@ function rowIsAhead(task: TaskState, row: RestoredTask): boolean {
   const terminal = TERMINAL_STATUSES.has(row.status)
   if (task.status === 'completed' || task.status === 'cancelled') return false
   if (task.status === 'failed') return !terminal && row.updatedAt > (task.finishedAt ?? 0)
-  if (terminal || row.attempt > task.attempt) return true
+  if (terminal) return row.updatedAt >= Math.max(task.runAt, task.startedAt ?? 0)
+  if (row.attempt > task.attempt) return true
   return (
     row.attempt === task.attempt &&
     task.status === 'processing' &&

@@ -238,7 +238,19 @@ export class RedisBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.assertOpen()
-    return decodeTask(id, await this.redis.hgetall(this.keys.task(id)))
+    if (!this.fenced) return decodeTask(id, await this.redis.hgetall(this.keys.task(id)))
+    // Fenced: only a re-based copy is answered (one round trip with the marker); the caller reads
+    // the store instead, so a reader never sees a rolled-back status.
+    const run = await this.verifiedRunId()
+    const generation = this.generation
+    const [[, hash], [, base]] = (await this.redis
+      .multi()
+      .hgetall(this.keys.task(id))
+      .hmget(`${this.keys.prefix}base`, 'run', 'ph')
+      .exec()) as [[unknown, Record<string, string>], [unknown, (string | null)[]]]
+    // A reply across a reconnect may come from a server that restarted meanwhile (see `claim`).
+    if (base[0] !== run || base[1] === 'r' || generation !== this.generation) return null
+    return decodeTask(id, hash)
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
@@ -399,9 +411,19 @@ export class RedisBroker implements Broker {
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
     const run = this.fenced ? await this.verifiedRunId() : ''
+    const generation = this.generation
     const reply = (await this.run('lock', ['acquire', key, now, ttlMs, '', run])) as (string | number)[]
-    if (Number(reply[0]) === 1)
-      return { acquired: true, token: Number(reply[1]), expiresAt: Number(reply[2]) }
+    if (Number(reply[0]) === 1) {
+      const token = Number(reply[1])
+      if (this.fenced && generation !== this.generation) {
+        // Answered across a reconnect, maybe by a restarted server: the token cannot be trusted.
+        this.runId = undefined
+        await this.releaseLock(key, token, now).catch(() => false)
+        this.blocked('epoch')
+        return { acquired: false, heldUntil: now + BLOCKED_RETRY_MS, blocked: 'epoch' }
+      }
+      return { acquired: true, token, expiresAt: Number(reply[2]) }
+    }
     if (Number(reply[0]) === 2) {
       const reason = reply[1] === 'fence' ? 'fence' : 'epoch'
       if (reason === 'epoch') this.runId = undefined

@@ -3,8 +3,8 @@
 -- change Redis made either reached the store through the change feed or is still in the feed.
 -- A task Redis does not hold is created from its row (unfinished: pending in delayed, queued or
 -- in flight at the tail of its level with its attempts counted; dead: in the DLQ). A task Redis
--- holds is rewritten from the row when the row is ahead: the row is terminal and Redis is not; the
--- row has more attempts; the row ended the attempt Redis still has processing; the row revived a
+-- holds is rewritten from the row when the row is ahead: the row is terminal and Redis is not (and
+-- has not changed the task since the row did); the row has more attempts; the row ended the attempt Redis still has processing; the row revived a
 -- task Redis has dead. A rewritten in-flight task loses its lease and token, so its old holder's
 -- completion is refused. Completed and cancelled tasks Redis holds are never changed.
 -- ARGV: 2 now, 3 retention ms, 4 count, then 15 per task: id, name, tenant, payload, priority
@@ -24,7 +24,7 @@ for i = 0, count - 1 do
   local id, st, attempt = ARGV[b + 1], ARGV[b + 12], tonumber(ARGV[b + 10])
   local runAt, updatedAt, fin, extra = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 13]), ARGV[b + 14], ARGV[b + 15]
   local key = taskKey(id)
-  local rec = redis.call('HMGET', key, 's', 'a', 'sa', 'fa', 'p')
+  local rec = redis.call('HMGET', key, 's', 'a', 'sa', 'fa', 'p', 'ra')
   local rs, ra = rec[1], tonumber(rec[2] or '0')
   local terminal = st == 'completed' or st == 'cancelled' or st == 'failed'
   local apply = false
@@ -41,7 +41,8 @@ for i = 0, count - 1 do
   elseif rs == 'failed' then
     apply = not terminal and updatedAt > tonumber(rec[4] or '0')
   elseif terminal then
-    apply = true
+    -- Unless Redis changed it since (a DLQ retry of the stored dead task, during the re-base).
+    apply = updatedAt >= math.max(tonumber(rec[3] or '0'), tonumber(rec[6] or '0'))
   elseif attempt > ra then
     apply = true
   elseif attempt == ra and rs == 'processing' and st ~= 'processing' and updatedAt >= tonumber(rec[3] or '0') then
