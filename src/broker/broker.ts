@@ -208,6 +208,8 @@ export interface EpochGrant {
   phase?: 'rebasing' | 'filling' | undefined
 }
 
+export type EpochState = 'restoring' | 'serving' | 'done' | 'abandoned'
+
 /** A page of the ids a broker holds (ready, delayed, leased or dead), for a re-base. */
 export interface HeldPage {
   ids: string[]
@@ -309,10 +311,11 @@ export interface Broker {
 
   /**
    * Renews the restore lease (`restoring`), moves to the phase where claims are served
-   * (`serving`, also renewing it), or records that the re-base finished (`done`). Throws
+   * (`serving`, also renewing it), records that the re-base finished (`done`), or gives the lease up
+   * after a failure (`abandoned`: the next caller resumes at once instead of after the lease). Throws
    * BROKER_UNAVAILABLE when the marker now names another server (it changed again meanwhile).
    */
-  markEpoch(now: number, state: 'restoring' | 'serving' | 'done', restoreLeaseMs: number): Promise<void>
+  markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void>
 
   /**
    * Raises the fencing counter to at least `base` and the ceiling to at least `ceiling` (a block

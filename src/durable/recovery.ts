@@ -19,7 +19,13 @@
  *   that died before the hand-off, and are enqueued now. Enqueue is idempotent by id, so never twice.
  * - Retention: finished rows older than the record retention are purged in small batches.
  */
-import { type Broker, FENCE_BLOCK, type NewTask, type RestoredTask } from '../broker/broker.js'
+import {
+  type Broker,
+  type EpochGrant,
+  FENCE_BLOCK,
+  type NewTask,
+  type RestoredTask,
+} from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
@@ -84,6 +90,17 @@ export class Recovery {
   async checkEpoch(): Promise<number> {
     const grant = await this.broker.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
     if (!grant.created) return 0
+    try {
+      return await this.rebase(grant)
+    } catch (err) {
+      // PostgreSQL unreachable, or Redis lost again: the next check (of any process) resumes at
+      // once, rather than after the lease.
+      await this.broker.markEpoch(Date.now(), 'abandoned', RESTORE_LEASE_MS).catch(() => {})
+      throw err
+    }
+  }
+
+  private async rebase(grant: EpochGrant): Promise<number> {
     const started = Date.now()
     await this.reserveFences(Date.now() * 1000)
     let rewritten = 0

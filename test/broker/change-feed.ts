@@ -73,6 +73,13 @@ export function changeFeedConformance(
       expect(answers.filter((a) => a.created)).toEqual([
         { created: true, cause: 'resume', phase: 'rebasing' },
       ])
+      // A re-baser that failed gives its lease up: the next caller resumes at once.
+      await b.markEpoch(t0 + 1610, 'abandoned', 1000)
+      expect(await b.ensureEpoch(t0 + 1620, 1000)).toEqual({
+        created: true,
+        cause: 'resume',
+        phase: 'rebasing',
+      })
       // Past the first phase, a resumed re-base only fills in what the broker lacks.
       await b.markEpoch(t0 + 1650, 'serving', 1000)
       expect(await b.ensureEpoch(t0 + 2000, 1000)).toEqual({ created: false })

@@ -74,6 +74,7 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
       leaseMs: 30_000,
       pollIntervalMs: 100,
       backoff: { baseMs: 2000, jitter: 0 },
+      breakers: false, // failures here are on purpose: no breaker may defer the other tasks
     })
     worker.handle(rebaseJob, async ({ kind }, ctx) => {
       const run = (runs.get(ctx.taskId) ?? 0) + 1
@@ -220,7 +221,7 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
     const { queue, workers } = open(name)
     await queue.ready()
     const ran: string[] = []
-    const worker = createWorker({ queue, concurrency: 10, pollIntervalMs: 50 })
+    const worker = createWorker({ queue, concurrency: 10, pollIntervalMs: 50, breakers: false })
     worker.handle(rebaseJob, ({ kind }, ctx) => {
       // Dead on its first run; a DLQ retry (attempts start again at 1) then succeeds.
       const first = !ran.includes(ctx.taskId)
@@ -283,6 +284,7 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
       await lock.release()
     }
     const redis = new Redis(servers.redis().url)
+    redis.on('error', () => {}) // it reconnects after the restart below
     try {
       const keys = await redis.keys(`tl:{${name}}:lock*`)
       expect(keys).toEqual([])
@@ -303,28 +305,43 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
     const name = uniqueName('rebase-pg-down')
     const { queue, workers, probe } = open(name)
     await queue.ready()
-    const ids = await Promise.all(
-      Array.from({ length: 50 }, (_, n) => queue.submit(rebaseJob, { n, kind: 'ok' }).then((r) => r.id)),
-    )
-    await servers.postgres().down('immediate')
-    await servers.redis().restartEmpty()
-    const tokens: number[] = []
-    const worker = createWorker({ queue, concurrency: 10, pollIntervalMs: 50 })
-    worker.handle(rebaseJob, (_input, ctx) => {
-      tokens.push(ctx.fencingToken)
+    const claims: { id: string; token: number }[] = []
+    let openGate = () => {}
+    const gate = new Promise<void>((r) => (openGate = r))
+    const worker = createWorker({ queue, concurrency: 20, pollIntervalMs: 50, leaseMs: 30_000 })
+    worker.handle(rebaseJob, async (_input, ctx) => {
+      const first = !claims.some((c) => c.id === ctx.taskId)
+      claims.push({ id: ctx.taskId, token: ctx.fencingToken })
+      if (first) await gate // in flight when both servers go
       return null
     })
     workers.push(worker)
     await worker.start()
+    const ids = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => queue.submit(rebaseJob, { n, kind: 'ok' }).then((r) => r.id)),
+    )
+    // 20 in flight (the store has them processing, confirmed), 30 waiting.
+    await waitFor(
+      async () => ((await probe!.ids(['processing'])) ?? []).length === 20,
+      10_000,
+      () => 'twenty tasks in flight',
+    )
+    const maxBefore = Math.max(...claims.map((c) => c.token))
+    await servers.postgres().down('immediate')
+    await servers.redis().restartEmpty()
+    openGate() // their holders finish now, against a Redis that has lost them
     await sleep(2000)
-    // Nothing can be claimed from a Redis that is not re-based, and it cannot be re-based without the store.
-    expect(tokens).toEqual([])
+    // Nothing is claimed from a Redis that is not re-based, and it cannot be re-based without the store.
+    expect(claims).toHaveLength(20)
     await servers.postgres().start()
     await waitFor(
       async () => ((await probe!.ids(['completed'])) ?? []).length === ids.length,
       20_000,
       () => 'every task to complete once PostgreSQL is back',
     )
-    expect(new Set(tokens).size).toBe(tokens.length)
+    const after = claims.slice(20)
+    expect(after.length).toBeGreaterThanOrEqual(ids.length)
+    expect(Math.min(...after.map((c) => c.token))).toBeGreaterThan(maxBefore)
+    expect(new Set(claims.map((c) => c.token)).size).toBe(claims.length)
   }, 60_000)
 })

@@ -23,6 +23,7 @@ import type {
   Completion,
   EnqueueResult,
   EpochGrant,
+  EpochState,
   Failure,
   Fenced,
   FencedOutcome,
@@ -335,18 +336,16 @@ export class MemoryBroker implements Broker {
     return { created: true, cause: 'resume', phase: epoch.phase }
   }
 
-  async markEpoch(
-    now: number,
-    state: 'restoring' | 'serving' | 'done',
-    restoreLeaseMs: number,
-  ): Promise<void> {
+  async markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void> {
     this.open()
     const epoch = this.epoch
     if (epoch === undefined) {
       throw new TaskloomError('BROKER_UNAVAILABLE', `queue ${this.queueName}: no re-base in progress`)
     }
     if (state === 'done') epoch.phase = 'done'
-    else if (epoch.phase !== 'done') {
+    else if (state === 'abandoned') {
+      if (epoch.phase !== 'done') epoch.until = 0
+    } else if (epoch.phase !== 'done') {
       epoch.until = now + restoreLeaseMs
       if (state === 'serving') epoch.phase = 'filling'
     }

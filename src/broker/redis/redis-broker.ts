@@ -16,6 +16,7 @@ import type {
   Completion,
   EnqueueResult,
   EpochGrant,
+  EpochState,
   Failure,
   Fenced,
   FencedOutcome,
@@ -330,12 +331,8 @@ export class RedisBroker implements Broker {
     return { created: true, cause: 'resume', phase: reply === 'resume-f' ? 'filling' : 'rebasing' }
   }
 
-  async markEpoch(
-    now: number,
-    state: 'restoring' | 'serving' | 'done',
-    restoreLeaseMs: number,
-  ): Promise<void> {
-    const op = state === 'restoring' ? 'renew' : state === 'serving' ? 'serve' : 'done'
+  async markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void> {
+    const op = { restoring: 'renew', serving: 'serve', done: 'done', abandoned: 'abandon' }[state]
     const run = await this.verifiedRunId()
     if ((await this.run('epoch', [now, op, run, restoreLeaseMs])) !== 1) this.markerMoved()
   }

@@ -8,8 +8,9 @@
 --   'ensure' 5 lease ms: answers 'missing' or 'changed' (the caller re-bases from scratch),
 --     'resume-r' or 'resume-f' (the last re-baser's lease lapsed in that phase: the caller takes
 --     over), or '' (nothing to do: done, or another caller holds the lease).
---   'renew' 5 lease ms, 'serve' 5 lease ms (phase 'f'), 'done': answer 1, or 0 when the marker now
---     names another run_id (the caller must re-check).
+--   'renew' 5 lease ms, 'serve' 5 lease ms (phase 'f'), 'done', 'abandon' (the lease lapses now, so
+--     the next caller resumes at once): answer 1, or 0 when the marker now names another run_id
+--     (the caller must re-check).
 --   'fences' 5 base, 6 ceiling: raises the counter to at least base and the ceiling to at least
 --     ceiling; answers 1, or 0 when the marker names another run_id.
 local now, op, run = tonumber(ARGV[2]), ARGV[3], ARGV[4]
@@ -36,6 +37,8 @@ if op == 'fences' then
   if tonumber(redis.call('HGET', key, 'ceil') or '0') < ceil then
     redis.call('HSET', key, 'ceil', string.format('%d', ceil))
   end
+elseif op == 'abandon' then
+  if base[2] ~= 'd' then redis.call('HSET', key, 'until', '0') end
 elseif op == 'done' then
   redis.call('HSET', key, 'ph', 'd', 'at', ARGV[2])
   redis.call('HDEL', key, 'until')
