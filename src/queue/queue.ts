@@ -315,10 +315,10 @@ export class Queue {
     const live = await this.broker.get(id)
     const store = this.store
     if (live && store && TERMINAL_STATUSES.has(live.status)) {
-      // During a PostgreSQL outage the broker's answer is all there is.
+      // A finished status is shown once the store has it: until then (also while PostgreSQL is
+      // unreachable) it could still be lost with Redis, and the task run again.
       const stored = await store.get(id).catch(() => undefined)
-      if (stored && TERMINAL_STATUSES.has(stored.status)) return this.info<Result>(stored)
-      if (stored && TERMINAL_STATUSES.has(live.status)) {
+      if (stored?.status !== live.status) {
         const { result: _result, finishedAt: _finishedAt, ...attempt } = live
         return this.info<Result>({ ...attempt, status: 'processing' })
       }

@@ -301,6 +301,66 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
     }
   }, 60_000)
 
+  it('never shows a completion that Redis then loses: get() reads completed only once the store has it', async () => {
+    const name = uniqueName('rebase-reads')
+    const { queue, workers, probe } = open(name)
+    await queue.ready()
+    const runs = new Map<string, number>()
+    const worker = createWorker({ queue, concurrency: 10, pollIntervalMs: 50 })
+    worker.handle(rebaseJob, (_input, ctx) => {
+      const run = (runs.get(ctx.taskId) ?? 0) + 1
+      runs.set(ctx.taskId, run)
+      return { run }
+    })
+    workers.push(worker)
+    const ids = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => queue.submit(rebaseJob, { n, kind: 'ok' }).then((r) => r.id)),
+    )
+    // PostgreSQL goes first: the completions below reach Redis but not the store (the feed waits).
+    await servers.postgres().down('immediate')
+    const seen = new Map<string, string[]>(ids.map((id) => [id, []]))
+    let reading = true
+    const reader = (async () => {
+      while (reading) {
+        for (const id of ids) {
+          const t = await queue.get(id).catch(() => undefined)
+          const trail = seen.get(id)!
+          if (t && trail.at(-1) !== t.status) trail.push(t.status)
+        }
+        await sleep(25)
+      }
+    })()
+    await worker.start()
+    await waitFor(
+      async () => runs.size === ids.length,
+      10_000,
+      () => 'every task to run once',
+    )
+    await sleep(500)
+    await servers.redis().restartEmpty() // the completions are lost with Redis
+    await servers.postgres().start()
+    await waitFor(
+      async () => ((await probe!.ids(['completed'])) ?? []).length === ids.length,
+      20_000,
+      () => 'every task to complete in the store',
+    )
+    await waitFor(
+      async () => (await Promise.all(ids.map((id) => queue.get(id)))).every((t) => t?.status === 'completed'),
+      5000,
+      () => 'reads to show completed',
+    )
+    reading = false
+    await reader
+    for (const [id, trail] of seen) {
+      const first = trail.findIndex((s) => TERMINAL.has(s))
+      expect(first === -1 ? [] : trail.slice(first), `statuses read for ${id}: ${trail.join(' → ')}`).toEqual(
+        first === -1 ? [] : ['completed'],
+      )
+    }
+    // They ran again (at-least-once): the completions of the first runs never reached the store.
+    expect([...runs.values()].every((n) => n === 2)).toBe(true)
+  }, 60_000)
+
   it('restores everything once PostgreSQL is back when Redis was emptied while it was down', async () => {
     const name = uniqueName('rebase-pg-down')
     const { queue, workers, probe } = open(name)
