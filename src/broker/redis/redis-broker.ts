@@ -49,6 +49,8 @@ const LEASE_EXPIRED = JSON.stringify({
 
 /** How soon a refused (not yet re-based) claim may be tried again. */
 const BLOCKED_RETRY_MS = 50
+/** How long a fenced completion or failure waits for a re-base before it fails. */
+const SETTLE_WAIT_MS = 30_000
 /** The sections `heldIds` walks: the ready lists (by index), then the zsets (by ZSCAN). */
 const HELD_SECTIONS = ['ready:0', 'ready:1', 'ready:2', 'ready:3', 'delayed', 'leases', 'dlq'] as const
 
@@ -204,14 +206,41 @@ export class RedisBroker implements Broker {
     if (items.length === 0) return []
     const args: (string | number)[] = [now, this.retentionMs, items.length]
     for (const c of items) args.push(c.id, c.token, c.result)
-    return outcomes(await this.run('complete', args))
+    return this.settle('complete', args)
   }
 
   async fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]> {
     if (items.length === 0) return []
     const args: (string | number)[] = [now, items.length]
     for (const f of items) args.push(f.id, f.token, JSON.stringify(f.error), f.outcome, f.retryAt ?? '')
-    return outcomes(await this.run('fail', args))
+    return this.settle('fail', args)
+  }
+
+  /**
+   * Runs complete or fail. Fenced, they are judged only against data re-based for this server: a
+   * Redis rolled back to before a later claim would otherwise accept an older attempt's outcome.
+   * While it is not, the call waits (the re-base is asked for at once), up to SETTLE_WAIT_MS.
+   */
+  private async settle(name: 'complete' | 'fail', args: (string | number)[]): Promise<FencedOutcome[]> {
+    if (!this.fenced) return outcomes(await this.run(name, [...args, '']))
+    const deadline = Date.now() + SETTLE_WAIT_MS
+    for (;;) {
+      const generation = this.generation
+      const reply = await this.run(name, [...args, await this.verifiedRunId()])
+      // Answered across a reconnect: judged maybe by a server that restarted meanwhile; ask again.
+      if (reply !== -1 && generation === this.generation) return outcomes(reply)
+      if (reply === -1) {
+        this.runId = undefined
+        this.blocked('epoch')
+      }
+      if (Date.now() >= deadline) {
+        throw new TaskloomError(
+          'BROKER_UNAVAILABLE',
+          `queue ${this.queueName}: Redis is being re-based after it restarted or lost data; try again`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, BLOCKED_RETRY_MS))
+    }
   }
 
   async extend(items: readonly Fenced[], leaseMs: number, now: number): Promise<FencedOutcome[]> {
@@ -356,25 +385,27 @@ export class RedisBroker implements Broker {
     // Cursor: "<section index>:<position>". Lists are read from the tail (the oldest end), where
     // LPUSHes of new work do not shift positions; zsets by ZSCAN, which returns every member held
     // for the whole scan at least once.
-    let [section, position] = cursor === null ? [0, '0'] : (cursor.split(':').map(String) as [string, string])
-    let index = Number(section)
+    const [from, at] = cursor === null ? ['0', '0'] : cursor.split(':')
+    let index = Number(from)
+    let position = at ?? '0'
     const ids: string[] = []
     while (index < HELD_SECTIONS.length && ids.length < limit) {
       const key = `${this.keys.prefix}${HELD_SECTIONS[index]}`
+      let done: boolean
       if (index < 4) {
-        const from = Number(position)
-        const page = await this.redis.lrange(key, -(from + limit), -(from + 1))
+        const offset = Number(position)
+        const page = await this.redis.lrange(key, -(offset + limit), -(offset + 1))
         ids.push(...page.reverse())
-        if (page.length < limit) [index, position] = [index + 1, '0']
-        else position = String(from + page.length)
+        done = page.length < limit
+        position = String(offset + page.length)
       } else {
         const [next, flat] = await this.redis.zscan(key, position, 'COUNT', limit)
         for (let i = 0; i < flat.length; i += 2) ids.push(flat[i]!)
-        if (next === '0') [index, position] = [index + 1, '0']
-        else position = next
+        done = next === '0'
+        position = next
       }
+      if (done) [index, position] = [index + 1, '0']
     }
-    void section
     return { ids, nextCursor: index >= HELD_SECTIONS.length ? null : `${index}:${position}` }
   }
 
