@@ -10,6 +10,8 @@
 import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
+import { RESTORE_LEASE_MS } from '../../src/durable/recovery.js'
 import { createWorker, defineTask, NonRetryableError, type Queue, type Worker } from '../../src/index.js'
 import { durableQueue, StoreProbe, sleep, waitFor } from '../fixtures/durable-common.js'
 import { canRunPrivateServers, usePrivateServers } from '../helpers/private-servers.js'
@@ -359,6 +361,36 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
     }
     // They ran again (at-least-once): the completions of the first runs never reached the store.
     expect([...runs.values()].every((n) => n === 2)).toBe(true)
+  }, 60_000)
+
+  it('resumes a re-base whose process died as soon as its 10 s lease lapses', async () => {
+    const name = uniqueName('rebase-interrupted')
+    // The default check interval: the gap measured is what production would see.
+    const { queue, workers, probe } = open(name, { recovery: { intervalMs: 5000 } })
+    await queue.ready()
+    const ids = await Promise.all(
+      Array.from({ length: 20 }, (_, n) => queue.submit(rebaseJob, { n, kind: 'ok' }).then((r) => r.id)),
+    )
+    await servers.redis().restartEmpty()
+    // Another process takes the re-base and dies at once (it never renews its lease).
+    const dead = new RedisBroker(name, { redis: servers.redis().url, changeFeed: true, fenced: true })
+    const grant = await dead.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
+    await dead.close()
+    expect(grant).toMatchObject({ created: true, cause: 'missing' })
+    const diedAt = Date.now()
+    const worker = createWorker({ queue, concurrency: 10, pollIntervalMs: 50 })
+    worker.handle(rebaseJob, () => null)
+    workers.push(worker)
+    await worker.start()
+    await waitFor(
+      async () => ((await probe!.ids(['completed'])) ?? []).length === ids.length,
+      RESTORE_LEASE_MS + 10_000,
+      () => "the tasks to run after the dead re-baser's lease",
+    )
+    const gapMs = Date.now() - diedAt
+    console.log(`[durable-rebase] interrupted re-base: tasks ran again ${gapMs} ms after the re-baser died`)
+    // Resumed by the first refused claim after the lease lapsed, not by the 5 s timer.
+    expect(gapMs).toBeLessThan(RESTORE_LEASE_MS + 3000)
   }, 60_000)
 
   it('restores everything once PostgreSQL is back when Redis was emptied while it was down', async () => {
