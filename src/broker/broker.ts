@@ -15,6 +15,13 @@ import type {
   TaskStatus,
 } from '../task/model.js'
 
+/**
+ * Fenced brokers: fencing tokens are reserved in blocks of this size (one store write per block),
+ * and the next block is asked for once fewer than half of one are left.
+ */
+export const FENCE_BLOCK = 200_000
+export const FENCE_LOW_WATER = FENCE_BLOCK / 2
+
 /** A task as the queue hands it to the broker. */
 export interface NewTask {
   id: string
@@ -106,6 +113,13 @@ export interface ClaimedTask {
 
 export interface ClaimResult {
   tasks: ClaimedTask[]
+  /**
+   * Fenced brokers only: why nothing was claimed although work may wait: 'epoch' (the broker's
+   * data is not re-based for the server that holds it) or 'fence' (no token left below the
+   * reserved ceiling). `nextWakeAt` is then a short retry time; the broker has told its
+   * `onBlocked` listener, which re-bases or reserves the next block.
+   */
+  blocked?: 'epoch' | 'fence' | undefined
   /**
    * The earliest time at which a delayed task becomes due or a lease expires, or null when
    * there is neither. An idle worker waits no longer than this.
@@ -206,6 +220,49 @@ export interface BrokerOptions {
    * store to apply. Default false.
    */
   changeFeed?: boolean
+  /**
+   * Durable mode: fencing tokens (of claims and locks) are issued only up to a ceiling that the
+   * store recorded first (`raiseFences`), and claims and lock acquisitions are refused until the
+   * broker's data has been re-based for the server that holds it (`ensureEpoch` to
+   * `markEpoch('serving')`). Default false: tokens are issued without a ceiling or a marker check.
+   */
+  fenced?: boolean
+}
+
+/** A task as the store records it, for `restore` (the store's row is ahead of the broker's copy). */
+export interface RestoredTask extends NewTask {
+  status: TaskStatus
+  /** Attempts started in the current budget. */
+  attempt: number
+  /** When the store last changed the row. */
+  updatedAt: number
+  finishedAt?: number | undefined
+  /** Serialised result (completed). */
+  result?: string | undefined
+  /** The last error (failed). */
+  error?: ErrorInfo | undefined
+}
+
+/**
+ * What `ensureEpoch` asks of its caller. `created` false: nothing (re-based already, or another
+ * caller holds the restore lease). Otherwise `cause` says why: the marker was 'missing' (a new or
+ * emptied server), 'changed' (it names another server: a restart, from an AOF/RDB file or not, or a
+ * failover), or the previous re-baser's lease lapsed in phase 'rebasing' or 'filling' ('resume').
+ */
+export interface EpochGrant {
+  created: boolean
+  cause?: 'missing' | 'changed' | 'resume' | undefined
+  /** With `created`: the phase to run from. 'rebasing': everything; 'filling': the store pass only. */
+  phase?: 'rebasing' | 'filling' | undefined
+}
+
+export type EpochState = 'restoring' | 'serving' | 'done' | 'abandoned'
+
+/** A page of the ids a broker holds (ready, delayed, leased or dead), for a re-base. */
+export interface HeldPage {
+  ids: string[]
+  /** Pass to the next call; null after the last page. */
+  nextCursor: string | null
 }
 
 /** Changes handed to one consumer; acknowledge `ids` once applied. */
@@ -252,6 +309,7 @@ export interface Broker {
    */
   cancel(id: string, now: number): Promise<TaskRecord>
 
+  /** The task, or null. Fenced brokers answer null until re-based (the caller reads the store). */
   get(id: string): Promise<TaskRecord | null>
 
   /** Dead-lettered tasks, most recent first. */
@@ -291,18 +349,40 @@ export interface Broker {
   ackChanges(ids: readonly string[]): Promise<void>
 
   /**
-   * Marks this broker's data as known: `created` is true when the marker was missing, i.e. the
-   * broker is new or lost its data (a Redis restarted empty), and the caller must restore unfinished
-   * tasks from the store. The caller holds a restore lease of `restoreLeaseMs`, renewed with
-   * `markEpoch('restoring')` and ended with `markEpoch('done')`; while it holds it, other callers see
-   * `created: false`. If the lease lapses (the restorer died), the next caller gets `created: true`
-   * and restores again (enqueue is idempotent by id, so a second restore adds nothing twice).
-   * Fencing tokens issued afterwards stay above those issued before the loss.
+   * Checks the re-base marker, which names the server the broker's data was re-based on (Redis:
+   * its `run_id`). When it is missing or names another server, or the last re-baser's lease
+   * lapsed, exactly one caller gets `created: true` and must re-base (src/durable/recovery.ts):
+   * `raiseFences`, then in phase 'rebasing' make the broker's own tasks agree with the store
+   * (`heldIds` + `restore`), `markEpoch('serving')` (fenced claims are served from here on), then
+   * restore the store's unfinished and dead tasks the broker lacks, renewing the lease with
+   * `markEpoch('restoring')` after every page, and end with `markEpoch('done')`. While it holds the
+   * lease, other callers get `created: false`.
    */
-  ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }>
+  ensureEpoch(now: number, restoreLeaseMs: number): Promise<EpochGrant>
 
-  /** Renews the restore lease (`restoring`) or records that the restore finished (`done`). */
-  markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void>
+  /**
+   * Renews the restore lease (`restoring`), moves to the phase where claims are served
+   * (`serving`, also renewing it), records that the re-base finished (`done`), or gives the lease up
+   * after a failure (`abandoned`: the next caller resumes at once instead of after the lease). Throws
+   * BROKER_UNAVAILABLE when the marker now names another server (it changed again meanwhile).
+   */
+  markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void>
+
+  /**
+   * Raises the fencing counter to at least `base` and the ceiling to at least `ceiling` (a block
+   * the store reserved: tokens up to it were recorded there first). Throws BROKER_UNAVAILABLE when
+   * the marker names another server.
+   */
+  raiseFences(base: number, ceiling: number): Promise<void>
+
+  /** The ids of the tasks this broker holds that are not completed or cancelled, a page at a time. */
+  heldIds(cursor: string | null, limit: number): Promise<HeldPage>
+
+  /** Makes the broker's copies of these tasks agree with the store's rows; answers how many changed. */
+  restore(tasks: readonly RestoredTask[], now: number): Promise<number>
+
+  /** Called whenever a fenced claim or lock acquisition is refused, or the ceiling is near. */
+  onBlocked(listener: (reason: 'epoch' | 'fence') => void): void
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>
@@ -311,8 +391,9 @@ export interface Broker {
 
   /**
    * Takes the lock `key` until `now + ttlMs` if it is free or its holder's time ran out. On success
-   * answers a fencing token strictly greater than every token issued before for this key (it
-   * survives the lock's expiry); when held, answers when the current hold ends.
+   * answers a fencing token strictly greater than every token issued before for this key (drawn
+   * from the queue's one fencing counter, so no state per key outlives the hold); when held,
+   * answers when the current hold ends.
    */
   acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant>
   /** Pushes the hold out to `now + ttlMs` if `token` still holds `key`; false when the lock was lost. */
@@ -346,7 +427,9 @@ export interface Broker {
 
 export type LockGrant =
   | { acquired: true; token: number; expiresAt: number }
-  | { acquired: false; heldUntil: number }
+  | { acquired: false; heldUntil: number; blocked?: undefined }
+  /** Fenced brokers: refused until the broker is re-based or gets its next block of tokens. */
+  | { acquired: false; heldUntil: number; blocked: 'epoch' | 'fence' }
 
 export interface BreakerSettings {
   /** Consecutive failures that open the breaker. */

@@ -1,21 +1,37 @@
 /**
  * Keeps Redis and PostgreSQL in agreement, from every durable queue process:
- * - Redis loss: when the epoch marker is missing (Redis restarted empty), the one process that
- *   recreates it puts every unfinished task from the store back into the broker: pending ones
- *   delayed, queued ones queued, in-flight ones queued with the attempt counted.
+ * - Re-base: the broker's marker names the Redis server (its run_id) the data was last re-based
+ *   on. When it is missing (Redis new or emptied) or names another server (a restart, from an
+ *   AOF/RDB file or not, or a failover), the one process that takes the restore lease re-bases:
+ *   1. reserves a fresh block of fencing tokens in the store (recorded there before Redis may
+ *      issue them) and raises Redis's counter above every token the store has ever allowed;
+ *   2. makes every task Redis holds agree with its row, where the row is ahead (a rollback: Redis
+ *      kept a task queued that the store has completed, or an attempt the store saw end);
+ *      fenced claims are refused until here, then served (`markEpoch('serving')`);
+ *   3. restores what Redis lacks: every unfinished row (pending ones delayed, queued and in-flight
+ *      ones queued with their attempts counted) and every dead-lettered row (into the DLQ);
+ *   renewing a short restore lease after every page, so an interrupted re-base is resumed by
+ *   another process within `RESTORE_LEASE_MS`. Claims that are refused ask for the check at once.
+ * - Fences: when the broker has few tokens left below its ceiling, the next block is reserved.
  * - Reconciliation: rows whose `enqueued_at` is still unset after a grace period are handed to the
  *   broker again and marked. Most were delivered (a submit does not mark its rows; a task's first
  *   change does) and the broker answers those as already held; the rest were stored by a process
  *   that died before the hand-off, and are enqueued now. Enqueue is idempotent by id, so never twice.
  * - Retention: finished rows older than the record retention are purged in small batches.
  */
-import type { Broker, NewTask } from '../broker/broker.js'
+import {
+  type Broker,
+  type EpochGrant,
+  FENCE_BLOCK,
+  type NewTask,
+  type RestoredTask,
+} from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
 
 export interface RecoveryOptions {
-  /** How often the epoch marker is checked. Default 5,000 ms. */
+  /** How often the re-base marker is checked (a refused claim also checks at once). Default 5,000 ms. */
   intervalMs?: number
   /** How old an unconfirmed row must be before it is enqueued by reconciliation. Default 60,000 ms. */
   reconcileGraceMs?: number
@@ -24,14 +40,20 @@ export interface RecoveryOptions {
 }
 
 const PAGE = 1000
-/** How long a restorer may go without renewing before another process takes the restore over. */
-const RESTORE_LEASE_MS = 30_000
+/** How long a re-baser may go without renewing (after every page) before another process resumes. */
+export const RESTORE_LEASE_MS = 10_000
+/** A refused claim asks for an epoch check at most this often. */
+const CHECK_SOON_MS = 200
 const PURGE_EVERY_MS = 3_600_000
 
 export class Recovery {
   private readonly timers: NodeJS.Timeout[] = []
   private running: Promise<unknown> = Promise.resolve()
   private readonly options: Required<RecoveryOptions>
+  private stopped = false
+  private checkQueued = false
+  private lastSoonCheck = 0
+  private reserving: Promise<void> | undefined
 
   constructor(
     private readonly broker: Broker,
@@ -46,6 +68,11 @@ export class Recovery {
 
   /** Runs the epoch check once now (so a fresh Redis is restored before first use), then on timers. */
   async start(): Promise<void> {
+    this.broker.onBlocked((reason) => {
+      if (this.stopped) return
+      if (reason === 'fence') void this.reserveFences().catch((err: unknown) => this.stepFailed(err))
+      else this.checkSoon()
+    })
     await this.checkEpoch()
     this.every(this.options.intervalMs, () => this.checkEpoch())
     this.every(this.options.reconcileIntervalMs, () => this.reconcile())
@@ -53,27 +80,130 @@ export class Recovery {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     for (const t of this.timers.splice(0)) clearInterval(t)
     await this.running
+    await this.reserving
   }
 
-  /** Restores every unfinished task if this process is the one that found Redis empty. */
+  /** Re-bases the broker if this process is the one that found it not re-based (see above). */
   async checkEpoch(): Promise<number> {
-    const { created } = await this.broker.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
-    if (!created) return 0
+    const grant = await this.broker.ensureEpoch(Date.now(), RESTORE_LEASE_MS)
+    if (!grant.created) return 0
+    try {
+      return await this.rebase(grant)
+    } catch (err) {
+      // PostgreSQL unreachable, or Redis lost again: the next check (of any process) resumes at
+      // once, rather than after the lease.
+      await this.broker.markEpoch(Date.now(), 'abandoned', RESTORE_LEASE_MS).catch(() => {})
+      throw err
+    }
+  }
+
+  private async rebase(grant: EpochGrant): Promise<number> {
+    const started = Date.now()
+    await this.reserveFences(Date.now() * 1000)
+    let rewritten = 0
+    if (grant.phase === 'rebasing') {
+      // Redis's own tasks first, while claims are refused: after a rollback, some are behind the store.
+      let cursor: string | null = null
+      do {
+        const page = await this.broker.heldIds(cursor, PAGE)
+        const rows = await this.store.getMany(page.ids)
+        rewritten += await this.broker.restore(rows.map(this.restored), Date.now())
+        cursor = page.nextCursor
+        await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
+      } while (cursor !== null)
+      await this.broker.markEpoch(Date.now(), 'serving', RESTORE_LEASE_MS)
+    }
+    const servingAfterMs = Date.now() - started
+    // Then what Redis lacks, while claims are served: unfinished rows by id, then dead ones.
     let restored = 0
     let cursor: string | null = null
     do {
       const page = await this.store.listUnfinished(cursor, PAGE)
-      restored += await this.enqueue(page.items)
+      restored += await this.broker.restore(page.items.map(this.restored), Date.now())
+      await this.store.markEnqueued(
+        page.items.map((r) => r.id),
+        Date.now(),
+      )
       cursor = page.nextCursor
-      // Still alive and restoring: if this process dies now, another takes over when the lease lapses.
       await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
     } while (cursor !== null)
+    let dead: string | undefined
+    do {
+      const page = await this.store.list({ status: 'failed', limit: PAGE, cursor: dead })
+      restored += await this.broker.restore(page.items.map(this.restored), Date.now())
+      dead = page.nextCursor ?? undefined
+      await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
+    } while (dead !== undefined)
     await this.broker.markEpoch(Date.now(), 'done', RESTORE_LEASE_MS)
-    if (restored > 0)
-      this.logger.warn({ restored }, 'Redis had lost its data: unfinished tasks restored from the store')
-    return restored
+    const fields = { cause: grant.cause, restored, rewritten, servingAfterMs, tookMs: Date.now() - started }
+    if (grant.cause === 'changed')
+      this.logger.warn(fields, 'Redis restarted or was replaced: re-based on the store')
+    else if (grant.cause === 'resume') this.logger.warn(fields, 'resumed an interrupted re-base of Redis')
+    else if (restored > 0 || rewritten > 0)
+      this.logger.warn(fields, 'Redis had lost its data: unfinished tasks restored from the store')
+    return restored + rewritten
+  }
+
+  /**
+   * Reserves the next block of fencing tokens in the store, then lets the broker issue up to it.
+   * With `floor` (a re-base), the counter is raised to the start of the block: above every token
+   * an earlier block allowed, whatever Redis lost.
+   */
+  reserveFences(floor?: number): Promise<void> {
+    if (floor === undefined && this.reserving) return this.reserving
+    const reserve = (this.reserving ?? Promise.resolve()).then(async () => {
+      const ceiling = await this.store.reserveFences(floor ?? 0, FENCE_BLOCK)
+      await this.broker.raiseFences(floor === undefined ? 0 : ceiling - FENCE_BLOCK, ceiling)
+    })
+    const tracked: Promise<void> = reserve
+      .catch(() => {})
+      .finally(() => {
+        if (this.reserving === tracked) this.reserving = undefined
+      })
+    this.reserving = tracked
+    return reserve
+  }
+
+  /** Puts a task the store has as dead back into the broker's DLQ; false when the store has it otherwise. */
+  async restoreDead(id: string): Promise<boolean> {
+    const row = await this.store.get(id)
+    if (row?.status !== 'failed') return false
+    await this.broker.restore([this.restored(row)], Date.now())
+    return true
+  }
+
+  private readonly restored = (r: StoredTask): RestoredTask => ({
+    ...this.newTask(r, Date.now()),
+    status: r.status,
+    attempt: r.attempt,
+    updatedAt: r.updatedAt,
+    finishedAt: r.finishedAt,
+    result: r.result,
+    error: r.error,
+  })
+
+  /** An epoch check as soon as possible (a claim was refused), at most every CHECK_SOON_MS. */
+  private checkSoon(): void {
+    if (this.checkQueued) return
+    this.checkQueued = true
+    const wait = Math.max(0, this.lastSoonCheck + CHECK_SOON_MS - Date.now())
+    const timer = setTimeout(() => {
+      this.lastSoonCheck = Date.now()
+      this.running = this.running
+        .then(() => {
+          this.checkQueued = false
+          return this.stopped ? 0 : this.checkEpoch()
+        })
+        .catch((err: unknown) => this.stepFailed(err))
+    }, wait)
+    timer.unref()
+  }
+
+  private stepFailed(err: unknown): void {
+    this.logger.warn({ err: toErrorInfo(err) }, 'recovery step failed; will try again')
   }
 
   /** Enqueues rows stored but never confirmed by the broker. */
@@ -95,7 +225,18 @@ export class Recovery {
   private async enqueue(rows: readonly StoredTask[]): Promise<number> {
     if (rows.length === 0) return 0
     const now = Date.now()
-    const tasks: NewTask[] = rows.map((r) => ({
+    const tasks = rows.map((r) => this.newTask(r, now))
+    const results = await this.broker.enqueue(tasks, now)
+    await this.store.markEnqueued(
+      tasks.map((t) => t.id),
+      now,
+    )
+    // Enqueue is idempotent by id: a task the broker already held answers `deduplicated`.
+    return results.filter((r) => !r.deduplicated).length
+  }
+
+  private newTask(r: StoredTask, now: number): NewTask {
+    return {
       id: r.id,
       name: r.name,
       tenantId: r.tenantId,
@@ -108,21 +249,12 @@ export class Recovery {
       idempotencyTtlMs: this.idempotencyTtlMs,
       attempt: r.attempt,
       lockKey: r.lockKey,
-    }))
-    const results = await this.broker.enqueue(tasks, now)
-    await this.store.markEnqueued(
-      tasks.map((t) => t.id),
-      now,
-    )
-    // Enqueue is idempotent by id: a task the broker already held answers `deduplicated`.
-    return results.filter((r) => !r.deduplicated).length
+    }
   }
 
   private every(ms: number, job: () => Promise<unknown>): void {
     const timer = setInterval(() => {
-      this.running = this.running.then(job).catch((err: unknown) => {
-        this.logger.warn({ err: toErrorInfo(err) }, 'recovery step failed; will try again')
-      })
+      this.running = this.running.then(job).catch((err: unknown) => this.stepFailed(err))
     }, ms)
     timer.unref()
     this.timers.push(timer)

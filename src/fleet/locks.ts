@@ -1,7 +1,9 @@
 /**
  * Distributed locks over the queue's broker: `queue.lock(key, { ttlMs })` and `queue.withLock`.
  * Every successful acquisition of a key gets a fencing token strictly greater than the key's previous
- * ones, so a holder that outlived its lock can be refused by the system it writes to.
+ * ones (drawn from the queue's one fencing counter, which in durable mode also survives Redis losing
+ * or rolling back its data), so a holder that outlived its lock can be refused by the system it
+ * writes to.
  *
  * ```ts
  * await queue.withLock(`invoice:${id}`, async (lock, signal) => {
@@ -43,6 +45,8 @@ export interface Lock {
 }
 
 const MAX_TTL_MS = 86_400_000
+/** How long an acquisition waits, beyond `waitMs`, for a durable queue's Redis to be re-based. */
+const BLOCKED_WAIT_MS = 10_000
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length < 1 || key.length > 512) {
@@ -67,10 +71,23 @@ export async function acquireLock(broker: Broker, key: string, options: LockOpti
   const waitMs = checkMs('waitMs', options.waitMs ?? 0, 0, MAX_TTL_MS)
   const retryMs = checkMs('retryMs', options.retryMs ?? 50, 1, 60_000)
   const deadline = Date.now() + waitMs
+  // A durable queue refuses locks while Redis is being re-based or gets its next block of tokens
+  // (moments, normally): that wait is not the lock being busy, and is bounded on its own.
+  const blockedDeadline = deadline + BLOCKED_WAIT_MS
   for (;;) {
     const now = Date.now()
     const grant = await broker.acquireLock(key, ttlMs, now)
     if (grant.acquired) return makeLock(broker, key, grant.token, grant.expiresAt)
+    if (grant.blocked !== undefined) {
+      if (now >= blockedDeadline) {
+        throw new TaskloomError(
+          'BROKER_UNAVAILABLE',
+          `lock ${JSON.stringify(key)}: Redis is being re-based after it restarted or lost data; try again`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(grant.heldUntil - now, 1)))
+      continue
+    }
     const left = deadline - Date.now()
     if (left <= 0) {
       throw new TaskloomError(

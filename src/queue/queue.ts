@@ -138,7 +138,11 @@ export class Queue {
     retry: async (id: string): Promise<void> => {
       await this.ready()
       const now = Date.now()
-      const moved = await this.broker.retryDead([id], now)
+      let moved = await this.broker.retryDead([id], now)
+      // The store may have it dead while the broker does not (Redis lost or rolled back its DLQ and
+      // the re-base has not reached it yet): the stored copy is put back in the DLQ, then retried.
+      if (moved === 0 && (await this.recovery?.restoreDead(id)))
+        moved = await this.broker.retryDead([id], now)
       if (moved === 0) throw new TaskloomError('NOT_IN_DLQ', `task ${id} is not in the dead-letter queue`)
       await this.recordChanges([revived(id, now)])
       this.logger.info({ task_id: id }, 'task put back from the dead-letter queue')
@@ -166,7 +170,7 @@ export class Queue {
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom' })
     this.codec = createCodec(this.name, options.encryption)
     const durable = options.postgres !== undefined ? options.postgres !== false : options.redis === undefined
-    const brokerOptions = { retentionMs: this.options.retentionMs, changeFeed: durable }
+    const brokerOptions = { retentionMs: this.options.retentionMs, changeFeed: durable, fenced: durable }
     this.broker =
       options.broker ??
       (options.redis === undefined
@@ -379,13 +383,25 @@ export class Queue {
   /**
    * The task's current state, or null when unknown: live from the broker while it holds the task,
    * else from the store (durable mode), where finished tasks stay for `recordRetentionMs`.
+   * With a store, a finished status is shown once the store has it too (until then the task reads
+   * as still `processing`), and a broker not yet re-based answers nothing (the store is read), so a
+   * reader never sees a task go from finished back to unfinished, whatever Redis loses.
    */
   async get<Result = unknown>(id: string): Promise<TaskInfo<Result> | null> {
     this.assertOpen()
     await this.ready()
     const live = await this.broker.get(id)
-    if (live) return this.info<Result>(live)
     const store = this.store
+    if (live && store && TERMINAL_STATUSES.has(live.status)) {
+      // A finished status is shown once the store has it: until then (also while PostgreSQL is
+      // unreachable) it could still be lost with Redis, and the task run again.
+      const stored = await store.get(id).catch(() => undefined)
+      if (stored?.status !== live.status) {
+        const { result: _result, finishedAt: _finishedAt, ...attempt } = live
+        return this.info<Result>({ ...attempt, status: 'processing' })
+      }
+    }
+    if (live) return this.info<Result>(live)
     const stored = store ? await this.fromStore(() => store.get(id)) : null
     return stored ? this.info<Result>(stored) : null
   }

@@ -206,6 +206,16 @@ export interface Store {
   /** Tasks not yet terminal (for re-enqueue after Redis lost its data), in id order. */
   listUnfinished(cursor: string | null, limit: number): Promise<CursorPage<StoredTask>>
 
+  /** The stored rows of these ids (those that exist), in no particular order. */
+  getMany(ids: readonly string[]): Promise<StoredTask[]>
+
+  /**
+   * Reserves the next block of fencing tokens: raises the queue's recorded ceiling to at least
+   * `floor`, adds `block`, and answers the new ceiling. The broker may issue tokens up to the
+   * answered ceiling only; concurrent reservations get disjoint blocks.
+   */
+  reserveFences(floor: number, block: number): Promise<number>
+
   /**
    * Tasks stored but never confirmed by the broker and created before `olderThan` (the reconciler
    * passes now minus a grace period), oldest first.

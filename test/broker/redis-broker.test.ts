@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { describe } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Broker } from '../../src/broker/broker.js'
 import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
 import { hasRedis, REDIS_URL } from '../helpers/services.js'
@@ -37,4 +38,49 @@ describe.skipIf(!up)('Redis', () => {
       await dropKeys(broker)
     },
   )
+
+  describe('RedisBroker fenced', () => {
+    it('judges a completion only against data re-based for this server, waiting until it is', async () => {
+      const name = `fenced-settle-${randomUUID()}`
+      const broker = new RedisBroker(name, { redis: REDIS_URL, changeFeed: true, fenced: true })
+      const admin = new Redis(REDIS_URL)
+      try {
+        await broker.ensureEpoch(Date.now(), 10_000)
+        await broker.raiseFences(100, 1_000_000)
+        await broker.markEpoch(Date.now(), 'done', 10_000)
+        const now = Date.now()
+        const task = {
+          id: randomUUID(),
+          name: 'x',
+          tenantId: 't',
+          payload: '{}',
+          priority: 'normal' as const,
+          runAt: now,
+          timeoutMs: 1000,
+          maxRetries: 1,
+          createdAt: now,
+          idempotencyTtlMs: 0,
+        }
+        await broker.enqueue([task], now)
+        const [claimed] = (await broker.claim('w', 1, 60_000, now)).tasks
+        // As after a restart: the marker names another server until this one is re-based.
+        const base = `tl:{${name}}:base`
+        const run = await admin.hget(base, 'run')
+        await admin.hset(base, 'run', 'another-server')
+        let settled = false
+        const completion = broker
+          .complete([{ id: claimed!.id, token: claimed!.token, result: '1' }], now)
+          .finally(() => (settled = true))
+        await new Promise((r) => setTimeout(r, 300))
+        expect(settled).toBe(false)
+        expect((await admin.hget(`tl:{${name}}:task:${claimed!.id}`, 's')) ?? '').toBe('processing')
+        await admin.hset(base, 'run', run!)
+        expect(await completion).toEqual(['ok'])
+      } finally {
+        await broker.close()
+        await dropKeys(broker)
+        admin.disconnect()
+      }
+    })
+  })
 })

@@ -1,9 +1,14 @@
 /**
  * A Redis server of the test's own on a free loopback port, for tests that kill connections,
  * restart or flush the server. The shared Redis is never touched.
+ *
+ * With `persistent`, it keeps an append-only file (`appendfsync always`, so what a command wrote
+ * is on disk when it answers), survives `restart()`, and can be rolled back: `snapshot()` copies its
+ * data directory aside, `restartFrom(snapshot)` kills the server and starts it again on that older
+ * copy, as after a power loss with `everysec` or a restore from an older AOF/RDB file.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +17,7 @@ export interface PrivateRedis {
   url: string
   port: number
   stop(): Promise<void>
-  /** Starts the server again on the same port (empty: it keeps nothing on disk). */
+  /** Kills the server (SIGKILL) and starts it again on the same port: empty unless `persistent`. */
   restart(): Promise<void>
   /** Kills the server (connections are refused) until `up()`. */
   down(): Promise<void>
@@ -22,6 +27,17 @@ export interface PrivateRedis {
   pause(): void
   /** Thaws a server frozen by `pause()`. */
   resume(): void
+  /** Kills the server and starts it again empty, whether persistent or not. */
+  restartEmpty(): Promise<void>
+  /** Copies the data directory aside (persistent servers); answers the copy's path. */
+  snapshot(): Promise<string>
+  /** Kills the server and starts it again on a copy `snapshot()` made: its data goes back to then. */
+  restartFrom(snapshot: string): Promise<void>
+}
+
+export interface PrivateRedisOptions {
+  /** Keep an append-only file (fsync always) in the data directory. Default false: nothing on disk. */
+  persistent?: boolean
 }
 
 async function freePort(): Promise<number> {
@@ -52,14 +68,18 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   }
 }
 
-export async function startPrivateRedis(): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'taskloom-redis-'))
+  const snapshots: string[] = []
+  const persistence = options.persistent
+    ? ['--appendonly', 'yes', '--appendfsync', 'always']
+    : ['--appendonly', 'no']
   let child: ChildProcess | undefined
   const start = async () => {
     child = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir],
       { stdio: 'ignore' },
     )
     await waitForPort(port)
@@ -73,6 +93,11 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       c.kill('SIGKILL')
     })
   }
+  /** Empties the data directory (the server must be stopped). */
+  const wipe = () => {
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir)
+  }
   await start()
   return {
     url: `redis://127.0.0.1:${port}`,
@@ -85,9 +110,26 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     up: start,
     pause: () => child?.kill('SIGSTOP'),
     resume: () => child?.kill('SIGCONT'),
-    stop: async () => {
+    restartEmpty: async () => {
+      await stop()
+      wipe()
+      await start()
+    },
+    snapshot: async () => {
+      const copy = mkdtempSync(join(tmpdir(), 'taskloom-redis-snapshot-'))
+      cpSync(dir, copy, { recursive: true })
+      snapshots.push(copy)
+      return copy
+    },
+    restartFrom: async (snapshot) => {
       await stop()
       rmSync(dir, { recursive: true, force: true })
+      cpSync(snapshot, dir, { recursive: true })
+      await start()
+    },
+    stop: async () => {
+      await stop()
+      for (const d of [dir, ...snapshots]) rmSync(d, { recursive: true, force: true })
     },
   }
 }

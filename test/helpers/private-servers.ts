@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process'
 import { afterAll, beforeAll } from 'vitest'
 import { canStartPrivatePostgres, type PrivatePostgres, startPrivatePostgres } from './private-postgres.js'
-import { type PrivateRedis, startPrivateRedis } from './private-redis.js'
+import { type PrivateRedis, type PrivateRedisOptions, startPrivateRedis } from './private-redis.js'
 import { hasPostgres, hasRedis } from './services.js'
 
 function hasRedisServer(): boolean {
@@ -38,11 +38,11 @@ export interface PrivateServers {
 }
 
 /** Call inside a `describe`: starts both servers before its tests and stops them after. */
-export function usePrivateServers(): PrivateServers {
+export function usePrivateServers(options: { redis?: PrivateRedisOptions } = {}): PrivateServers {
   let redis: PrivateRedis | undefined
   let postgres: PrivatePostgres | undefined
   beforeAll(async () => {
-    ;[redis, postgres] = await Promise.all([startPrivateRedis(), startPrivatePostgres()])
+    ;[redis, postgres] = await Promise.all([startPrivateRedis(options.redis), startPrivatePostgres()])
   }, 60_000)
   afterAll(async () => {
     await Promise.allSettled([redis?.stop(), postgres?.stop()])

@@ -1,6 +1,6 @@
 /**
  * The in-process broker's queue-wide fleet state, the twin of lock.lua, breaker.lua and fleet.lua:
- * distributed locks with a fencing token per key, circuit breakers and worker heartbeats.
+ * distributed locks with fencing tokens from the broker's counter, circuit breakers and worker heartbeats.
  */
 import type { BreakerCall, BreakerReply, LockGrant, WorkerBeat } from '../broker.js'
 
@@ -20,17 +20,17 @@ interface BreakerState {
 }
 
 export class FleetState {
+  /** `nextToken`: the broker's one fencing counter, shared with claims, so lock tokens only grow. */
+  constructor(private readonly nextToken: () => number) {}
+
   private readonly holds = new Map<string, Hold>()
-  /** Last token per lock key; outlives the holds, so tokens only grow. */
-  private readonly fences = new Map<string, number>()
   private readonly breakers = new Map<string, BreakerState>()
   private readonly workers = new Map<string, WorkerBeat>()
 
   acquireLock(key: string, ttlMs: number, now: number): LockGrant {
     const hold = this.holds.get(key)
     if (hold && hold.expiresAt > now) return { acquired: false, heldUntil: hold.expiresAt }
-    const token = (this.fences.get(key) ?? 0) + 1
-    this.fences.set(key, token)
+    const token = this.nextToken()
     this.holds.set(key, { token, expiresAt: now + ttlMs })
     return { acquired: true, token, expiresAt: now + ttlMs }
   }

@@ -23,18 +23,23 @@ import type {
   Completion,
   CountsOptions,
   EnqueueResult,
+  EpochGrant,
+  EpochState,
   EventCount,
   Failure,
   Fenced,
   FencedOutcome,
+  HeldPage,
   LockGrant,
   NewTask,
   Page,
   QueueCounts,
   ReapedWorker,
+  RestoredTask,
   TaskRecord,
   WorkerBeat,
 } from '../broker.js'
+import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
 import { EventCounts } from './event-counts.js'
@@ -46,6 +51,8 @@ import { Timeline } from './timeline.js'
 import { Waiters } from './waiters.js'
 
 const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000
+/** How soon a refused (not yet re-based) claim may be tried again. */
+const BLOCKED_RETRY_MS = 50
 
 export class MemoryBroker implements Broker {
   readonly queueName: string
@@ -67,7 +74,7 @@ export class MemoryBroker implements Broker {
   /** Tasks admitted by the claim in progress (they hold their keys, though not yet processing). */
   private readonly admitting = new Set<TaskState>()
   /** Distributed locks, breakers and heartbeats (queue-wide state outside the task records). */
-  private readonly fleet = new FleetState()
+  private readonly fleet = new FleetState(() => ++this.lastToken)
   private readonly events = new EventCounts()
   /** The change feed, in durable mode. */
   private readonly changes: ChangeLog | undefined
@@ -79,13 +86,46 @@ export class MemoryBroker implements Broker {
   /** The latest `now` seen; `get` has none of its own. */
   private clock = Number.NEGATIVE_INFINITY
   private closed = false
-  /** Unset until the first `ensureEpoch`; `restoringUntil` while a restore holds its lease. */
-  private epoch: { restoringUntil?: number } | undefined
+  /**
+   * Unset until the first `ensureEpoch` (every process starts a new epoch); then the re-base's
+   * phase, and the restore lease's deadline while it is not done.
+   */
+  private epoch: { phase: 'rebasing' | 'filling' | 'done'; until: number } | undefined
+  private readonly fenced: boolean
+  /** Fenced: the highest token this broker may issue (see `raiseFences`). */
+  private fenceCeiling = 0
+  private readonly blockedListeners: ((reason: 'epoch' | 'fence') => void)[] = []
 
   constructor(queueName: string, options: BrokerOptions = {}) {
     this.queueName = queueName
     this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     this.changes = options.changeFeed ? new ChangeLog() : undefined
+    this.fenced = options.fenced === true
+  }
+
+  onBlocked(listener: (reason: 'epoch' | 'fence') => void): void {
+    this.blockedListeners.push(listener)
+  }
+
+  private blocked(reason: 'epoch' | 'fence'): void {
+    for (const listener of this.blockedListeners) {
+      try {
+        listener(reason)
+      } catch {
+        // A listener never fails a claim.
+      }
+    }
+  }
+
+  /** Fenced: why a claim or lock must be refused now, or undefined; tells the listener of a near ceiling. */
+  private refusal(wanted: number): 'epoch' | 'fence' | undefined {
+    if (!this.fenced) return undefined
+    let reason: 'epoch' | 'fence' | undefined
+    if (this.epoch === undefined || this.epoch.phase === 'rebasing') reason = 'epoch'
+    else if (this.lastToken >= this.fenceCeiling) reason = 'fence'
+    if (reason !== undefined || this.fenceCeiling - this.lastToken - wanted < FENCE_LOW_WATER)
+      this.blocked(reason ?? 'fence')
+    return reason
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -121,6 +161,9 @@ export class MemoryBroker implements Broker {
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
     this.advance(now)
+    const refused = this.refusal(max)
+    if (refused) return { tasks: [], nextWakeAt: now + BLOCKED_RETRY_MS, blocked: refused }
+    if (this.fenced) max = Math.min(max, this.fenceCeiling - this.lastToken)
     const promoted = this.promoteDue(now)
     const returned = this.reapExpired(now)
     const admitted = this.ready.take(max, (task) => this.admit(task))
@@ -240,6 +283,8 @@ export class MemoryBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.advance(this.clock)
+    // Fenced: only a re-based copy is answered (see RedisBroker.get).
+    if (this.fenced && (this.epoch === undefined || this.epoch.phase === 'rebasing')) return null
     const task = this.tasks.get(id)
     return task ? toRecord(task) : null
   }
@@ -304,20 +349,97 @@ export class MemoryBroker implements Broker {
     this.changes?.close()
   }
 
-  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }> {
+  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<EpochGrant> {
     this.advance(now)
     const epoch = this.epoch
-    if (epoch !== undefined && !(epoch.restoringUntil !== undefined && epoch.restoringUntil < now)) {
-      return { created: false }
+    if (epoch === undefined) {
+      this.epoch = { phase: 'rebasing', until: now + restoreLeaseMs }
+      return { created: true, cause: 'missing', phase: 'rebasing' }
     }
-    this.epoch = { restoringUntil: now + restoreLeaseMs }
-    return { created: true }
+    if (epoch.phase === 'done' || epoch.until >= now) return { created: false }
+    epoch.until = now + restoreLeaseMs
+    return { created: true, cause: 'resume', phase: epoch.phase }
   }
 
-  async markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void> {
-    if (state === 'done') this.epoch = {}
-    else if (this.epoch?.restoringUntil !== undefined || !this.epoch)
-      this.epoch = { restoringUntil: now + restoreLeaseMs }
+  async markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void> {
+    this.open()
+    const epoch = this.epoch
+    if (epoch === undefined) {
+      throw new TaskloomError('BROKER_UNAVAILABLE', `queue ${this.queueName}: no re-base in progress`)
+    }
+    if (state === 'done') epoch.phase = 'done'
+    else if (state === 'abandoned') {
+      if (epoch.phase !== 'done') epoch.until = 0
+    } else if (epoch.phase !== 'done') {
+      epoch.until = now + restoreLeaseMs
+      if (state === 'serving') epoch.phase = 'filling'
+    }
+  }
+
+  async raiseFences(base: number, ceiling: number): Promise<void> {
+    this.open()
+    if (this.lastToken < base) this.lastToken = base
+    if (this.fenceCeiling < ceiling) this.fenceCeiling = ceiling
+  }
+
+  async heldIds(cursor: string | null, limit: number): Promise<HeldPage> {
+    this.open()
+    const ids: string[] = []
+    for (const task of this.tasks.values()) {
+      if (task.status === 'completed' || task.status === 'cancelled') continue
+      if (cursor === null || task.id > cursor) ids.push(task.id)
+    }
+    ids.sort()
+    const page = ids.slice(0, limit)
+    return { ids: page, nextCursor: page.length === limit && ids.length > limit ? page.at(-1)! : null }
+  }
+
+  async restore(rows: readonly RestoredTask[], now: number): Promise<number> {
+    this.advance(now)
+    let changed = 0
+    for (const row of rows) {
+      let task = this.tasks.get(row.id)
+      if (task === undefined) {
+        if (row.status === 'completed' || row.status === 'cancelled') continue
+        task = createTask({ ...row, idempotencyKey: undefined })
+        this.tasks.set(task.id, task)
+        this.tally(task, 1) // born pending; applied below
+      } else if (!rowIsAhead(task, row)) continue
+      this.applyRow(task, row, now)
+      changed++
+    }
+    if (changed > 0) this.waiters.wakeAll()
+    return changed
+  }
+
+  /** Rewrites a task from the store's row (see restore.lua, the Redis twin). */
+  private applyRow(task: TaskState, row: RestoredTask, now: number): void {
+    if (task.status === 'processing') {
+      this.endLease(task)
+      this.freeTaskLock(task)
+    } else if (task.status === 'pending') {
+      this.delayed.remove(task.timer)
+      task.timer = undefined
+    } else if (task.status === 'failed') {
+      this.dead.remove(new Set([task]))
+    }
+    const wasQueued = task.status === 'queued'
+    task.token = 0
+    task.attempt = row.attempt
+    if (row.status === 'completed' || row.status === 'cancelled') {
+      this.setStatus(task, row.status)
+      if (row.result !== undefined) task.result = row.result
+      this.finish(task, row.finishedAt ?? now)
+    } else if (row.status === 'failed') {
+      if (row.error) task.error = row.error
+      this.bury(task, row.finishedAt ?? now)
+    } else if (row.status === 'pending' && row.runAt > now) {
+      this.schedule(task, row.runAt)
+    } else {
+      task.runAt = row.runAt
+      if (wasQueued) this.setStatus(task, 'queued')
+      else this.queueAtTail(task)
+    }
   }
 
   async readChanges(
@@ -337,6 +459,8 @@ export class MemoryBroker implements Broker {
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
     this.advance(now)
+    const refused = this.refusal(1)
+    if (refused) return { acquired: false, heldUntil: now + BLOCKED_RETRY_MS, blocked: refused }
     return this.fleet.acquireLock(key, ttlMs, now)
   }
 
@@ -616,4 +740,19 @@ export class MemoryBroker implements Broker {
     if (due === undefined) return deadline ?? null
     return deadline === undefined ? due : Math.min(due, deadline)
   }
+}
+
+/** Whether the store's row is ahead of the broker's copy (the rules of restore.lua). */
+function rowIsAhead(task: TaskState, row: RestoredTask): boolean {
+  const terminal = TERMINAL_STATUSES.has(row.status)
+  if (task.status === 'completed' || task.status === 'cancelled') return false
+  if (task.status === 'failed') return !terminal && row.updatedAt > (task.finishedAt ?? 0)
+  if (terminal) return row.updatedAt >= Math.max(task.runAt, task.startedAt ?? 0)
+  if (row.attempt > task.attempt) return true
+  return (
+    row.attempt === task.attempt &&
+    task.status === 'processing' &&
+    row.status !== 'processing' &&
+    row.updatedAt >= (task.startedAt ?? 0)
+  )
 }

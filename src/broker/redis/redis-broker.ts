@@ -17,18 +17,23 @@ import type {
   Completion,
   CountsOptions,
   EnqueueResult,
+  EpochGrant,
+  EpochState,
   EventCount,
   Failure,
   Fenced,
   FencedOutcome,
+  HeldPage,
   LockGrant,
   NewTask,
   Page,
   QueueCounts,
   ReapedWorker,
+  RestoredTask,
   TaskRecord,
   WorkerBeat,
 } from '../broker.js'
+import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
 import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
@@ -52,6 +57,12 @@ const io = <T>(call: Promise<T>): Promise<T> =>
   call.catch((err: unknown) => {
     throw unavailable(err)
   })
+/** How soon a refused (not yet re-based) claim may be tried again. */
+const BLOCKED_RETRY_MS = 50
+/** How long a fenced completion or failure waits for a re-base before it fails. */
+const SETTLE_WAIT_MS = 30_000
+/** The sections `heldIds` walks: the ready lists (by index), then the zsets (by ZSCAN). */
+const HELD_SECTIONS = ['ready:0', 'ready:1', 'ready:2', 'ready:3', 'delayed', 'leases', 'dlq'] as const
 
 const priorityIndex = (p: Priority): number => PRIORITIES.indexOf(p)
 const outcomes = (reply: unknown): FencedOutcome[] =>
@@ -78,6 +89,16 @@ export class RedisBroker implements Broker {
   private readonly scriptPrefix: string
   private sharedWait: Promise<void> | undefined
   private closed = false
+  private readonly fenced: boolean
+  /**
+   * The `run_id` of the server this process verified on its current connection (INFO server),
+   * passed to fenced claims and lock acquisitions. Forgotten whenever the connection closes; the
+   * generation counts closes, so a claim whose connection dropped while it was in flight (ioredis
+   * re-sends it to whatever server answers next) is detected and given back.
+   */
+  private runId: string | undefined
+  private generation = 0
+  private readonly blockedListeners: ((reason: 'epoch' | 'fence') => void)[] = []
 
   constructor(queueName: string, options: RedisBrokerOptions) {
     this.queueName = queueName
@@ -91,6 +112,39 @@ export class RedisBroker implements Broker {
     this.retentionMs = options.retentionMs ?? DAY
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
     this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
+    this.fenced = options.fenced === true
+    this.redis.on('close', () => {
+      this.runId = undefined
+      this.generation++
+    })
+  }
+
+  /** The run_id of the server on the command connection, read now (INFO server). */
+  private async readRunId(): Promise<string> {
+    const generation = this.generation
+    const info = await this.redis.info('server')
+    const runId = /run_id:([0-9a-f]+)/.exec(info)?.[1]
+    if (!runId) throw new TaskloomError('BROKER_UNAVAILABLE', 'Redis did not report its run_id (INFO server)')
+    if (generation === this.generation) this.runId = runId
+    return runId
+  }
+
+  private async verifiedRunId(): Promise<string> {
+    return this.runId ?? (await this.readRunId())
+  }
+
+  private blocked(reason: 'epoch' | 'fence'): void {
+    for (const listener of this.blockedListeners) {
+      try {
+        listener(reason)
+      } catch {
+        // A listener never fails a claim.
+      }
+    }
+  }
+
+  onBlocked(listener: (reason: 'epoch' | 'fence') => void): void {
+    this.blockedListeners.push(listener)
   }
 
   /** The command connection, for other Redis users in the package (the HTTP rate limiter). */
@@ -125,10 +179,19 @@ export class RedisBroker implements Broker {
   }
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
-    const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED]
+    const run = this.fenced ? await this.verifiedRunId() : ''
+    const generation = this.generation
+    const args = [now, max, now + leaseMs, workerId, MAINTENANCE_LIMIT, LEASE_EXPIRED, run, FENCE_LOW_WATER]
     const reply = (await this.run('claim', args)) as string[]
+    const flag = reply[1]
+    if (flag === 'epoch' || flag === 'fence') {
+      if (flag === 'epoch') this.runId = undefined
+      this.blocked(flag)
+      return { tasks: [], nextWakeAt: now + BLOCKED_RETRY_MS, blocked: flag }
+    }
+    if (flag === 'low') this.blocked('fence')
     const tasks: ClaimedTask[] = []
-    for (let i = 1; i < reply.length; i += 14) {
+    for (let i = 2; i < reply.length; i += 14) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -146,6 +209,15 @@ export class RedisBroker implements Broker {
         idempotencyKey: reply[i + 13] || undefined,
       })
     }
+    if (this.fenced && generation !== this.generation && tasks.length > 0) {
+      // The connection dropped while this claim was in flight: ioredis may have re-sent it, with the
+      // run_id verified before, to a server that restarted meanwhile. Its tokens cannot be trusted,
+      // so the tasks are given back (the attempt does not count) and claimed again once re-based.
+      this.runId = undefined
+      await this.release(tasks, now).catch(() => {})
+      this.blocked('epoch')
+      return { tasks: [], nextWakeAt: now + BLOCKED_RETRY_MS, blocked: 'epoch' }
+    }
     return { tasks, nextWakeAt: reply[0] ? Number(reply[0]) : null }
   }
 
@@ -153,14 +225,41 @@ export class RedisBroker implements Broker {
     if (items.length === 0) return []
     const args: (string | number)[] = [now, this.retentionMs, items.length]
     for (const c of items) args.push(c.id, c.token, c.result)
-    return outcomes(await this.run('complete', args))
+    return this.settle('complete', args)
   }
 
   async fail(items: readonly Failure[], now: number): Promise<FencedOutcome[]> {
     if (items.length === 0) return []
     const args: (string | number)[] = [now, items.length]
     for (const f of items) args.push(f.id, f.token, JSON.stringify(f.error), f.outcome, f.retryAt ?? '')
-    return outcomes(await this.run('fail', args))
+    return this.settle('fail', args)
+  }
+
+  /**
+   * Runs complete or fail. Fenced, they are judged only against data re-based for this server: a
+   * Redis rolled back to before a later claim would otherwise accept an older attempt's outcome.
+   * While it is not, the call waits (the re-base is asked for at once), up to SETTLE_WAIT_MS.
+   */
+  private async settle(name: 'complete' | 'fail', args: (string | number)[]): Promise<FencedOutcome[]> {
+    if (!this.fenced) return outcomes(await this.run(name, [...args, '']))
+    const deadline = Date.now() + SETTLE_WAIT_MS
+    for (;;) {
+      const generation = this.generation
+      const reply = await this.run(name, [...args, await this.verifiedRunId()])
+      // Answered across a reconnect: judged maybe by a server that restarted meanwhile; ask again.
+      if (reply !== -1 && generation === this.generation) return outcomes(reply)
+      if (reply === -1) {
+        this.runId = undefined
+        this.blocked('epoch')
+      }
+      if (Date.now() >= deadline) {
+        throw new TaskloomError(
+          'BROKER_UNAVAILABLE',
+          `queue ${this.queueName}: Redis is being re-based after it restarted or lost data; try again`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, BLOCKED_RETRY_MS))
+    }
   }
 
   async extend(items: readonly Fenced[], leaseMs: number, now: number): Promise<FencedOutcome[]> {
@@ -188,7 +287,17 @@ export class RedisBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.assertOpen()
-    return decodeTask(id, await io(this.redis.hgetall(this.keys.task(id))))
+    if (!this.fenced) return decodeTask(id, await io(this.redis.hgetall(this.keys.task(id))))
+    // Fenced: only a re-based copy is answered (one round trip with the marker); the caller reads
+    // the store instead, so a reader never sees a rolled-back status.
+    const run = await this.verifiedRunId()
+    const generation = this.generation
+    const [[, hash], [, base]] = (await io(
+      this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
+    )) as [[unknown, Record<string, string>], [unknown, (string | null)[]]]
+    // A reply across a reconnect may come from a server that restarted meanwhile (see `claim`).
+    if (base[0] !== run || base[1] === 'r' || generation !== this.generation) return null
+    return decodeTask(id, hash)
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
@@ -314,12 +423,74 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<{ created: boolean }> {
-    return { created: (await this.run('epoch', [now, 'ensure', restoreLeaseMs])) === 1 }
+  async ensureEpoch(now: number, restoreLeaseMs: number): Promise<EpochGrant> {
+    // Read afresh, not from the cache: this is where a restarted or replaced server is noticed.
+    const run = await this.readRunId()
+    const reply = (await this.run('epoch', [now, 'ensure', run, restoreLeaseMs])) as string
+    if (reply === '') return { created: false }
+    if (reply === 'missing' || reply === 'changed') return { created: true, cause: reply, phase: 'rebasing' }
+    return { created: true, cause: 'resume', phase: reply === 'resume-f' ? 'filling' : 'rebasing' }
   }
 
-  async markEpoch(now: number, state: 'restoring' | 'done', restoreLeaseMs: number): Promise<void> {
-    await this.run('epoch', [now, state === 'done' ? 'done' : 'renew', restoreLeaseMs])
+  async markEpoch(now: number, state: EpochState, restoreLeaseMs: number): Promise<void> {
+    const op = { restoring: 'renew', serving: 'serve', done: 'done', abandoned: 'abandon' }[state]
+    const run = await this.verifiedRunId()
+    if ((await this.run('epoch', [now, op, run, restoreLeaseMs])) !== 1) this.markerMoved()
+  }
+
+  async raiseFences(base: number, ceiling: number): Promise<void> {
+    const run = await this.verifiedRunId()
+    const args = [Date.now(), 'fences', run, String(base), String(ceiling)]
+    if ((await this.run('epoch', args)) !== 1) this.markerMoved()
+  }
+
+  private markerMoved(): never {
+    this.runId = undefined
+    throw new TaskloomError(
+      'BROKER_UNAVAILABLE',
+      `queue ${this.queueName}: Redis changed (restarted or replaced) during the re-base; it will be re-based again`,
+    )
+  }
+
+  async heldIds(cursor: string | null, limit: number): Promise<HeldPage> {
+    this.assertOpen()
+    // Cursor: "<section index>:<position>". Lists are read from the tail (the oldest end), where
+    // LPUSHes of new work do not shift positions; zsets by ZSCAN, which returns every member held
+    // for the whole scan at least once.
+    const [from, at] = cursor === null ? ['0', '0'] : cursor.split(':')
+    let index = Number(from)
+    let position = at ?? '0'
+    const ids: string[] = []
+    while (index < HELD_SECTIONS.length && ids.length < limit) {
+      const key = `${this.keys.prefix}${HELD_SECTIONS[index]}`
+      let done: boolean
+      if (index < 4) {
+        const offset = Number(position)
+        const page = await this.redis.lrange(key, -(offset + limit), -(offset + 1))
+        ids.push(...page.reverse())
+        done = page.length < limit
+        position = String(offset + page.length)
+      } else {
+        const [next, flat] = await this.redis.zscan(key, position, 'COUNT', limit)
+        for (let i = 0; i < flat.length; i += 2) ids.push(flat[i]!)
+        done = next === '0'
+        position = next
+      }
+      if (done) [index, position] = [index + 1, '0']
+    }
+    return { ids, nextCursor: index >= HELD_SECTIONS.length ? null : `${index}:${position}` }
+  }
+
+  async restore(tasks: readonly RestoredTask[], now: number): Promise<number> {
+    if (tasks.length === 0) return 0
+    const args: (string | number)[] = [now, this.retentionMs, tasks.length]
+    for (const t of tasks) {
+      args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
+      args.push(t.maxRetries, t.createdAt, t.attempt, t.lockKey ?? '', t.status, t.updatedAt)
+      const extra = t.status === 'completed' ? (t.result ?? '') : t.error ? JSON.stringify(t.error) : ''
+      args.push(t.finishedAt ?? '', extra)
+    }
+    return (await this.run('restore', args)) as number
   }
 
   async readChanges(
@@ -339,18 +510,35 @@ export class RedisBroker implements Broker {
   }
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
-    const reply = (await this.run('lock', ['acquire', key, now, ttlMs, ''])) as (string | number)[]
-    if (Number(reply[0]) === 1)
-      return { acquired: true, token: Number(reply[1]), expiresAt: Number(reply[2]) }
+    const run = this.fenced ? await this.verifiedRunId() : ''
+    const generation = this.generation
+    const reply = (await this.run('lock', ['acquire', key, now, ttlMs, '', run])) as (string | number)[]
+    if (Number(reply[0]) === 1) {
+      const token = Number(reply[1])
+      if (this.fenced && generation !== this.generation) {
+        // Answered across a reconnect, maybe by a restarted server: the token cannot be trusted.
+        this.runId = undefined
+        await this.releaseLock(key, token, now).catch(() => false)
+        this.blocked('epoch')
+        return { acquired: false, heldUntil: now + BLOCKED_RETRY_MS, blocked: 'epoch' }
+      }
+      return { acquired: true, token, expiresAt: Number(reply[2]) }
+    }
+    if (Number(reply[0]) === 2) {
+      const reason = reply[1] === 'fence' ? 'fence' : 'epoch'
+      if (reason === 'epoch') this.runId = undefined
+      this.blocked(reason)
+      return { acquired: false, heldUntil: now + BLOCKED_RETRY_MS, blocked: reason }
+    }
     return { acquired: false, heldUntil: Number(reply[1]) }
   }
 
   async extendLock(key: string, token: number, ttlMs: number, now: number): Promise<boolean> {
-    return (await this.run('lock', ['extend', key, now, ttlMs, String(token)])) === 1
+    return (await this.run('lock', ['extend', key, now, ttlMs, String(token), ''])) === 1
   }
 
   async releaseLock(key: string, token: number, now: number): Promise<boolean> {
-    return (await this.run('lock', ['release', key, now, 0, String(token)])) === 1
+    return (await this.run('lock', ['release', key, now, 0, String(token), ''])) === 1
   }
 
   async defer(items: readonly Fenced[], runAt: number, now: number, by = ''): Promise<FencedOutcome[]> {

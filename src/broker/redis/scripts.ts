@@ -17,6 +17,7 @@ import fail from './lua/fail.lua'
 import fleet from './lua/fleet.lua'
 import lock from './lua/lock.lua'
 import release from './lua/release.lua'
+import restore from './lua/restore.lua'
 import retryDead from './lua/retry-dead.lua'
 
 const sources = {
@@ -32,6 +33,7 @@ const sources = {
   fleet,
   lock,
   release,
+  restore,
   retryDead,
 }
 export type ScriptName = keyof typeof sources

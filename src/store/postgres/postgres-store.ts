@@ -309,6 +309,27 @@ export class PostgresStore implements Store {
     return { items, nextCursor: items.length === limit ? items[items.length - 1]!.id : null }
   }
 
+  async getMany(ids: readonly string[]): Promise<StoredTask[]> {
+    if (ids.length === 0) return []
+    const rows = await this.#tasks()
+      .select(TASK_COLUMNS)
+      .where('queue', '=', this.queue)
+      .where('id', 'in', [...ids])
+      .execute()
+    return rows.map(toStoredTask)
+  }
+
+  async reserveFences(floor: number, block: number): Promise<number> {
+    // One statement: concurrent reservations are serialised by the row lock, so blocks never overlap.
+    const { rows } = await sql<{ ceiling: string }>`
+      insert into ${sql.id(this.schema, 'fences')} as f (queue, ceiling)
+      values (${this.queue}, ${String(floor + block)}::bigint)
+      on conflict (queue) do update
+        set ceiling = greatest(f.ceiling, ${String(floor)}::bigint) + ${String(block)}::bigint, updated_at = now()
+      returning ceiling::text as ceiling`.execute(this.db)
+    return Number(rows[0]!.ceiling)
+  }
+
   async listUnenqueued(olderThan: number, limit: number): Promise<StoredTask[]> {
     const rows = await this.#tasks()
       .select(TASK_COLUMNS)

@@ -165,4 +165,12 @@ export interface Database {
   task_definitions: TaskDefinitionsTable
   audit_log: AuditLogTable
   taskloom_migrations: MigrationsTable
+  fences: FencesTable
+}
+
+/** The highest fencing token each queue's broker may issue (migration 7). */
+export interface FencesTable {
+  queue: string
+  ceiling: ColumnType<string, string, string>
+  updated_at: DefaultTimestamp
 }

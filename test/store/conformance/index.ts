@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll } from 'vitest'
 import type { Harness } from '../harness.js'
+import { fencesSuite } from './fences.js'
 import { fleetSuite } from './fleet.js'
 import { insertSuite } from './insert.js'
 import { migrationsSuite } from './migrations.js'
@@ -20,4 +21,5 @@ export function storeConformance(h: Harness): void {
   readsSuite(h)
   schedulesSuite(h)
   fleetSuite(h)
+  fencesSuite(h)
 }

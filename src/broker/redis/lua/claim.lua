@@ -2,13 +2,28 @@
 -- to the queue (or dead-letters them when their attempts are spent), then leases up to `max`
 -- tasks in strict priority order with fresh fencing tokens.
 -- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
---   7 error json for expired leases.
--- Returns: { nextWakeAt or '', then 14 per task: id, name, tenant, payload, priority index,
+--   7 error json for expired leases, 8 the run_id the caller verified ('' when not fenced),
+--   9 low-water mark of tokens left below the ceiling.
+-- Fenced (durable mode, ARGV 8 given): served only when the marker prefix.."base" names that run_id
+-- and is past its first phase (see epoch.lua), and tokens only up to the marker's ceiling.
+-- Returns: { nextWakeAt or '', flag, then 14 per task: id, name, tenant, payload, priority index,
 --   attempt, maxRetries, timeoutMs, createdAt, runAt, token, lock key ('' for none),
---   trace context ('' for none), idempotency key ('' for none) }.
+--   trace context ('' for none), idempotency key ('' for none) }. flag: '' normal; 'epoch' refused
+--   (not re-based for this server); 'fence' refused (no token left below the ceiling); 'low' served,
+--   but the ceiling is near.
 -- A task whose lock key another processing task holds is parked (no attempt spent) until it is freed.
 local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local flag = ''
+local need = max
+if ARGV[8] ~= '' then
+  local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph', 'ceil')
+  if base[1] ~= ARGV[8] or base[2] == 'r' then return { '', 'epoch' } end
+  local left = tonumber(base[3] or '0') - tonumber(redis.call('GET', kFence) or '0')
+  if left <= 0 then return { '', 'fence' } end
+  if left - max < tonumber(ARGV[9]) then flag = 'low' end
+  if left < need then need = left end
+end
 
 local due = redis.call('ZRANGEBYSCORE', kDelayed, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
@@ -49,9 +64,8 @@ if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end
 -- and puts it back below if it leaves work behind.
 redis.call('DEL', kMarker)
 
-local out = { '' }
+local out = { '', flag }
 local leases = {}
-local need = max
 for p = 1, 4 do
   while need > 0 do
     local ids = redis.call('RPOP', KEYS[p], need)

@@ -124,3 +124,12 @@ local function freeTaskLock(key, id)
   if redis.call('GET', holderKey) == id then redis.call('DEL', holderKey) end
   unparkOne(lk)
 end
+
+-- Fenced (durable mode): true when the marker prefix.."base" names `run` (the run_id the caller
+-- verified) and is past its first phase, i.e. this data was re-based for this server (epoch.lua).
+-- A caller without a run_id ('' or nil) is not fenced.
+local function rebased(run)
+  if not run or run == '' then return true end
+  local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph')
+  return base[1] == run and base[2] ~= 'r'
+end

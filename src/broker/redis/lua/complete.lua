@@ -1,7 +1,10 @@
 -- complete.lua: marks tasks completed when their fencing token is still current.
--- ARGV: 2 now, 3 retention ms, 4 count, then 3 per task: id, token, result.
--- Returns: one integer per task: 1 applied (or already completed with this token), 0 stale.
+-- ARGV: 2 now, 3 retention ms, 4 count, then 3 per task: id, token, result; last, the run_id the
+--   caller verified ('' when not fenced).
+-- Returns: one integer per task: 1 applied (or already completed with this token), 0 stale; or -1
+--   (fenced) when the data is not re-based for this server: nothing is judged until it is.
 local now, retention, count = ARGV[2], ARGV[3], tonumber(ARGV[4])
+if not rebased(ARGV[5 + count * 3]) then return -1 end
 local out, done = {}, {}
 for i = 0, count - 1 do
   local b = 4 + i * 3

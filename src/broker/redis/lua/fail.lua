@@ -1,8 +1,11 @@
 -- fail.lua: ends failed attempts when their fencing token is still current: back to the delayed
 -- set until retryAt, straight back to the queue, or into the dead-letter queue.
--- ARGV: 2 now, 3 count, then 5 per task: id, token, error json, outcome, retryAt ('' = dead-letter).
--- Returns: one integer per task: 1 applied, 0 stale.
+-- ARGV: 2 now, 3 count, then 5 per task: id, token, error json, outcome, retryAt ('' = dead-letter);
+--   last, the run_id the caller verified ('' when not fenced).
+-- Returns: one integer per task: 1 applied, 0 stale; or -1 (fenced) when the data is not re-based
+--   for this server (see complete.lua).
 local now, count = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not rebased(ARGV[4 + count * 5]) then return -1 end
 local out, woke = {}, false
 for i = 0, count - 1 do
   local b = 3 + i * 5

@@ -5,8 +5,17 @@ import { fleet } from './0003-fleet.js'
 import { httpApi } from './0004-http-api.js'
 import { leanTaskIndexes } from './0005-lean-task-indexes.js'
 import { tenants } from './0006-tenants.js'
+import { fences } from './0007-fences.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
 
-export const MIGRATIONS: readonly Migration[] = [initial, schedules, fleet, httpApi, leanTaskIndexes, tenants]
+export const MIGRATIONS: readonly Migration[] = [
+  initial,
+  schedules,
+  fleet,
+  httpApi,
+  leanTaskIndexes,
+  tenants,
+  fences,
+]
