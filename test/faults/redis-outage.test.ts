@@ -13,7 +13,7 @@ import { internals } from '../../src/queue/internal.js'
 import { waitForTask } from '../../src/testing.js'
 import { trackWorker, until } from '../helpers/backends.js'
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
-import { DATABASE_URL, hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { DATABASE_URL, dropSchema, hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
 
 const job = defineTask({ name: 'job', input: z.object({ n: z.number() }) })
 const canRun = (await hasRedis()) && (await hasPostgres())
@@ -165,6 +165,7 @@ describe.skipIf(!canRun)('Redis down (Redis-only queue, API, worker)', () => {
     } finally {
       await worker.close()
       await api.close()
+      await dropSchema(schema)
     }
     async function outage(api: Api): Promise<void> {
       const before = await queue.submit(job, { n: 1 })

@@ -164,14 +164,31 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       return null
     }
   }
-  // pg_ctl starts the postmaster in a session of its own, so its process group holds every backend.
+  // Every backend and auxiliary process calls setsid() (each is a session and group of its own), so
+  // a group signal would reach the postmaster alone: signal it and each of its children by pid.
   const signalGroup = (signal: NodeJS.Signals) => {
     const pid = postmasterPid()
     if (pid === null) return
-    try {
-      process.kill(-pid, signal)
-    } catch {
-      process.kill(pid, signal)
+    const children = readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((entry) => {
+        try {
+          // Fields after the command name, which sits in parentheses and may hold spaces.
+          const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid
+        } catch {
+          return false // exited meanwhile
+        }
+      })
+      .map(Number)
+    // Children first when stopping (nothing answers from then on), the postmaster first when thawing.
+    const order = signal === 'SIGCONT' ? [pid, ...children] : [...children, pid]
+    for (const target of order) {
+      try {
+        process.kill(target, signal)
+      } catch {
+        // exited meanwhile
+      }
     }
   }
   let paused = false

@@ -4,6 +4,7 @@
  * where an unreachable service is a failure.
  */
 import net from 'node:net'
+import pg from 'pg'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -42,4 +43,15 @@ let counter = 0
 export function uniqueName(prefix = 'q'): string {
   counter += 1
   return `${prefix}-${process.pid}-${Date.now().toString(36)}-${counter}`
+}
+
+/** Drops a schema a test made on the shared PostgreSQL (its tables with it). */
+export async function dropSchema(schema: string): Promise<void> {
+  const client = new pg.Client(DATABASE_URL)
+  await client.connect()
+  try {
+    await client.query(`drop schema if exists "${schema}" cascade`)
+  } finally {
+    await client.end()
+  }
 }

@@ -6,7 +6,6 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
-import pg from 'pg'
 import { z } from 'zod'
 import { expressRouter } from '../../src/http/adapters/express.js'
 import { fastifyFrameworkErrors, fastifyPlugin } from '../../src/http/adapters/fastify.js'
@@ -14,7 +13,7 @@ import { nodeHandler } from '../../src/http/adapters/node.js'
 import { type Api, type ApiOptions, createApi, type Scope } from '../../src/http/index.js'
 import { createQueue, createWorker, defineTask, type Queue, type Worker } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
-import { DATABASE_URL, REDIS_URL, uniqueName } from '../helpers/services.js'
+import { DATABASE_URL, dropSchema, REDIS_URL, uniqueName } from '../helpers/services.js'
 
 export const sendEmail = defineTask({
   name: 'send-email',
@@ -128,10 +127,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await worker?.close({ graceMs: 0 })
       await api.close()
       await queue.close()
-      const client = new pg.Client(DATABASE_URL)
-      await client.connect()
-      await client.query(`drop schema if exists "${schema}" cascade`)
-      await client.end()
+      await dropSchema(schema)
     },
   }
 }

@@ -165,6 +165,7 @@ describe.skipIf(!canRun)('durable soak: combined faults, every invariant', () =>
       // Two producers: singles, batches, idempotent submits (new keys and repeats), and delayed
       // tasks that are cancelled a moment later.
       const keys: string[] = []
+      const keyInput = new Map<string, number>()
       const producer = async (p: number) => {
         while (running) {
           const roll = Math.random()
@@ -181,7 +182,9 @@ describe.skipIf(!canRun)('durable soak: combined faults, every invariant', () =>
                 keys.length > 0 && roll < 0.8
                   ? keys[Math.floor(Math.random() * keys.length)]!
                   : `k-${p}-${keys.push(`k-${p}-${keys.length}`) - 1}`
-              const res = await queue.submit(durableJob, { n: n++ }, { idempotencyKey: key })
+              // A repeat of a key repeats its first request (another input would be IDEMPOTENCY_CONFLICT).
+              if (!keyInput.has(key)) keyInput.set(key, n++)
+              const res = await queue.submit(durableJob, { n: keyInput.get(key)! }, { idempotencyKey: key })
               if (!acked.has(res.id)) acked.set(res.id, { at: Date.now(), kind: 'keyed' })
               const ids = byKey.get(key) ?? new Set<string>()
               ids.add(res.id)

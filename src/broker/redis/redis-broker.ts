@@ -334,7 +334,8 @@ export class RedisBroker implements Broker {
     const replies = (await io(sizes.exec())) ?? []
     const value = <T>(i: number): T => {
       const [err, v] = replies[i] ?? [new Error('no reply')]
-      if (err) throw err
+      // A pipeline resolves with each command's error (a timeout too): report it as the broker's.
+      if (err) throw unavailable(err)
       return v as T
     }
     const n = PRIORITIES.length
