@@ -36,8 +36,13 @@ export interface PrivateRedis {
 }
 
 export interface PrivateRedisOptions {
-  /** Keep an append-only file (fsync always) in the data directory. Default false: nothing on disk. */
+  /** Keep an append-only file in the data directory. Default false: nothing on disk. */
   persistent?: boolean
+  /**
+   * With `persistent`: 'always' (default; what a command wrote is on disk when it answers) or
+   * 'everysec' (as most production servers run: a crash or power loss can drop the last second).
+   */
+  appendfsync?: 'always' | 'everysec'
 }
 
 async function freePort(): Promise<number> {
@@ -51,14 +56,18 @@ async function freePort(): Promise<number> {
   })
 }
 
-async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+/** Waits until the server answers PING with PONG (while it loads its files it answers -LOADING). */
+async function waitForPing(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port })
-      s.once('connect', () => {
+      let answer = ''
+      s.once('connect', () => s.write('PING\r\n'))
+      s.on('data', (d) => {
+        answer += d.toString()
         s.destroy()
-        resolve(true)
+        resolve(answer.startsWith('+PONG'))
       })
       s.once('error', () => resolve(false))
     })
@@ -73,7 +82,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   const dir = mkdtempSync(join(tmpdir(), 'taskloom-redis-'))
   const snapshots: string[] = []
   const persistence = options.persistent
-    ? ['--appendonly', 'yes', '--appendfsync', 'always']
+    ? ['--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'always', '--aof-load-truncated', 'yes']
     : ['--appendonly', 'no']
   let child: ChildProcess | undefined
   const start = async () => {
@@ -82,7 +91,7 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
       ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir],
       { stdio: 'ignore' },
     )
-    await waitForPort(port)
+    await waitForPing(port)
   }
   const stop = async () => {
     const c = child

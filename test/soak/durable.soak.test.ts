@@ -19,9 +19,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TaskloomError, type TaskStatus } from '../../src/index.js'
 import { durableJob, durableQueue, StoreProbe, sleep } from '../fixtures/durable-common.js'
 import { type PrivatePostgres, startPrivatePostgres } from '../helpers/private-postgres.js'
+import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
 import { canRunPrivateServers } from '../helpers/private-servers.js'
 import { uniqueName } from '../helpers/services.js'
-import { type AofRedis, startAofRedis } from './aof-redis.js'
 
 const canRun = await canRunPrivateServers()
 
@@ -57,10 +57,13 @@ interface Ack {
 const TERMINAL = new Set<TaskStatus>(['completed', 'failed', 'cancelled'])
 
 describe.skipIf(!canRun)('durable soak: combined faults, every invariant', () => {
-  let redis: AofRedis | undefined
+  let redis: PrivateRedis | undefined
   let postgres: PrivatePostgres | undefined
   beforeAll(async () => {
-    ;[redis, postgres] = await Promise.all([startAofRedis(), startPrivatePostgres()])
+    ;[redis, postgres] = await Promise.all([
+      startPrivateRedis({ persistent: true, appendfsync: 'everysec' }),
+      startPrivatePostgres(),
+    ])
   }, 60_000)
   afterAll(async () => {
     postgres?.resume()
@@ -284,10 +287,10 @@ describe.skipIf(!canRun)('durable soak: combined faults, every invariant', () =>
         pgServer.resume()
         if (!(await at(round, 52_000))) break
         fault('Redis AOF copied')
-        r.snapshot()
+        const copy = await r.snapshot()
         if (!(await at(round, 60_000))) break
         fault('Redis SIGKILLed and restarted from the copy taken 8 s earlier')
-        await r.rollback()
+        await r.restartFrom(copy)
       }
       await sleep(Math.max(0, end - Date.now()))
     } finally {
