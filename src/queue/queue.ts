@@ -97,6 +97,15 @@ export interface TaskResult<Result = unknown> {
 const WRITE_THROUGH_MS = 2000
 
 /** The change retry-dead.lua puts on the feed for a task it sends back from the DLQ. */
+/**
+ * A finished status the store has not recorded yet, as readers see it: still processing (without
+ * the result), since Redis could lose it and run the task again.
+ */
+function unconfirmed(live: TaskRecord): TaskRecord {
+  const { result: _result, finishedAt: _finishedAt, ...attempt } = live
+  return { ...attempt, status: 'processing' }
+}
+
 function revived(id: string, now: number): TaskChange {
   return { id, status: 'queued', attempt: 0, at: now, runAt: now, revive: true }
 }
@@ -393,13 +402,11 @@ export class Queue {
     const live = await this.broker.get(id)
     const store = this.store
     if (live && store && TERMINAL_STATUSES.has(live.status)) {
-      // A finished status is shown once the store has it: until then (also while PostgreSQL is
-      // unreachable) it could still be lost with Redis, and the task run again.
-      const stored = await store.get(id).catch(() => undefined)
-      if (stored?.status !== live.status) {
-        const { result: _result, finishedAt: _finishedAt, ...attempt } = live
-        return this.info<Result>({ ...attempt, status: 'processing' })
-      }
+      // A finished status is shown once the store has it: until then it could still be lost with
+      // Redis, and the task run again. While PostgreSQL is unreachable that cannot be known, so the
+      // read fails (retryable) rather than answer a status a later read might take back.
+      const stored = await this.fromStore(() => store.get(id))
+      if (stored?.status !== live.status) return this.info<Result>(unconfirmed(live))
     }
     if (live) return this.info<Result>(live)
     const stored = store ? await this.fromStore(() => store.get(id)) : null
@@ -428,7 +435,10 @@ export class Queue {
     const tasks = await Promise.all(
       page.items.map(async (row) => {
         if (TERMINAL_STATUSES.has(row.status)) return this.info(row)
-        return this.info((await this.broker.get(row.id)) ?? row)
+        const live = await this.broker.get(row.id)
+        // The row is unfinished: a finished status in Redis is not recorded yet (see get()).
+        if (live && TERMINAL_STATUSES.has(live.status)) return this.info(unconfirmed(live))
+        return this.info(live ?? row)
       }),
     )
     return {

@@ -312,6 +312,21 @@ export function changeFeedConformance(
         expect(outcome).toEqual(['stale', 'stale', 'ok'])
         expect((await b.get(done.id))?.result).toBe('"r"')
       })
+
+      it('cancels a delayed task it holds when the store has it cancelled, though its runAt is later than the cancel', async () => {
+        const b = fenced()
+        await rebase(b, 0, 1_000_000)
+        // Rolled back to before the cancel: the broker still has it delayed, due after the cancel.
+        const delayed = task({ runAt: t0 + 5_000 })
+        await b.enqueue([delayed], t0)
+        const n = await b.restore(
+          [{ ...delayed, status: 'cancelled', attempt: 0, updatedAt: t0 + 800 }],
+          t0 + 8_000,
+        )
+        expect(n).toBe(1)
+        expect((await b.get(delayed.id))?.status).toBe('cancelled')
+        expect((await b.claim('w', 10, 1000, t0 + 10_000)).tasks).toEqual([])
+      })
     })
 
     it('is silent unless enabled', async () => {

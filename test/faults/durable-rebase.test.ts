@@ -363,6 +363,33 @@ describe.skipIf(!canRun)('Redis that comes back with older data, or none', () =>
     expect([...runs.values()].every((n) => n === 2)).toBe(true)
   }, 60_000)
 
+  it('fails a read of a finished task while PostgreSQL is down instead of showing it processing again', async () => {
+    const name = uniqueName('rebase-read-down')
+    const { queue, workers, probe } = open(name)
+    await queue.ready()
+    const worker = createWorker({ queue, concurrency: 2, pollIntervalMs: 50 })
+    worker.handle(rebaseJob, () => ({ ok: true }))
+    workers.push(worker)
+    await worker.start()
+    const { id } = await queue.submit(rebaseJob, { n: 1, kind: 'ok' })
+    await waitFor(
+      async () => ((await probe!.ids(['completed'])) ?? []).includes(id),
+      10_000,
+      () => 'the task to complete in the store',
+    )
+    expect((await queue.get(id))?.status).toBe('completed')
+    await servers.postgres().down('immediate')
+    // Redis still says completed, but whether the store has it cannot be known: a retryable error,
+    // never 'processing', which a reader that saw 'completed' would take for a step back.
+    await expect(queue.get(id)).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE', retryable: true })
+    await servers.postgres().start()
+    await waitFor(
+      async () => (await queue.get(id).catch(() => null))?.status === 'completed',
+      20_000,
+      () => 'the read to answer completed again',
+    )
+  }, 60_000)
+
   it('resumes a re-base whose process died as soon as its 10 s lease lapses', async () => {
     const name = uniqueName('rebase-interrupted')
     // The default check interval: the gap measured is what production would see.

@@ -747,6 +747,9 @@ function rowIsAhead(task: TaskState, row: RestoredTask): boolean {
   const terminal = TERMINAL_STATUSES.has(row.status)
   if (task.status === 'completed' || task.status === 'cancelled') return false
   if (task.status === 'failed') return !terminal && row.updatedAt > (task.finishedAt ?? 0)
+  // Completed and cancelled are final: nothing the broker did since can be newer. A dead row is
+  // ahead unless the broker revived the task since (a DLQ retry during the re-base).
+  if (row.status === 'completed' || row.status === 'cancelled') return true
   if (terminal) return row.updatedAt >= Math.max(task.runAt, task.startedAt ?? 0)
   if (row.attempt > task.attempt) return true
   return (

@@ -3,8 +3,9 @@
 -- change Redis made either reached the store through the change feed or is still in the feed.
 -- A task Redis does not hold is created from its row (unfinished: pending in delayed, queued or
 -- in flight at the tail of its level with its attempts counted; dead: in the DLQ). A task Redis
--- holds is rewritten from the row when the row is ahead: the row is terminal and Redis is not (and
--- has not changed the task since the row did); the row has more attempts; the row ended the attempt Redis still has processing; the row revived a
+-- holds is rewritten from the row when the row is ahead: the row is completed or cancelled and
+-- Redis's copy is not finished; the row is dead and Redis's copy is not (and Redis has not revived
+-- it since the row died); the row has more attempts; the row ended the attempt Redis still has processing; the row revived a
 -- task Redis has dead. A rewritten in-flight task loses its lease and token, so its old holder's
 -- completion is refused. Completed and cancelled tasks Redis holds are never changed.
 -- ARGV: 2 now, 3 retention ms, 4 count, then 15 per task: id, name, tenant, payload, priority
@@ -40,6 +41,10 @@ for i = 0, count - 1 do
     apply = false
   elseif rs == 'failed' then
     apply = not terminal and updatedAt > tonumber(rec[4] or '0')
+  elseif st == 'completed' or st == 'cancelled' then
+    -- Final: nothing Redis did since can be newer (a delayed task's runAt may well be later than
+    -- the cancel that the row records).
+    apply = true
   elseif terminal then
     -- Unless Redis changed it since (a DLQ retry of the stored dead task, during the re-base).
     apply = updatedAt >= math.max(tonumber(rec[3] or '0'), tonumber(rec[6] or '0'))
