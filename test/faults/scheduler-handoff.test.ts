@@ -4,14 +4,14 @@
  * and that task must be handed to the broker at once, not wait for reconciliation's grace period.
  * The scheduler process SIGKILLs itself at exactly that point (test/fixtures/scheduler-process.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createQueue, createScheduler, defineTask, type Worker } from '../../src/index.js'
 import { internals } from '../../src/queue/internal.js'
 import { trackWorker, until } from '../helpers/backends.js'
-import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
-import { durableOptions, SCHED_SCHEMA, track } from '../schedule/harness.js'
+import { hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { durableOptions, spawnScheduler, track } from '../schedule/harness.js'
 
 const up = (await hasRedis()) && (await hasPostgres())
 const beat = defineTask({ name: 'beat', input: z.object({ n: z.number() }) })
@@ -34,24 +34,10 @@ describe.skipIf(!up)('a scheduler SIGKILLed between the insert and the hand-off'
       }),
     )
     await queue.schedules.upsert({ id: 'five', cron: '*/5 * * * * *', task: beat, input: { n: 1 } })
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--import',
-        './scripts/register-lua.mjs',
-        'test/fixtures/scheduler-process.ts',
-        REDIS_URL,
-        DATABASE_URL,
-        SCHED_SCHEMA,
-        queue.name,
-      ],
-      {
-        stdio: ['ignore', 'ignore', 'inherit'],
-        env: { ...process.env, TASKLOOM_TEST_KILL_AFTER_INSERT: '1' },
-      },
-    )
+    const child = spawnScheduler(queue.name, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, TASKLOOM_TEST_KILL_AFTER_INSERT: '1' },
+    })
     let worker: Worker | undefined
     try {
       const signal = await Promise.race([

@@ -2,6 +2,7 @@
  * Queues for the schedule and definition suites: embedded (in-process broker + in-memory PGlite)
  * and durable (shared Redis + shared PostgreSQL, in a schema of these suites' own).
  */
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
 import { afterEach, vi } from 'vitest'
 import { createQueue, type Queue, type QueueOptions, type Scheduler } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
@@ -60,3 +61,25 @@ export const schedBackends: SchedBackend[] = [
     peer: (queue, options) => track(createQueue({ ...durableOptions(queue.name), ...options })),
   },
 ]
+
+/**
+ * A scheduler in a process of its own (test/fixtures/scheduler-process.ts) on the queue `name`, on
+ * the shared servers and SCHED_SCHEMA; `options` are spawn's (stdio, env).
+ */
+export function spawnScheduler(name: string, options: SpawnOptions): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--import',
+      './scripts/register-lua.mjs',
+      'test/fixtures/scheduler-process.ts',
+      REDIS_URL,
+      DATABASE_URL,
+      SCHED_SCHEMA,
+      name,
+    ],
+    options,
+  )
+}

@@ -2,33 +2,19 @@
  * Three scheduler processes on one queue, a one-second schedule: every tick becomes exactly one
  * task, even when one process is killed with SIGKILL halfway and a new one takes its place.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { createQueue, defineTask } from '../../src/index.js'
 import { sleep, until } from '../helpers/backends.js'
-import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
-import { durableOptions, SCHED_SCHEMA, track } from './harness.js'
+import { hasPostgres, hasRedis, uniqueName } from '../helpers/services.js'
+import { durableOptions, spawnScheduler, track } from './harness.js'
 
 const up = (await hasRedis()) && (await hasPostgres())
 const beat = defineTask({ name: 'beat', input: z.object({ n: z.number() }) })
 
 function startScheduler(name: string): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      './scripts/register-lua.mjs',
-      'test/fixtures/scheduler-process.ts',
-      REDIS_URL,
-      DATABASE_URL,
-      SCHED_SCHEMA,
-      name,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  )
+  return spawnScheduler(name, { stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
 async function ready(child: ChildProcess): Promise<void> {
