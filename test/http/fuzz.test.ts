@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openApiDocument } from '../../src/http/index.js'
 import { hasPostgres, hasRedis } from '../helpers/services.js'
 import { MapSchedules, RecordingMetrics } from './fakes.js'
-import { SERVERS, type Stack, startStack } from './harness.js'
+import { readAnswer, SERVERS, type Stack, startStack } from './harness.js'
 
 const up = (await hasRedis()) && (await hasPostgres())
 const PER_SERVER = 400
@@ -231,17 +231,7 @@ function send(
         path: `${url.pathname}${raw.path}`,
         headers: { ...raw.headers, ...(raw.body ? { 'content-length': String(raw.body.length) } : {}) },
       },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            type: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-      },
+      (res) => readAnswer(res).then(resolve, reject),
     )
     req.on('error', reject)
     req.end(raw.body)

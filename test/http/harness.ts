@@ -2,7 +2,7 @@
  * An API stack for tests: a durable queue on the shared Redis and PostgreSQL (own schema), the API
  * core, and real Express, Fastify and node:http servers on loopback ports.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -173,3 +173,19 @@ export async function call<T = any>(
 }
 
 export const ALL_SCOPES: Scope[] = ['task:create', 'task:read', 'task:cancel', 'task:list']
+
+/** A node:http answer read whole: its status, content type and body text. */
+export function readAnswer(res: IncomingMessage): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    res.on('data', (c: Buffer) => chunks.push(c))
+    res.on('end', () =>
+      resolve({
+        status: res.statusCode ?? 0,
+        type: String(res.headers['content-type'] ?? ''),
+        body: Buffer.concat(chunks).toString('utf8'),
+      }),
+    )
+    res.on('error', reject)
+  })
+}

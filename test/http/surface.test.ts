@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hasPostgres, hasRedis } from '../helpers/services.js'
-import { ALL_SCOPES, call, SERVERS, type Stack, startStack } from './harness.js'
+import { ALL_SCOPES, call, readAnswer, SERVERS, type Stack, startStack } from './harness.js'
 
 const up = (await hasRedis()) && (await hasPostgres())
 
@@ -31,18 +31,7 @@ function sendLarge(
           ...(chunked ? {} : { 'content-length': String(size) }),
         },
       },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            type: String(res.headers['content-type'] ?? ''),
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-        res.on('error', reject)
-      },
+      (res) => readAnswer(res).then(resolve, reject),
     )
     // A write error after the answer arrived is the server closing as it said it would.
     req.on('error', reject)
