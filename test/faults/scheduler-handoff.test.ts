@@ -77,7 +77,12 @@ describe.skipIf(!up)('a scheduler SIGKILLed between the insert and the hand-off'
       for (const task of stored) {
         const same = all.filter((t) => t.idempotencyKey === task.idempotencyKey)
         expect(same.map((t) => t.id)).toEqual([task.id])
-        expect((await queue.get(task.id))?.status).toBe('completed')
+        // A read shows completed once the store has it (the change feed's 100-300 ms after the run).
+        await until(
+          async () => (await queue.get(task.id))?.status === 'completed',
+          10_000,
+          `task ${task.id} to read completed`,
+        )
       }
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
