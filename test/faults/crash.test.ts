@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineTask } from '../../src/index.js'
 import { waitForTask } from '../../src/testing.js'
 import { backends, trackWorker, until } from '../helpers/backends.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 
 const redisBackend = backends.find((b) => b.label === 'redis')!
 const job = defineTask({ name: 'job', input: z.object({ n: z.number() }) })
@@ -21,24 +21,16 @@ describe.skipIf(!redisBackend.available)('a worker killed with SIGKILL mid-task'
   it('has its tasks completed by another worker, each exactly once', async () => {
     const queue = redisBackend.queue()
     const startedKey = `crash-test:{${queue.name}}:started`
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--import',
-        './scripts/register-lua.mjs',
-        'test/fixtures/crash-worker.ts',
-        process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-        queue.name,
-      ],
+    const child = spawnFixture(
+      'test/fixtures/crash-worker.ts',
+      [process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', queue.name],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
     )
     try {
       await until(
-        () => child.stdout.read()?.toString().includes('ready'),
+        () => child.stdout!.read()?.toString().includes('ready'),
         20_000,
         'the child worker to start',
       )

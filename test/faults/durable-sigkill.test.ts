@@ -5,12 +5,13 @@
  * the highest fencing token); no completion may be accepted twice; a task runs more than once only
  * when a worker running it was killed.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { durableJob, durableQueue, StoreProbe, sleep, waitFor } from '../fixtures/durable-common.js'
 import { canRunPrivateServers, usePrivateServers } from '../helpers/private-servers.js'
 import { uniqueName } from '../helpers/services.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 
 const canRun = await canRunPrivateServers()
 
@@ -43,18 +44,9 @@ describe.skipIf(!canRun)('durable workers killed with SIGKILL over and over', ()
     const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`
 
     const spawnWorker = (): Child => {
-      const proc = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--import',
-          './scripts/register-lua.mjs',
-          'test/fixtures/durable-worker.ts',
-          servers.redis().url,
-          servers.postgres().url,
-          name,
-        ],
+      const proc = spawnFixture(
+        'test/fixtures/durable-worker.ts',
+        [servers.redis().url, servers.postgres().url, name],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       )
       const child: Child = { process: proc, pid: proc.pid!, ready: false, spawnedAt: Date.now() }

@@ -4,7 +4,7 @@
  * all of a tenant's keys (across two API processes on one Redis), keys dead on arrival, and
  * /metrics kept from tenants.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -13,6 +13,7 @@ import { createApi } from '../../src/http/index.js'
 import { createQueue } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
 import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 import { RecordingMetrics } from './fakes.js'
 import { call, SERVERS, type Stack, sendEmail, startStack } from './harness.js'
 
@@ -25,20 +26,9 @@ afterEach(() => {
 
 /** A second API process on the stack's queue; resolves with its base URL. */
 async function secondProcess(stack: Stack, options: Record<string, unknown>): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      './scripts/register-lua.mjs',
-      'test/fixtures/api-process.ts',
-      REDIS_URL,
-      DATABASE_URL,
-      stack.schema,
-      stack.queue.name,
-      JSON.stringify(options),
-    ],
+  const child = spawnFixture(
+    'test/fixtures/api-process.ts',
+    [REDIS_URL, DATABASE_URL, stack.schema, stack.queue.name, JSON.stringify(options)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   )
   children.push(child)

@@ -18,6 +18,7 @@ import { internals } from '../../src/queue/internal.js'
 import { silent, until } from '../helpers/backends.js'
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
 import { hasRedis, uniqueName } from '../helpers/services.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 
 const job = defineTask({ name: 'prom-job', input: z.object({ n: z.number() }) })
 /** Ready tasks: above the 50K warning, below the 100K critical (which twice the depth would pass). */
@@ -126,19 +127,9 @@ describe.skipIf(!run)('alert rules and dashboards on a real Prometheus scraping 
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     // Process 2: a child observing the same queue.
-    child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        '--import',
-        './scripts/register-lua.mjs',
-        'test/fixtures/metrics-exporter.ts',
-        redis.url,
-        queue.name,
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
+    child = spawnFixture('test/fixtures/metrics-exporter.ts', [redis.url, queue.name], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let out = ''
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString()

@@ -2,11 +2,12 @@
  * Queues for the schedule and definition suites: embedded (in-process broker + in-memory PGlite)
  * and durable (shared Redis + shared PostgreSQL, in a schema of these suites' own).
  */
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process'
+import type { ChildProcess, SpawnOptions } from 'node:child_process'
 import { afterEach, vi } from 'vitest'
 import { createQueue, type Queue, type QueueOptions, type Scheduler } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
 import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 
 export const SCHED_SCHEMA = 'taskloom_sched_test'
 
@@ -67,19 +68,9 @@ export const schedBackends: SchedBackend[] = [
  * the shared servers and SCHED_SCHEMA; `options` are spawn's (stdio, env).
  */
 export function spawnScheduler(name: string, options: SpawnOptions): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      './scripts/register-lua.mjs',
-      'test/fixtures/scheduler-process.ts',
-      REDIS_URL,
-      DATABASE_URL,
-      SCHED_SCHEMA,
-      name,
-    ],
+  return spawnFixture(
+    'test/fixtures/scheduler-process.ts',
+    [REDIS_URL, DATABASE_URL, SCHED_SCHEMA, name],
     options,
   )
 }

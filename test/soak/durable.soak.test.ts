@@ -14,7 +14,7 @@
  * Duration: SOAK_SECONDS (default 75, one round). `npm run soak` runs 300 s. Not part of `npm test`
  * (see docs/soak.md).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TaskloomError, type TaskStatus } from '../../src/index.js'
 import { durableJob, durableQueue, StoreProbe, sleep } from '../fixtures/durable-common.js'
@@ -22,6 +22,7 @@ import { type PrivatePostgres, startPrivatePostgres } from '../helpers/private-p
 import { type PrivateRedis, startPrivateRedis } from '../helpers/private-redis.js'
 import { canRunPrivateServers } from '../helpers/private-servers.js'
 import { uniqueName } from '../helpers/services.js'
+import { spawnFixture } from '../helpers/spawn-fixture.js'
 
 const canRun = await canRunPrivateServers()
 
@@ -90,19 +91,9 @@ describe.skipIf(!canRun)('durable soak: combined faults, every invariant', () =>
     const done: Run[] = []
     const stderr: string[] = []
     const spawnWorker = (): Child => {
-      const proc = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--import',
-          './scripts/register-lua.mjs',
-          'test/fixtures/soak-worker.ts',
-          r.url,
-          pgServer.url,
-          name,
-          String(LEASE_MS),
-        ],
+      const proc = spawnFixture(
+        'test/fixtures/soak-worker.ts',
+        [r.url, pgServer.url, name, String(LEASE_MS)],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       )
       const child: Child = { process: proc, pid: proc.pid!, ready: false, spawnedAt: Date.now() }
