@@ -31,7 +31,7 @@ for _, id in ipairs(due) do
   local rec = redis.call('HMGET', key, 's', 'p')
   if rec[1] == 'pending' then
     redis.call('HSET', key, 's', 'queued')
-    redis.call('LPUSH', readyKey(rec[2]), id)
+    pushReady(id, rec[2])
   end
 end
 if #due > 0 then redis.call('ZREM', kDelayed, unpack(due)) end
@@ -53,7 +53,7 @@ for i = #expired, 1, -1 do
       tally('dead_lettered', key, 'LeaseExpiredError')
     else
       redis.call('HSET', key, 's', 'queued')
-      redis.call('RPUSH', readyKey(rec[2]), id)
+      pushReady(id, rec[2], true)
     end
     change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, error = expiredErr, failedAttempt = record })
   end

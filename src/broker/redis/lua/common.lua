@@ -24,6 +24,16 @@ local function readyKey(priority)
   return KEYS[tonumber(priority) + 1]
 end
 
+-- Every move of a task into a ready list goes through here: at the back of its level (the next
+-- claims take it last), or at the front (`front`: it is claimed next, e.g. a returned lease).
+local function pushReady(id, priority, front)
+  if front then
+    redis.call('RPUSH', readyKey(priority), id)
+  else
+    redis.call('LPUSH', readyKey(priority), id)
+  end
+end
+
 local function wake()
   redis.call('ZADD', kMarker, 0, 'w')
 end
@@ -109,7 +119,7 @@ local function unparkOne(lk)
     if rec[1] == 'queued' then
       -- Marked 'let in': if it must wait again, it waits first in line.
       redis.call('HSET', taskKey(pid), 'li', '1')
-      redis.call('RPUSH', readyKey(rec[2]), pid)
+      pushReady(pid, rec[2], true)
       wake()
       return
     end

@@ -42,7 +42,7 @@ for i = 0, count - 1 do
       status = 'pending'
       redis.call('ZADD', kDelayed, runAt, id)
     else
-      redis.call('LPUSH', readyKey(priority), id)
+      pushReady(id, priority)
     end
     redis.call('HSET', taskKey(id), 'n', ARGV[b + 2], 't', tenant, 'd', ARGV[b + 4], 'p', priority,
       's', status, 'a', ARGV[b + 12], 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', createdAt, 'ra', runAt, 'ik', ikey)

@@ -32,7 +32,7 @@ for i = 0, count - 1 do
     else
       status, runAt = 'queued', now
       redis.call('HSET', key, 's', 'queued', 'ra', now)
-      redis.call('LPUSH', readyKey(rec[6]), id)
+      pushReady(id, rec[6])
       woke = true
       tally('retried', key)
     end

@@ -15,7 +15,7 @@ for i = count - 1, 0, -1 do
     redis.call('HINCRBY', key, 'a', -1)
     redis.call('ZREM', kLeases, id)
     freeTaskLock(key, id)
-    redis.call('RPUSH', readyKey(rec[3]), id)
+    pushReady(id, rec[3], true)
     change({ id = id, status = 'queued', attempt = tonumber(rec[4]) - 1, at = tonumber(ARGV[2]) })
     woke = true
     ok = 1

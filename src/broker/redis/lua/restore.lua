@@ -74,7 +74,7 @@ for i = 0, count - 1 do
       else
         -- A task Redis already has in a ready list stays where it is (one copy of its id there).
         redis.call('HSET', key, 's', 'queued')
-        if rs ~= 'queued' then redis.call('LPUSH', readyKey(p), id) end
+        if rs ~= 'queued' then pushReady(id, p) end
       end
       wake()
     end

@@ -15,7 +15,7 @@ for _, id in ipairs(ids) do
     local key = taskKey(id)
     redis.call('HSET', key, 's', 'queued', 'a', 0, 'ra', now)
     redis.call('HDEL', key, 'fa')
-    redis.call('LPUSH', readyKey(redis.call('HGET', key, 'p')), id)
+    pushReady(id, redis.call('HGET', key, 'p'))
     moved[#moved + 1] = id
     tally('dead_letter_retried', key)
     change({ id = id, status = 'queued', attempt = 0, at = tonumber(now), runAt = tonumber(now), revive = true })
