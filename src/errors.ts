@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   BROKER_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,
   SCHEMA_OUTDATED: 503,
+  /** The schema's recorded migrations were made by another taskloom build. */
+  SCHEMA_MISMATCH: 503,
   INTERNAL: 500,
 } as const satisfies Record<string, number>
 

@@ -129,6 +129,7 @@ export function toProblem(err: unknown): HttpProblem {
       case 'BROKER_UNAVAILABLE':
       case 'STORE_UNAVAILABLE':
       case 'SCHEMA_OUTDATED':
+      case 'SCHEMA_MISMATCH':
         return new HttpProblem('UNAVAILABLE', err.message, { cause: err, headers: { 'retry-after': '1' } })
       default:
         return new HttpProblem('INTERNAL', 'internal error', { cause: err })

@@ -51,7 +51,12 @@ export async function migrate<DB>(db: Kysely<DB>, options: MigrateOptions = {}):
       name text not null,
       applied_at timestamptz not null default now()
     )`.execute(trx)
-    const rows = await trx.withSchema(schema).selectFrom('taskloom_migrations').select('version').execute()
+    const rows = await trx
+      .withSchema(schema)
+      .selectFrom('taskloom_migrations')
+      .select(['version', 'name'])
+      .execute()
+    refuseForeign(schema, rows, wanted)
     const done = new Set(rows.map((row) => row.version))
     const applied: number[] = []
     for (const migration of wanted) {
@@ -73,22 +78,62 @@ export async function appliedVersions<DB>(
   db: Kysely<DB>,
   schema: string = DEFAULT_SCHEMA,
 ): Promise<number[]> {
+  return (await appliedMigrations(db, schema)).map((row) => row.version)
+}
+
+interface AppliedMigration {
+  version: number
+  name: string
+}
+
+async function appliedMigrations<DB>(db: Kysely<DB>, schema: string): Promise<AppliedMigration[]> {
   const kdb = db as unknown as Kysely<Database>
   const exists = await sql<{ found: number }>`select 1 as found from pg_catalog.pg_tables
     where schemaname = ${checkSchemaName(schema)} and tablename = 'taskloom_migrations'`.execute(kdb)
   if (exists.rows.length === 0) return []
-  const rows = await kdb.withSchema(schema).selectFrom('taskloom_migrations').select('version').execute()
-  return rows.map((row) => row.version).sort((a, b) => a - b)
+  const rows = await kdb
+    .withSchema(schema)
+    .selectFrom('taskloom_migrations')
+    .select(['version', 'name'])
+    .execute()
+  return rows.sort((a, b) => a.version - b.version)
 }
 
-/** Throws SCHEMA_OUTDATED unless every migration this version of taskloom needs has been applied. */
+/**
+ * Throws SCHEMA_MISMATCH when a version recorded in the schema carries another name than this
+ * build's migration of that version: another build (a fork, a branch, a newer release whose
+ * numbering differs) migrated it, and applying or trusting the rest would run on tables this
+ * build does not know.
+ */
+function refuseForeign(
+  schema: string,
+  applied: readonly AppliedMigration[],
+  ours: readonly Migration[],
+): void {
+  const byVersion = new Map(ours.map((m) => [m.version, m.name]))
+  const foreign = applied.filter(
+    (row) => byVersion.has(row.version) && byVersion.get(row.version) !== row.name,
+  )
+  if (foreign.length === 0) return
+  const list = foreign.map((row) => `${row.version} is "${row.name}", here "${byVersion.get(row.version)}"`)
+  throw new TaskloomError(
+    'SCHEMA_MISMATCH',
+    `PostgreSQL schema "${schema}" was migrated by another taskloom build (version ${list.join('; ')}); ` +
+      'use a schema of its own for this build, or the build that migrated it',
+    { retryable: false },
+  )
+}
+
+/** Throws SCHEMA_MISMATCH when another build migrated the schema, SCHEMA_OUTDATED unless every migration this version of taskloom needs has been applied. */
 export async function assertSchemaCurrent<DB>(
   db: Kysely<DB>,
   options: Omit<MigrateOptions, 'to'> = {},
 ): Promise<void> {
   const schema = checkSchemaName(options.schema ?? DEFAULT_SCHEMA)
   const needed = sorted(options.migrations ?? MIGRATIONS)
-  const done = new Set(await appliedVersions(db, schema))
+  const applied = await appliedMigrations(db, schema)
+  refuseForeign(schema, applied, needed)
+  const done = new Set(applied.map((row) => row.version))
   const missing = needed.filter((m) => !done.has(m.version))
   if (missing.length === 0) return
   const have = done.size === 0 ? 'has no taskloom tables' : `is at version ${Math.max(...done)}`

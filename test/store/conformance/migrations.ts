@@ -133,6 +133,26 @@ export function migrationsSuite(h: Harness): void {
       }
     })
 
+    it('refuses a schema another build migrated: a recorded version with another name', async () => {
+      const db = h.kysely()
+      const schema = h.newSchema()
+      const last = MIGRATIONS[MIGRATIONS.length - 1]!
+      try {
+        await migrate(db, { schema })
+        await sql`update ${sql.id(schema, 'taskloom_migrations')} set name = 'branch-only'
+          where version = ${last.version}`.execute(db)
+        const mismatch = new RegExp(
+          `migrated by another taskloom build \\(version ${last.version} is "branch-only", here "${last.name}"\\)`,
+        )
+        await expect(migrate(db, { schema })).rejects.toMatchObject({ code: 'SCHEMA_MISMATCH' })
+        await expect(migrate(db, { schema })).rejects.toThrow(mismatch)
+        await expect(assertSchemaCurrent(db, { schema })).rejects.toThrow(mismatch)
+        await expect(h.open({ schema, migrate: false })).rejects.toMatchObject({ code: 'SCHEMA_MISMATCH' })
+      } finally {
+        await db.destroy()
+      }
+    })
+
     it('stops at a target version', async () => {
       const db = h.kysely()
       const schema = h.newSchema()
