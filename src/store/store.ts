@@ -112,6 +112,10 @@ export interface ListFilter {
   tenantId?: string | undefined
   status?: TaskStatus | readonly TaskStatus[] | undefined
   name?: string | undefined
+  /** Created at or after this time, epoch ms. */
+  createdFrom?: number | undefined
+  /** Created before this time, epoch ms. */
+  createdTo?: number | undefined
   /** Default 50, at most 1000. */
   limit?: number | undefined
   /** Rows to skip (after the cursor, when both are given). */

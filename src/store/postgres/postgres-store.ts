@@ -237,6 +237,8 @@ export class PostgresStore implements Store {
     let base = this.#tasks().where('queue', '=', this.queue)
     if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId)
     if (filter.name !== undefined) base = base.where('name', '=', filter.name)
+    if (filter.createdFrom !== undefined) base = base.where('created_at', '>=', timestamp(filter.createdFrom))
+    if (filter.createdTo !== undefined) base = base.where('created_at', '<', timestamp(filter.createdTo))
     if (statuses.length > 0) base = base.where('status', 'in', statuses as TaskStatus[])
 
     const after = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
