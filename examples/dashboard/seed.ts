@@ -37,7 +37,9 @@ export function handleDemoTasks(worker: Worker): { fixCharges(): void } {
   worker.handle(chargeCard, async (input) => {
     if (declining) {
       throw new NonRetryableError(
-        input.amount > 100 ? `card declined: insufficient funds for ${input.amount}` : 'card declined: expired',
+        input.amount > 100
+          ? `card declined: insufficient funds for ${input.amount}`
+          : 'card declined: expired',
       )
     }
     return { charged: input.amount }
@@ -49,7 +51,8 @@ export function handleDemoTasks(worker: Worker): { fixCharges(): void } {
   }
 }
 
-export const XSS_SUBJECT = '<img src=x onerror="document.body.dataset.xss=1"><script>document.body.dataset.xss=2</script>'
+export const XSS_SUBJECT =
+  '<img src=x onerror="document.body.dataset.xss=1"><script>document.body.dataset.xss=2</script>'
 
 /** Submits the demo tasks and schedule; resolves once the finished ones have finished. */
 export async function seedDemo(queue: Queue): Promise<{ xssTaskId: string }> {
@@ -61,11 +64,27 @@ export async function seedDemo(queue: Queue): Promise<{ xssTaskId: string }> {
         { tenantId, idempotencyKey: `welcome-${i}` },
       )
     }
-    await queue.submit(chargeCard, { amount: 250, card: { number: '4111111111111111', holder: 'Ada' } }, { tenantId })
-    await queue.submit(chargeCard, { amount: 40, card: { number: '4000000000000002', holder: 'Bob' } }, { tenantId })
-    await queue.submit(chargeCard, { amount: 20, card: { number: '4000000000000069', holder: 'Cy' } }, { tenantId })
+    await queue.submit(
+      chargeCard,
+      { amount: 250, card: { number: '4111111111111111', holder: 'Ada' } },
+      { tenantId },
+    )
+    await queue.submit(
+      chargeCard,
+      { amount: 40, card: { number: '4000000000000002', holder: 'Bob' } },
+      { tenantId },
+    )
+    await queue.submit(
+      chargeCard,
+      { amount: 20, card: { number: '4000000000000069', holder: 'Cy' } },
+      { tenantId },
+    )
     await queue.submit(renderReport, { report: 'weekly', ms: 3_600_000 }, { tenantId, priority: 'high' })
-    await queue.submit(sendEmail, { to: `later@${tenantId}.example`, subject: 'Reminder' }, { tenantId, delayMs: 3_600_000 })
+    await queue.submit(
+      sendEmail,
+      { to: `later@${tenantId}.example`, subject: 'Reminder' },
+      { tenantId, delayMs: 3_600_000 },
+    )
     const doomed = await queue.submit(
       sendEmail,
       { to: `cancel@${tenantId}.example`, subject: 'Never sent' },
@@ -73,7 +92,11 @@ export async function seedDemo(queue: Queue): Promise<{ xssTaskId: string }> {
     )
     await queue.cancel(doomed.id)
   }
-  const xss = await queue.submit(sendEmail, { to: 'mallory@acme.example', subject: XSS_SUBJECT }, { tenantId: 'acme' })
+  const xss = await queue.submit(
+    sendEmail,
+    { to: 'mallory@acme.example', subject: XSS_SUBJECT },
+    { tenantId: 'acme' },
+  )
   await queue.schedules.upsert({
     id: 'nightly-report',
     cron: '0 3 * * *',

@@ -7,8 +7,8 @@
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { nodeHandler } from '../../src/http/adapters/node.js'
 import { createDashboard } from '../../src/dashboard/index.js'
+import { nodeHandler } from '../../src/http/adapters/node.js'
 import { createApi } from '../../src/http/index.js'
 import { createQueue, createWorker } from '../../src/index.js'
 import { chargeCard, handleDemoTasks, renderReport, seedDemo, sendEmail } from './seed.js'

@@ -25,7 +25,10 @@ const MAX_BULK = 10_000
 
 function mayAct(ctx: ActionContext): void {
   if (!ctx.viewer.canAct) {
-    throw new HttpProblem('FORBIDDEN', 'read-only access: actions need an admin key (or canAct from the host)')
+    throw new HttpProblem(
+      'FORBIDDEN',
+      'read-only access: actions need an admin key (or canAct from the host)',
+    )
   }
 }
 
@@ -126,8 +129,10 @@ export async function scheduleAction(ctx: ActionContext, op: 'pause' | 'resume' 
   const queue = queueOf(ctx, ctx.params.queue)
   const s = await visibleSchedule(ctx, queue, ctx.params.id)
   if (op === 'trigger') {
-    const submitted = await triggerSchedule(queue, s.id, async (name) =>
-      ctx.findTask(name) ?? (await queue.definitions.resolve(name)),
+    const submitted = await triggerSchedule(
+      queue,
+      s.id,
+      async (name) => ctx.findTask(name) ?? (await queue.definitions.resolve(name)),
     )
     ctx.record('schedule.trigger', queue, s.id, { task_id: submitted.id })
     return { schedule_id: s.id, task_id: submitted.id }

@@ -30,7 +30,10 @@ const TYPES: Record<string, string> = {
 /** Where the shipped bundle is: beside the built entry (dist/), or dist/ when run from src/. */
 function defaultDir(): string {
   const here = dirname(fileURLToPath(import.meta.url))
-  const candidates = [join(here, 'dashboard', 'assets'), join(here, '..', '..', 'dist', 'dashboard', 'assets')]
+  const candidates = [
+    join(here, 'dashboard', 'assets'),
+    join(here, '..', '..', 'dist', 'dashboard', 'assets'),
+  ]
   return candidates.find((dir) => existsSync(join(dir, 'manifest.json'))) ?? candidates[0]!
 }
 
@@ -42,7 +45,11 @@ export function loadAssets(dir = defaultDir()): Assets {
       `the dashboard's front end is not built (no ${manifestPath}): run \`npm run build\``,
     )
   }
-  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { script: string; style: string; files: string[] }
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    script: string
+    style: string
+    files: string[]
+  }
   const files = new Map<string, Asset>()
   for (const name of manifest.files) {
     const ext = name.slice(name.lastIndexOf('.') + 1)
@@ -51,8 +58,7 @@ export function loadAssets(dir = defaultDir()): Assets {
   return { script: manifest.script, style: manifest.style, files }
 }
 
-const escapeAttr = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 /** The one HTML page: no inline script or style, the mount path and title in meta tags. */
 export function indexPage(assets: Assets, base: string, title: string): string {

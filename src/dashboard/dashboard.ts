@@ -79,14 +79,21 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: 'tenants', handle: views.tenants },
 ]
 
-function match(segments: string[], method: string): { endpoint: Endpoint; params: Record<string, string> } | null {
+function match(
+  segments: string[],
+  method: string,
+): { endpoint: Endpoint; params: Record<string, string> } | null {
   for (const endpoint of ENDPOINTS) {
     if (endpoint.method !== method && !(method === 'HEAD' && endpoint.method === 'GET')) continue
     const parts = endpoint.path.split('/')
     if (parts.length !== segments.length) continue
     const params: Record<string, string> = {}
-    if (parts.every((p, i) => (p.startsWith(':') ? ((params[p.slice(1)] = segments[i]!), true) : p === segments[i])))
-      return { endpoint, params }
+    let same = true
+    parts.forEach((part, i) => {
+      if (part.startsWith(':')) params[part.slice(1)] = segments[i]!
+      else if (part !== segments[i]) same = false
+    })
+    if (same) return { endpoint, params }
   }
   return null
 }
@@ -103,7 +110,10 @@ export class Dashboard implements Mountable {
 
   constructor(options: DashboardOptions) {
     if (!options || !Array.isArray(options.queues) || options.queues.length === 0) {
-      throw new TaskloomError('INVALID_OPTIONS', 'createDashboard needs `queues`: one or more queues from createQueue()')
+      throw new TaskloomError(
+        'INVALID_OPTIONS',
+        'createDashboard needs `queues`: one or more queues from createQueue()',
+      )
     }
     if (!options.auth) {
       throw new TaskloomError(
@@ -127,7 +137,9 @@ export class Dashboard implements Mountable {
   }
 
   openInBackground(): void {
-    this.audit().catch((err: unknown) => this.logger.warn({ err }, 'the dashboard could not open its audit log yet'))
+    this.audit().catch((err: unknown) =>
+      this.logger.warn({ err }, 'the dashboard could not open its audit log yet'),
+    )
   }
 
   /** Flushes the audit entries the dashboard wrote (its own log, when auth is a callback). */
@@ -157,7 +169,12 @@ export class Dashboard implements Mountable {
     return this.auditLog
   }
 
-  problem(code: ProblemCode, detail: string, path: string, headers: Record<string, string> = {}): ApiResponse {
+  problem(
+    code: ProblemCode,
+    detail: string,
+    path: string,
+    headers: Record<string, string> = {},
+  ): ApiResponse {
     const requestId = randomUUID()
     return {
       status: PROBLEM_STATUS[code],
@@ -186,12 +203,15 @@ export class Dashboard implements Mountable {
         return await this.api(req, method, path.slice('/_api/'.length), query, base, requestId)
       }
       if (method !== 'GET' && method !== 'HEAD') {
-        throw new HttpProblem('METHOD_NOT_ALLOWED', `${method} is not allowed here`, { headers: { allow: 'GET, HEAD' } })
+        throw new HttpProblem('METHOD_NOT_ALLOWED', `${method} is not allowed here`, {
+          headers: { allow: 'GET, HEAD' },
+        })
       }
       return this.page(req, base)
     } catch (thrown) {
       const problem = toProblem(thrown)
-      if (problem.status >= 500) this.logger.error({ err: thrown, request_id: requestId }, 'dashboard request failed')
+      if (problem.status >= 500)
+        this.logger.error({ err: thrown, request_id: requestId }, 'dashboard request failed')
       return {
         status: problem.status,
         headers: {
@@ -208,7 +228,8 @@ export class Dashboard implements Mountable {
 
   private asset(name: string, method: string): ApiResponse {
     const file = this.assets!.files.get(name)
-    if (!file || (method !== 'GET' && method !== 'HEAD')) throw new HttpProblem('NOT_FOUND', `no asset ${name}`)
+    if (!file || (method !== 'GET' && method !== 'HEAD'))
+      throw new HttpProblem('NOT_FOUND', `no asset ${name}`)
     // Hashed names change with their content: cache for good. The icon's name is fixed: a day.
     const immutable = /\.[0-9a-f]{8,}\./i.test(name)
     return {
@@ -234,7 +255,11 @@ export class Dashboard implements Mountable {
   }
 
   private csrfCookie(req: ApiRequest, base: string, token: string): string {
-    return cookie(req, CSRF_COOKIE, token, { path: base || '/', httpOnly: true, secure: this.options.secureCookies })
+    return cookie(req, CSRF_COOKIE, token, {
+      path: base || '/',
+      httpOnly: true,
+      secure: this.options.secureCookies,
+    })
   }
 
   private json(status: number, body: unknown, extra: Record<string, string> = {}): ApiResponse {
@@ -252,7 +277,8 @@ export class Dashboard implements Mountable {
 
   private parseBody(req: ApiRequest): unknown {
     const body = req.body ?? new Uint8Array(0)
-    if (body.byteLength > this.options.bodyLimit) throw new HttpProblem('PAYLOAD_TOO_LARGE', 'the body is too large')
+    if (body.byteLength > this.options.bodyLimit)
+      throw new HttpProblem('PAYLOAD_TOO_LARGE', 'the body is too large')
     if (body.byteLength === 0) return {}
     const type = header(req, 'content-type') ?? ''
     if (!/^application\/json\s*(?:;|$)/i.test(type)) {
@@ -310,7 +336,8 @@ export class Dashboard implements Mountable {
       sessions: this.sessions,
       audit: () => this.audit(),
       body,
-      record: (action, queue, targetId, details) => this.record(viewer, requestId, action, queue, targetId, details),
+      record: (action, queue, targetId, details) =>
+        this.record(viewer, requestId, action, queue, targetId, details),
       findTask: (name) => this.tasks.get(name),
     }
     return this.json(200, await found.endpoint.handle(ctx))
@@ -376,7 +403,8 @@ export class Dashboard implements Mountable {
   }
 
   private async login(req: ApiRequest, base: string, requestId: string): Promise<ApiResponse> {
-    if (!this.sessions.usesKeys) throw new HttpProblem('NOT_FOUND', 'this dashboard signs in through its host app')
+    if (!this.sessions.usesKeys)
+      throw new HttpProblem('NOT_FOUND', 'this dashboard signs in through its host app')
     const body = this.parseBody(req) as { key?: unknown }
     const key = typeof body?.key === 'string' ? body.key.trim() : ''
     const viewer = key ? await this.sessions.byKey(key) : null

@@ -1,6 +1,5 @@
 /** `createDashboard` options: which queues, who may look and act, what to hide. */
-import type { ApiRequest } from '../http/api.js'
-import type { Api } from '../http/api.js'
+import type { Api, ApiRequest } from '../http/api.js'
 import type { Logger } from '../logger.js'
 import type { Queue } from '../queue/queue.js'
 import type { TaskDefinition } from '../task/define-task.js'

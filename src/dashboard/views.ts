@@ -70,7 +70,9 @@ export async function overview(ctx: ViewContext) {
         name: queue.name,
         mode: queueMode(queue),
         snapshot,
-        oldest_ready_age_ms: snapshot?.oldestReadyAt ? Math.max(0, Date.now() - snapshot.oldestReadyAt) : null,
+        oldest_ready_age_ms: snapshot?.oldestReadyAt
+          ? Math.max(0, Date.now() - snapshot.oldestReadyAt)
+          : null,
         activity,
       }
     }),
@@ -96,7 +98,13 @@ export async function tasks(ctx: ViewContext) {
     for (const candidate of ctx.queues.values()) {
       const byId = ID.test(find) ? await candidate.get(find) : null
       if (byId && (ctx.viewer.tenantId === undefined || byId.tenantId === ctx.viewer.tenantId))
-        return { queue: candidate.name, tasks: [row(candidate, byId)], total: 1, next_cursor: null, found: 'id' }
+        return {
+          queue: candidate.name,
+          tasks: [row(candidate, byId)],
+          total: 1,
+          next_cursor: null,
+          found: 'id',
+        }
     }
     const byKey = await findByIdempotencyKey(queue, find, tenantId)
     const found = byKey && (tenantId === undefined || byKey.tenantId === tenantId) ? [row(queue, byKey)] : []
@@ -173,7 +181,8 @@ export async function deadLetters(ctx: ViewContext) {
   const groups = await deadLetterGroups(queue, { tenantId })
   if (groups === null) {
     // Redis-only: the broker's dead-letter list, every tenant's, so only for an operator.
-    if (tenantId !== undefined) return { queue: queue.name, groups: null, tasks: [], total: 0, next_cursor: null }
+    if (tenantId !== undefined)
+      return { queue: queue.name, groups: null, tasks: [], total: 0, next_cursor: null }
     const offset = Math.max(0, Number(ctx.query.get('cursor') ?? 0) || 0)
     const page = await queue.dlq.list({ limit: 50, offset })
     return {

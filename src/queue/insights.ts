@@ -118,7 +118,10 @@ export async function queueActivity(
   const windowMs = options.windowMs ?? 3_600_000
   const bucketMs = options.bucketMs ?? 60_000
   if (!(windowMs > 0 && bucketMs > 0 && windowMs / bucketMs <= 10_000)) {
-    throw new TaskloomError('INVALID_OPTIONS', 'windowMs and bucketMs must be positive, at most 10,000 buckets')
+    throw new TaskloomError(
+      'INVALID_OPTIONS',
+      'windowMs and bucketMs must be positive, at most 10,000 buckets',
+    )
   }
   const store = await storeOf(queue)
   if (!store) return null

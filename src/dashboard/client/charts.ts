@@ -27,7 +27,11 @@ export function throughputChart(buckets: Bucket[]): HTMLElement {
   return h(
     'figure',
     { class: 'chart' },
-    svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' }, ...bars),
+    svg(
+      'svg',
+      { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' },
+      ...bars,
+    ),
     h('figcaption', {}, `Throughput · ${total.toLocaleString()} / h · peak ${max.toLocaleString()} / min`),
   )
 }
@@ -61,5 +65,16 @@ export function meter(fraction: number, label: string): HTMLElement {
   const pct = Math.round(Math.min(1, Math.max(0, fraction)) * 100)
   const bar = h('span', { class: `meter-fill${pct >= 90 ? ' meter-hot' : ''}` })
   bar.style.width = `${pct}%`
-  return h('span', { class: 'meter', role: 'meter', 'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-label': label }, bar)
+  return h(
+    'span',
+    {
+      class: 'meter',
+      role: 'meter',
+      'aria-valuenow': pct,
+      'aria-valuemin': 0,
+      'aria-valuemax': 100,
+      'aria-label': label,
+    },
+    bar,
+  )
 }

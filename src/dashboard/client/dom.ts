@@ -15,7 +15,11 @@ export function h(tag: string, attrs: Attrs = {}, ...children: Child[]): HTMLEle
 
 const SVG = 'http://www.w3.org/2000/svg'
 
-export function svg(tag: string, attrs: Record<string, string | number> = {}, ...children: Child[]): SVGElement {
+export function svg(
+  tag: string,
+  attrs: Record<string, string | number> = {},
+  ...children: Child[]
+): SVGElement {
   const el = document.createElementNS(SVG, tag)
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v))
   append(el, children)
@@ -34,7 +38,8 @@ export function append(el: Node, children: Child[]): void {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue
     if (Array.isArray(c)) append(el, c)
-    else el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c)
+    else
+      el.appendChild(typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c)
   }
 }
 

@@ -28,7 +28,10 @@ export interface Ctx {
 const ROUTES: [RegExp, (ctx: Ctx, m: RegExpMatchArray) => Page][] = [
   [/^\/$/, (c) => overviewPage(c)],
   [/^\/tasks$/, (c) => tasksPage(c)],
-  [/^\/tasks\/([^/]+)\/([^/]+)$/, (c, m) => taskPage(c, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!))],
+  [
+    /^\/tasks\/([^/]+)\/([^/]+)$/,
+    (c, m) => taskPage(c, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)),
+  ],
   [/^\/dlq$/, (c) => dlqPage(c)],
   [/^\/schedules$/, (c) => schedulesPage(c)],
   [/^\/workers$/, (c) => workersPage(c)],
@@ -155,8 +158,14 @@ async function tick(): Promise<void> {
 function schedule(): void {
   window.clearInterval(timer)
   timer = undefined
-  if (document.visibilityState !== 'visible') return setLive('paused', 'Paused · tab hidden')
-  if (current?.live === false) return setLive('off', 'Not refreshing')
+  if (document.visibilityState !== 'visible') {
+    setLive('paused', 'Paused · tab hidden')
+    return
+  }
+  if (current?.live === false) {
+    setLive('off', 'Not refreshing')
+    return
+  }
   setLive('on', `Live · every ${Math.round(session.refresh_ms / 1000)} s`)
   timer = window.setInterval(() => void tick(), session.refresh_ms)
 }
@@ -199,7 +208,11 @@ async function route(): Promise<void> {
 }
 
 function notFound(): Page {
-  return { title: 'Not found', body: h('section', {}, h('h1', {}, 'No such page'), link('/', 'Back to the overview')), load: async () => {} }
+  return {
+    title: 'Not found',
+    body: h('section', {}, h('h1', {}, 'No such page'), link('/', 'Back to the overview')),
+    load: async () => {},
+  }
 }
 
 export function showError(err: unknown): void {

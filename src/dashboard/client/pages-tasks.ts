@@ -39,16 +39,27 @@ function input(id: string, value: string, attrs: Record<string, string> = {}): H
   return h('input', { id, name: id, value, ...attrs }) as HTMLInputElement
 }
 function select(id: string, options: [string, string][], value: string): HTMLSelectElement {
-  const el = h('select', { id, name: id }, options.map(([v, t]) => h('option', { value: v, selected: v === value }, t)))
+  const el = h(
+    'select',
+    { id, name: id },
+    options.map(([v, t]) => h('option', { value: v, selected: v === value }, t)),
+  )
   return el as HTMLSelectElement
 }
 
 function queueSelect(ctx: Ctx, id = 'queue'): HTMLSelectElement {
   const chosen = ctx.query.get('queue') ?? ctx.session.queues[0]?.name ?? ''
-  return select(id, ctx.session.queues.map((q) => [q.name, q.name]), chosen)
+  return select(
+    id,
+    ctx.session.queues.map((q) => [q.name, q.name]),
+    chosen,
+  )
 }
 
-function taskTable(rows: TaskRow[], options: { select?: Set<string>; onSelect?: () => void } = {}): HTMLElement {
+function taskTable(
+  rows: TaskRow[],
+  options: { select?: Set<string>; onSelect?: () => void } = {},
+): HTMLElement {
   const { select: chosen, onSelect } = options
   return h(
     'table',
@@ -60,7 +71,9 @@ function taskTable(rows: TaskRow[], options: { select?: Set<string>; onSelect?: 
         'tr',
         {},
         chosen ? h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Select')) : null,
-        ['Task', 'Name', 'Status', 'Priority', 'Tenant', 'Created', 'Duration', 'Retries'].map((t) => h('th', { scope: 'col' }, t)),
+        ['Task', 'Name', 'Status', 'Priority', 'Tenant', 'Created', 'Duration', 'Retries'].map((t) =>
+          h('th', { scope: 'col' }, t),
+        ),
       ),
     ),
     h(
@@ -105,7 +118,11 @@ export function tasksPage(ctx: Ctx): Page {
   const operator = ctx.session.user?.tenant_id === null
   const controls = {
     queue: queueSelect(ctx),
-    status: select('status', STATUSES.map((s) => [s, s || 'any']), q.get('status') ?? ''),
+    status: select(
+      'status',
+      STATUSES.map((s) => [s, s || 'any']),
+      q.get('status') ?? '',
+    ),
     name: input('name', q.get('name') ?? '', { placeholder: 'task name' }),
     tenant: operator ? input('tenant', q.get('tenant') ?? '', { placeholder: 'tenant id' }) : null,
     from: input('from', q.get('from') ?? '', { type: 'datetime-local' }),
@@ -120,7 +137,7 @@ export function tasksPage(ctx: Ctx): Page {
       onsubmit: (e: Event) => {
         e.preventDefault()
         const next = new URLSearchParams()
-        for (const [k, el] of Object.entries(controls)) if (el && el.value) next.set(k, el.value)
+        for (const [k, el] of Object.entries(controls)) if (el?.value) next.set(k, el.value)
         ctx.go(`/tasks?${next}`)
       },
     },
@@ -152,7 +169,10 @@ export function tasksPage(ctx: Ctx): Page {
         return
       }
       replace(summary, `${num(page.total)} task(s) match`, q.get('cursor') ? ' · a later page' : '')
-      replace(result, page.tasks.length === 0 ? h('p', { class: 'empty' }, 'No tasks match.') : taskTable(page.tasks))
+      replace(
+        result,
+        page.tasks.length === 0 ? h('p', { class: 'empty' }, 'No tasks match.') : taskTable(page.tasks),
+      )
       const first = new URLSearchParams(q)
       first.delete('cursor')
       const next = new URLSearchParams(q)
@@ -160,7 +180,9 @@ export function tasksPage(ctx: Ctx): Page {
       replace(
         pager,
         q.get('cursor') ? h('a', { href: `${BASE}/tasks?${first}`, 'data-link': '' }, '« First page') : null,
-        page.next_cursor ? h('a', { href: `${BASE}/tasks?${next}`, 'data-link': '', rel: 'next' }, 'Next page »') : null,
+        page.next_cursor
+          ? h('a', { href: `${BASE}/tasks?${next}`, 'data-link': '', rel: 'next' }, 'Next page »')
+          : null,
       )
     },
   }
@@ -200,7 +222,11 @@ function payload(title: string, d: Display | null): HTMLElement {
     d === null
       ? h('p', { class: 'empty' }, 'None.')
       : d.encrypted !== undefined
-        ? h('p', { class: 'note' }, `Encrypted with key ${d.encrypted}: this queue does not hold that key, so the dashboard cannot show it.`)
+        ? h(
+            'p',
+            { class: 'note' },
+            `Encrypted with key ${d.encrypted}: this queue does not hold that key, so the dashboard cannot show it.`,
+          )
         : h('pre', { tabindex: 0 }, d.text ?? ''),
   )
 }
@@ -248,27 +274,36 @@ export function taskPage(ctx: Ctx, queue: string, id: string): Page {
       ['Worker', t.worker_id ?? '—'],
       ['Idempotency key', t.idempotency_key ?? '—'],
       ['Lock key', t.lock_key ?? '—'],
-      [
-        'Schedule',
-        t.schedule ? `${t.schedule.id} · tick ${when(t.schedule.scheduled_at)}` : '—',
-      ],
+      ['Schedule', t.schedule ? `${t.schedule.id} · tick ${when(t.schedule.scheduled_at)}` : '—'],
       ['Fencing token', 'issued per claim, to the worker only (not kept in the task record)'],
-      ['Trace id', 'carried to the handler\'s span; not kept in the task record'],
+      ['Trace id', "carried to the handler's span; not kept in the task record"],
     ]
     replace(
       body,
-      h('p', {}, h('a', { href: `${BASE}/tasks?queue=${encodeURIComponent(queue)}`, 'data-link': '' }, '← Tasks')),
+      h(
+        'p',
+        {},
+        h('a', { href: `${BASE}/tasks?queue=${encodeURIComponent(queue)}`, 'data-link': '' }, '← Tasks'),
+      ),
       h('h1', { class: 'mono' }, t.task_id),
       h('p', { class: 'sub' }, t.name),
       h(
         'div',
         { class: 'toolbar' },
-        canAct && t.can_cancel ? h('button', { type: 'button', class: 'danger', onclick: act('cancel') }, 'Cancel task') : null,
-        canAct && t.can_retry ? h('button', { type: 'button', onclick: act('retry') }, 'Retry from DLQ') : null,
+        canAct && t.can_cancel
+          ? h('button', { type: 'button', class: 'danger', onclick: act('cancel') }, 'Cancel task')
+          : null,
+        canAct && t.can_retry
+          ? h('button', { type: 'button', onclick: act('retry') }, 'Retry from DLQ')
+          : null,
         copy,
       ),
       h('pre', { class: 'curl', tabindex: 0 }, curlFor(ctx, t)),
-      h('dl', { class: 'facts' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
+      h(
+        'dl',
+        { class: 'facts' },
+        rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+      ),
       payload('Input', t.input),
       payload('Result', t.result),
       h(
@@ -277,7 +312,12 @@ export function taskPage(ctx: Ctx, queue: string, id: string): Page {
         h('h2', {}, 'Error'),
         t.error_detail
           ? [
-              h('p', { class: 'err' }, `${t.error_detail.name}: ${t.error_detail.message}`, t.error_detail.code ? ` (${t.error_detail.code})` : ''),
+              h(
+                'p',
+                { class: 'err' },
+                `${t.error_detail.name}: ${t.error_detail.message}`,
+                t.error_detail.code ? ` (${t.error_detail.code})` : '',
+              ),
               t.error_detail.stack ? h('pre', { tabindex: 0 }, t.error_detail.stack) : null,
             ]
           : h('p', { class: 'empty' }, 'None.'),
@@ -294,7 +334,17 @@ export function taskPage(ctx: Ctx, queue: string, id: string): Page {
               h(
                 'table',
                 {},
-                h('thead', {}, h('tr', {}, ['#', 'Worker', 'Started', 'Duration', 'Outcome', 'Error'].map((c) => h('th', { scope: 'col' }, c)))),
+                h(
+                  'thead',
+                  {},
+                  h(
+                    'tr',
+                    {},
+                    ['#', 'Worker', 'Started', 'Duration', 'Outcome', 'Error'].map((c) =>
+                      h('th', { scope: 'col' }, c),
+                    ),
+                  ),
+                ),
                 h(
                   'tbody',
                   {},
@@ -324,7 +374,11 @@ export function taskPage(ctx: Ctx, queue: string, id: string): Page {
         detail = await get<TaskDetail>(`tasks/${encodeURIComponent(queue)}/${encodeURIComponent(id)}`)
       } catch (err) {
         if (err instanceof HttpError && err.status === 404) {
-          replace(body, h('h1', {}, 'Task not found'), h('p', {}, `No task ${id} in ${queue} that you may see.`))
+          replace(
+            body,
+            h('h1', {}, 'Task not found'),
+            h('p', {}, `No task ${id} in ${queue} that you may see.`),
+          )
           return
         }
         throw err
@@ -384,7 +438,12 @@ export function dlqPage(ctx: Ctx): Page {
     ;(selectedButton as HTMLButtonElement).disabled = chosen.size === 0
   }
   const retry = async (body: Record<string, unknown>, count: number, what: string) => {
-    if (!(await confirmCount(`Retry ${count} dead-lettered task(s) ${what}? Each goes back to its queue with a fresh attempt budget.`))) return
+    if (
+      !(await confirmCount(
+        `Retry ${count} dead-lettered task(s) ${what}? Each goes back to its queue with a fresh attempt budget.`,
+      ))
+    )
+      return
     try {
       const r = await post<{ retried: number }>('dlq/retry', { queue: queue.value, ...body, expect: count })
       chosen.clear()
@@ -395,7 +454,10 @@ export function dlqPage(ctx: Ctx): Page {
       showError(err)
     }
   }
-  selectedButton.addEventListener('click', () => void retry({ ids: [...chosen] }, chosen.size, 'that you selected'))
+  selectedButton.addEventListener(
+    'click',
+    () => void retry({ ids: [...chosen] }, chosen.size, 'that you selected'),
+  )
   const notice = h('p', { class: 'notice', role: 'status' })
   const showNotice = (text: string) => {
     notice.textContent = text
@@ -404,7 +466,11 @@ export function dlqPage(ctx: Ctx): Page {
     'section',
     {},
     h('h1', {}, 'Dead-letter queue'),
-    h('div', { class: 'filters' }, h('div', { class: 'field' }, h('label', { for: 'dlq-queue' }, 'Queue'), queue)),
+    h(
+      'div',
+      { class: 'filters' },
+      h('div', { class: 'field' }, h('label', { for: 'dlq-queue' }, 'Queue'), queue),
+    ),
     notice,
     h('h2', {}, 'By task and error'),
     groups,
@@ -430,7 +496,15 @@ export function dlqPage(ctx: Ctx): Page {
             : h(
                 'table',
                 {},
-                h('thead', {}, h('tr', {}, ['Task', 'Error', 'Tasks', 'Latest', ''].map((c) => h('th', { scope: 'col' }, c)))),
+                h(
+                  'thead',
+                  {},
+                  h(
+                    'tr',
+                    {},
+                    ['Task', 'Error', 'Tasks', 'Latest', ''].map((c) => h('th', { scope: 'col' }, c)),
+                  ),
+                ),
                 h(
                   'tbody',
                   {},
@@ -452,7 +526,13 @@ export function dlqPage(ctx: Ctx): Page {
                                 type: 'button',
                                 onclick: () =>
                                   void retry(
-                                    { group: { name: g.name, error_name: g.error_name, error_message: g.error_message } },
+                                    {
+                                      group: {
+                                        name: g.name,
+                                        error_name: g.error_name,
+                                        error_message: g.error_message,
+                                      },
+                                    },
                                     g.count,
                                     `of ${g.name} that failed with ${g.error_name || 'no error'}`,
                                   ),
@@ -475,7 +555,10 @@ export function dlqPage(ctx: Ctx): Page {
       updateSelected()
       const next = new URLSearchParams({ queue: queue.value })
       if (page.next_cursor) next.set('cursor', page.next_cursor)
-      replace(pager, page.next_cursor ? h('a', { href: `${BASE}/dlq?${next}`, 'data-link': '' }, 'Next page »') : null)
+      replace(
+        pager,
+        page.next_cursor ? h('a', { href: `${BASE}/dlq?${next}`, 'data-link': '' }, 'Next page »') : null,
+      )
     },
   }
 }

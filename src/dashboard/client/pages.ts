@@ -29,10 +29,16 @@ const MODES: Record<string, string> = {
 }
 
 function stat(label: string, value: string, hint?: string): HTMLElement {
-  return h('div', { class: 'stat' }, h('dt', {}, label), h('dd', {}, value), hint ? h('small', {}, hint) : null)
+  return h(
+    'div',
+    { class: 'stat' },
+    h('dt', {}, label),
+    h('dd', {}, value),
+    hint ? h('small', {}, hint) : null,
+  )
 }
 
-export function overviewPage(ctx: Ctx): Page {
+export function overviewPage(_ctx: Ctx): Page {
   const body = h('section', { 'aria-labelledby': 'h-overview' })
   const list = h('div', { class: 'cards' })
   replace(body, h('h1', { id: 'h-overview' }, 'Overview'), list)
@@ -56,7 +62,11 @@ export function overviewPage(ctx: Ctx): Page {
               'article',
               { class: 'card' },
               head,
-              h('p', { class: 'note' }, 'This queue runs Redis-only: it keeps no per-tenant record, so a tenant view has no numbers here.'),
+              h(
+                'p',
+                { class: 'note' },
+                'This queue runs Redis-only: it keeps no per-tenant record, so a tenant view has no numbers here.',
+              ),
             )
           }
           const priorities = s.ready
@@ -64,12 +74,26 @@ export function overviewPage(ctx: Ctx): Page {
                 'table',
                 { class: 'mini' },
                 h('caption', {}, 'Ready by priority'),
-                h('tbody', {}, Object.entries(s.ready).map(([p, n]) => h('tr', {}, h('th', { scope: 'row' }, p), h('td', {}, num(n))))),
+                h(
+                  'tbody',
+                  {},
+                  Object.entries(s.ready).map(([p, n]) =>
+                    h('tr', {}, h('th', { scope: 'row' }, p), h('td', {}, num(n))),
+                  ),
+                ),
               )
-            : h('p', { class: 'note' }, 'Per-priority depth counts the whole queue: shown to the operator only.')
+            : h(
+                'p',
+                { class: 'note' },
+                'Per-priority depth counts the whole queue: shown to the operator only.',
+              )
           const charts = q.activity
             ? h('div', { class: 'charts' }, throughputChart(q.activity), failureChart(q.activity))
-            : h('p', { class: 'note' }, 'Redis-only mode keeps no history of finished tasks: no throughput or failure charts.')
+            : h(
+                'p',
+                { class: 'note' },
+                'Redis-only mode keeps no history of finished tasks: no throughput or failure charts.',
+              )
           return h(
             'article',
             { class: 'card' },
@@ -88,9 +112,17 @@ export function overviewPage(ctx: Ctx): Page {
             h(
               'p',
               { class: 'links' },
-              h('a', { href: `${base()}/tasks?queue=${encodeURIComponent(q.name)}`, 'data-link': '' }, 'Tasks'),
+              h(
+                'a',
+                { href: `${base()}/tasks?queue=${encodeURIComponent(q.name)}`, 'data-link': '' },
+                'Tasks',
+              ),
               ' · ',
-              h('a', { href: `${base()}/dlq?queue=${encodeURIComponent(q.name)}`, 'data-link': '' }, 'Dead letters'),
+              h(
+                'a',
+                { href: `${base()}/dlq?queue=${encodeURIComponent(q.name)}`, 'data-link': '' },
+                'Dead letters',
+              ),
             ),
           )
         }),
@@ -137,7 +169,11 @@ export function schedulesPage(ctx: Ctx): Page {
       replace(
         notes,
         data.unsupported.length > 0
-          ? h('p', { class: 'note' }, `Schedules live in the store: ${data.unsupported.join(', ')} runs Redis-only and has none.`)
+          ? h(
+              'p',
+              { class: 'note' },
+              `Schedules live in the store: ${data.unsupported.join(', ')} runs Redis-only and has none.`,
+            )
           : null,
       )
       const canAct = ctx.session.user?.can_act
@@ -148,7 +184,17 @@ export function schedulesPage(ctx: Ctx): Page {
           : h(
               'table',
               {},
-              h('thead', {}, h('tr', {}, ['Schedule', 'Task', 'Cron', 'Next runs', 'Last run', 'Misfire', 'State', ''].map((t) => h('th', { scope: 'col' }, t)))),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Schedule', 'Task', 'Cron', 'Next runs', 'Last run', 'Misfire', 'State', ''].map((t) =>
+                    h('th', { scope: 'col' }, t),
+                  ),
+                ),
+              ),
               h(
                 'tbody',
                 {},
@@ -156,7 +202,12 @@ export function schedulesPage(ctx: Ctx): Page {
                   h(
                     'tr',
                     { 'data-schedule': s.schedule_id },
-                    h('td', {}, h('strong', {}, s.schedule_id), h('div', { class: 'sub' }, s.queue, s.tenant_id ? ` · ${s.tenant_id}` : '')),
+                    h(
+                      'td',
+                      {},
+                      h('strong', {}, s.schedule_id),
+                      h('div', { class: 'sub' }, s.queue, s.tenant_id ? ` · ${s.tenant_id}` : ''),
+                    ),
                     h('td', {}, s.name),
                     h('td', {}, h('code', {}, s.cron), h('div', { class: 'sub' }, s.timezone)),
                     h('td', {}, s.next_runs.length ? s.next_runs.map((n) => h('div', {}, when(n))) : '—'),
@@ -165,7 +216,18 @@ export function schedulesPage(ctx: Ctx): Page {
                       {},
                       s.last_run_at ? when(s.last_run_at) : '—',
                       s.last_run
-                        ? h('div', {}, h('a', { href: `${base()}/tasks/${encodeURIComponent(s.queue)}/${encodeURIComponent(s.last_run.task_id)}`, 'data-link': '' }, badge(s.last_run.status)))
+                        ? h(
+                            'div',
+                            {},
+                            h(
+                              'a',
+                              {
+                                href: `${base()}/tasks/${encodeURIComponent(s.queue)}/${encodeURIComponent(s.last_run.task_id)}`,
+                                'data-link': '',
+                              },
+                              badge(s.last_run.status),
+                            ),
+                          )
                         : null,
                     ),
                     h('td', {}, s.misfire),
@@ -178,7 +240,11 @@ export function schedulesPage(ctx: Ctx): Page {
                             s.paused
                               ? h('button', { type: 'button', onclick: act(s, 'resume') }, 'Resume')
                               : h('button', { type: 'button', onclick: act(s, 'pause') }, 'Pause'),
-                            h('button', { type: 'button', class: 'ghost', onclick: act(s, 'trigger') }, 'Trigger now'),
+                            h(
+                              'button',
+                              { type: 'button', class: 'ghost', onclick: act(s, 'trigger') },
+                              'Trigger now',
+                            ),
                           ]
                         : null,
                     ),
@@ -221,7 +287,17 @@ export function workersPage(_ctx: Ctx): Page {
           : h(
               'table',
               {},
-              h('thead', {}, h('tr', {}, ['Worker', 'Host', 'Status', 'Utilisation', 'In hand', 'Processed', 'Last heartbeat'].map((t) => h('th', { scope: 'col' }, t)))),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Worker', 'Host', 'Status', 'Utilisation', 'In hand', 'Processed', 'Last heartbeat'].map(
+                    (t) => h('th', { scope: 'col' }, t),
+                  ),
+                ),
+              ),
               h(
                 'tbody',
                 {},
@@ -232,7 +308,12 @@ export function workersPage(_ctx: Ctx): Page {
                     h('td', {}, h('code', {}, w.worker_id), h('div', { class: 'sub' }, w.queue)),
                     h('td', {}, `${w.hostname} · pid ${w.pid}`),
                     h('td', {}, badge(w.status.toLowerCase())),
-                    h('td', {}, meter(w.utilisation, `utilisation of ${w.worker_id}`), ` ${Math.round(w.utilisation * 100)} % of ${w.concurrency}`),
+                    h(
+                      'td',
+                      {},
+                      meter(w.utilisation, `utilisation of ${w.worker_id}`),
+                      ` ${Math.round(w.utilisation * 100)} % of ${w.concurrency}`,
+                    ),
                     h('td', {}, num(w.tasks_in_hand)),
                     h('td', {}, num(w.tasks_processed)),
                     h('td', {}, ago(w.last_heartbeat)),
@@ -272,7 +353,17 @@ export function tenantsPage(_ctx: Ctx): Page {
           : h(
               'table',
               {},
-              h('thead', {}, h('tr', {}, ['Tenant', 'Quota this month', 'Rate limit', 'Rate-limited (24 h)', 'Tasks'].map((t) => h('th', { scope: 'col' }, t)))),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Tenant', 'Quota this month', 'Rate limit', 'Rate-limited (24 h)', 'Tasks'].map((t) =>
+                    h('th', { scope: 'col' }, t),
+                  ),
+                ),
+              ),
               h(
                 'tbody',
                 {},
@@ -281,7 +372,10 @@ export function tenantsPage(_ctx: Ctx): Page {
                   const quota =
                     t.monthly_quota === null
                       ? `${num(used)} · unlimited`
-                      : [meter((used ?? 0) / t.monthly_quota, `quota used by ${t.tenant_id}`), ` ${num(used)} / ${num(t.monthly_quota)}`]
+                      : [
+                          meter((used ?? 0) / t.monthly_quota, `quota used by ${t.tenant_id}`),
+                          ` ${num(used)} / ${num(t.monthly_quota)}`,
+                        ]
                   return h(
                     'tr',
                     {},
@@ -335,7 +429,11 @@ export function loginPage(session: Session): Page {
       ? [
           h('label', { for: 'key' }, 'API key'),
           input,
-          h('p', { class: 'sub' }, 'A key with the dashboard:read scope reads its tenant; admin keys also act; operator keys see every tenant.'),
+          h(
+            'p',
+            { class: 'sub' },
+            'A key with the dashboard:read scope reads its tenant; admin keys also act; operator keys see every tenant.',
+          ),
           h('button', { type: 'submit' }, 'Sign in'),
         ]
       : h('p', {}, 'Sign in to the application first, then reload this page.'),

@@ -35,26 +35,23 @@ export interface DeadGroup {
 }
 
 const tasks = (store: PostgresStore) =>
-  store.db
-    .withSchema(store.schema)
-    .selectFrom('tasks')
-    .where('queue', '=', store.queue)
+  store.db.withSchema(store.schema).selectFrom('tasks').where('queue', '=', store.queue)
 
 /** Tasks per status (every status, zero included), with a tenant only its tasks. */
 export async function statusCounts(store: PostgresStore, tenantId?: string): Promise<StatusCount[]> {
   let q = tasks(store)
   if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId)
   const rows = await q
-    .select([
-      'status',
-      sql<string>`count(*)`.as('count'),
-      sql<Date | null>`min(scheduled_at)`.as('oldest'),
-    ])
+    .select(['status', sql<string>`count(*)`.as('count'), sql<Date | null>`min(scheduled_at)`.as('oldest')])
     .groupBy('status')
     .execute()
   return TASK_STATUSES.map((status) => {
     const row = rows.find((r) => r.status === status)
-    return { status, count: Number(row?.count ?? 0), oldestAt: row?.oldest ? new Date(row.oldest).getTime() : null }
+    return {
+      status,
+      count: Number(row?.count ?? 0),
+      oldestAt: row?.oldest ? new Date(row.oldest).getTime() : null,
+    }
   })
 }
 
@@ -134,7 +131,8 @@ export async function deadIds(
   let q = tasks(store).where('status', '=', 'failed')
   if (filter.tenantId !== undefined) q = q.where('tenant_id', '=', filter.tenantId)
   if (filter.name !== undefined) q = q.where('name', '=', filter.name)
-  if (filter.errorName !== undefined) q = q.where(sql<string>`coalesce(error->>'name', '')`, '=', filter.errorName)
+  if (filter.errorName !== undefined)
+    q = q.where(sql<string>`coalesce(error->>'name', '')`, '=', filter.errorName)
   if (filter.errorMessage !== undefined)
     q = q.where(sql<string>`coalesce(error->>'message', '')`, '=', filter.errorMessage)
   const rows = await q.select('id').orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()
@@ -152,10 +150,6 @@ export async function byIdempotencyKey(
 ): Promise<StoredTask | null> {
   let q = tasks(store).where('idempotency_key', '=', key)
   if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId)
-  const row = await q
-    .select(TASK_COLUMNS)
-    .orderBy('created_at', 'desc')
-    .limit(1)
-    .executeTakeFirst()
+  const row = await q.select(TASK_COLUMNS).orderBy('created_at', 'desc').limit(1).executeTakeFirst()
   return row ? toStoredTask(row) : null
 }
