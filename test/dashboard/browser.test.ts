@@ -42,22 +42,20 @@ async function open(page: Page, path: string, ready: string): Promise<void> {
 /** axe-core run in the page (evaluate bypasses the CSP, which blocks injected script tags). */
 async function axeViolations(page: Page): Promise<string[]> {
   await page.evaluate(axeSource)
-  const result = await page.evaluate(async () => {
-    // biome-ignore lint/suspicious/noExplicitAny: axe is injected above
-    const r = await (window as any).axe.run(document, { resultTypes: ['violations'] })
-    return r.violations.map((v: { id: string; impact: string; nodes: { target: string[] }[] }) => ({
+  // A string, run in the page (the test's TypeScript has no DOM types).
+  const result = (await page.evaluate(`axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+    r.violations.map((v) => ({
       id: v.id,
       impact: v.impact,
       targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
-    }))
-  })
+    })))`)) as { id: string; impact: string; targets: string[] }[]
   return result
-    .filter((v: { impact: string }) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v: { id: string; targets: string[] }) => `${v.id}: ${v.targets.join(', ')}`)
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id}: ${v.targets.join(', ')}`)
 }
 
 async function setTheme(page: Page, theme: 'light' | 'dark'): Promise<void> {
-  await page.evaluate((t) => localStorage.setItem('tl-theme', t), theme)
+  await page.evaluate(`localStorage.setItem('tl-theme', ${JSON.stringify(theme)})`)
 }
 
 describe.skipIf(!ready)('dashboard in Chromium', () => {
@@ -146,7 +144,7 @@ describe.skipIf(!ready)('dashboard in Chromium', () => {
       await setTheme(page, theme)
       for (const [name, path, ready] of pages) {
         await open(page, path, ready)
-        expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(theme)
+        expect(await page.evaluate('document.documentElement.dataset.theme')).toBe(theme)
         expect(await axeViolations(page), `${name} (${theme})`).toEqual([])
         await page.screenshot({ path: `${SHOTS}/${name}-${theme}.png`, fullPage: true })
       }
@@ -203,7 +201,7 @@ describe.skipIf(!ready)('dashboard in Chromium', () => {
     const shown = await page.textContent('section.payload pre')
     expect(shown).toContain('<script>document.body.dataset.xss=2</script>')
     expect(shown).toContain('<img src=x onerror=')
-    expect(await page.evaluate(() => document.body.dataset.xss)).toBeUndefined()
+    expect(await page.evaluate('document.body.dataset.xss')).toBeUndefined()
     expect(await page.$$('img[src="x"]')).toHaveLength(0)
 
     const { tasks } = await stack.queue.list({ name: 'charge-card', limit: 1 })
@@ -278,7 +276,7 @@ describe.skipIf(!ready)('dashboard in Chromium', () => {
     expect(await page.$$('button:has-text("Retry")')).toHaveLength(0)
     const refused = await page.evaluate(
       async ([base, queue]) => {
-        const s = await (await fetch(`${base}_api/session`)).json()
+        const s = (await (await fetch(`${base}_api/session`)).json()) as { csrf: string }
         const r = await fetch(`${base}_api/dlq/retry`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-csrf-token': s.csrf },

@@ -3,8 +3,11 @@
  * the demo tasks and data of examples/dashboard, the REST API and the dashboard on one node:http
  * server (API at /api/v1, dashboard at /admin/queues), keys for each kind of viewer, and Chromium.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { type Browser, chromium } from 'playwright-core'
 import {
   chargeCard,
@@ -40,7 +43,8 @@ export interface DashboardStack {
 }
 
 export async function startDashboardStack(): Promise<DashboardStack> {
-  await buildDashboardClient()
+  // Each test file builds the front end into a folder of its own (files run in parallel).
+  const { outdir: assetsDir } = await buildDashboardClient(mkdtempSync(join(tmpdir(), 'tl-dash-')))
   const schema = uniqueName('dash').replaceAll('-', '_')
   const queue = createQueue({
     name: uniqueName('dash'),
@@ -73,6 +77,7 @@ export async function startDashboardStack(): Promise<DashboardStack> {
     redact: ['card.number'],
     refreshMs: 1000,
     logger: silent,
+    assetsDir,
   })
   const serveApi = nodeHandler(api, { prefix: '/api/v1' })
   const serveDashboard = nodeHandler(dashboard, { prefix: PREFIX })
@@ -103,6 +108,7 @@ export async function startDashboardStack(): Promise<DashboardStack> {
       await api.close()
       await queue.close()
       await dropSchema(schema)
+      rmSync(assetsDir, { recursive: true, force: true })
     },
   }
 }
