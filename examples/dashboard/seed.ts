@@ -79,7 +79,14 @@ export async function seedDemo(queue: Queue): Promise<{ xssTaskId: string }> {
       { amount: 20, card: { number: '4000000000000069', holder: 'Cy' } },
       { tenantId },
     )
-    await queue.submit(renderReport, { report: 'weekly', ms: 3_600_000 }, { tenantId, priority: 'high' })
+    // The weekly report runs for an hour; the monthly one shares its lock key, so it waits, queued.
+    const lockKey = `reports-${tenantId}`
+    await queue.submit(
+      renderReport,
+      { report: 'weekly', ms: 3_600_000 },
+      { tenantId, priority: 'high', lockKey },
+    )
+    await queue.submit(renderReport, { report: 'monthly', ms: 10 }, { tenantId, lockKey })
     await queue.submit(
       sendEmail,
       { to: `later@${tenantId}.example`, subject: 'Reminder' },

@@ -57,7 +57,7 @@ console.log(`key operator ${operator.key}`)
 console.log(`key acme-viewer ${viewer.key}`)
 console.log(`key globex-admin ${admin.key}`)
 console.log(`taskloom dashboard on ${base}/dashboard/`)
-console.log('sign in with one of the keys above')
+console.log('try: open that URL and sign in with one of the keys above')
 
 async function shutdown() {
   server.close()

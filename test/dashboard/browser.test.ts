@@ -11,6 +11,7 @@ import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CSP } from '../../src/dashboard/index.js'
 import { hasPostgres, hasRedis } from '../helpers/services.js'
+import { signInOverHttp } from './sign-in.js'
 import { type DashboardStack, PREFIX, startDashboardStack } from './stack.js'
 
 const ready = (await hasRedis()) && (await hasPostgres())
@@ -75,20 +76,10 @@ describe.skipIf(!ready)('dashboard in Chromium', () => {
     expect((await fetch(`${stack.url}_api/overview`)).status).toBe(401)
 
     // Sign in through the API, as the page does, to hold a session cookie and the CSRF token.
-    const first = await fetch(`${stack.url}_api/session`)
-    const csrfCookie = first.headers.get('set-cookie')!.split(';')[0]!
-    const { csrf } = (await first.json()) as { csrf: string }
-    const login = await fetch(`${stack.url}_api/login`, {
-      method: 'POST',
-      headers: { cookie: csrfCookie, 'x-csrf-token': csrf, 'content-type': 'application/json' },
-      body: JSON.stringify({ key: stack.keys.operator }),
-    })
-    expect(login.status).toBe(200)
-    const session = login.headers.get('set-cookie')!
+    const { cookie, csrf, setCookie: session } = await signInOverHttp(stack.url, stack.keys.operator)
     expect(session).toMatch(/HttpOnly/)
     expect(session).toMatch(/SameSite=Strict/)
     expect(session).toMatch(new RegExp(`Path=${PREFIX}`))
-    const cookie = `${csrfCookie}; ${session.split(';')[0]}`
     expect((await fetch(`${stack.url}_api/overview`, { headers: { cookie } })).status).toBe(200)
 
     const { tasks } = (await (
