@@ -52,9 +52,15 @@ try {
     [QUEUE, TASKS],
   )
   await client.query(`analyze ${SCHEMA}.tasks`)
-  console.error(`inserted ${TASKS.toLocaleString()} tasks in ${((performance.now() - began) / 1000).toFixed(1)} s`)
+  console.error(
+    `inserted ${TASKS.toLocaleString()} tasks in ${((performance.now() - began) / 1000).toFixed(1)} s`,
+  )
 
-  const dashboard = createDashboard({ queues: [queue], auth: { user: () => ({ id: 'bench' }) }, logger: silent })
+  const dashboard = createDashboard({
+    queues: [queue],
+    auth: { user: () => ({ id: 'bench' }) },
+    logger: silent,
+  })
   const get = async (url: string) => {
     const res = await dashboard.handle({ method: 'GET', url, headers: {} })
     if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${res.body}`)
@@ -69,7 +75,10 @@ try {
     ['tenant=tenant-7', `/_api/tasks?queue=${QUEUE}&tenant=tenant-7`],
     ['tenant + status=queued', `/_api/tasks?queue=${QUEUE}&tenant=tenant-7&status=queued`],
     ['name + status=failed', `/_api/tasks?queue=${QUEUE}&name=task-3&status=failed`],
-    ['created in the last day', `/_api/tasks?queue=${QUEUE}&from=${new Date(Date.now() - 86_400_000).toISOString()}`],
+    [
+      'created in the last day',
+      `/_api/tasks?queue=${QUEUE}&from=${new Date(Date.now() - 86_400_000).toISOString()}`,
+    ],
     ['dead-letter groups + page', `/_api/dlq?queue=${QUEUE}`],
     ['overview (counts + 1 h activity)', '/_api/overview'],
   ]

@@ -38,6 +38,8 @@ export interface ViewContext {
 }
 
 const ID = /^[A-Za-z0-9._:-]{1,200}$/
+/** Lists count matches up to this many ("10,000+"), so a page over millions stays fast. */
+const COUNT_LIMIT = 10_000
 
 export function queueOf(ctx: ViewContext, name: string | null | undefined): Queue {
   const queue = name ? ctx.queues.get(name) : ctx.queues.values().next().value
@@ -124,11 +126,13 @@ export async function tasks(ctx: ViewContext) {
       createdTo: timeParam(ctx, 'to'),
       cursor: q.get('cursor') || undefined,
       limit,
+      countLimit: COUNT_LIMIT,
     })
     return {
       queue: queue.name,
       tasks: page.tasks.map((t) => row(queue, t)),
       total: page.total,
+      total_at_least: page.total >= COUNT_LIMIT,
       next_cursor: page.nextCursor ?? null,
     }
   } catch (err) {
@@ -199,6 +203,7 @@ export async function deadLetters(ctx: ViewContext) {
     name: ctx.query.get('name') || undefined,
     cursor: ctx.query.get('cursor') || undefined,
     limit: 50,
+    countLimit: COUNT_LIMIT,
   })
   return {
     queue: queue.name,
@@ -211,6 +216,7 @@ export async function deadLetters(ctx: ViewContext) {
     })),
     tasks: page.tasks.filter((t) => t.status === 'failed').map((t) => row(queue, t)),
     total: page.total,
+    total_at_least: page.total >= COUNT_LIMIT,
     next_cursor: page.nextCursor ?? null,
   }
 }

@@ -85,6 +85,8 @@ export interface ListOptions {
   limit?: number
   offset?: number
   cursor?: string
+  /** Count at most this many matches: `total` is then a lower bound when it equals it. Default: all. */
+  countLimit?: number
 }
 
 export interface TaskResult<Result = unknown> {
@@ -853,5 +855,6 @@ function checkList(options: ListOptions): ListFilter {
     limit,
     offset,
     cursor: options.cursor,
+    countLimit: options.countLimit,
   }
 }

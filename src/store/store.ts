@@ -122,6 +122,11 @@ export interface ListFilter {
   offset?: number | undefined
   /** `nextCursor` of the previous page. */
   cursor?: string | undefined
+  /**
+   * Count at most this many matches (`total` is then a lower bound when it equals the limit), so a
+   * page over millions of rows does not count them all. Default: count every match.
+   */
+  countLimit?: number | undefined
 }
 
 export interface TaskPage {

@@ -24,6 +24,8 @@ interface TaskPage {
   queue: string
   tasks: TaskRow[]
   total: number
+  /** `total` counted up to a limit: at least this many match. */
+  total_at_least?: boolean
   next_cursor: string | null
   unsupported?: string
 }
@@ -168,7 +170,11 @@ export function tasksPage(ctx: Ctx): Page {
         replace(result, h('p', { class: 'note' }, page.unsupported))
         return
       }
-      replace(summary, `${num(page.total)} task(s) match`, q.get('cursor') ? ' · a later page' : '')
+      replace(
+        summary,
+        `${num(page.total)}${page.total_at_least ? '+' : ''} task(s) match`,
+        q.get('cursor') ? ' · a later page' : '',
+      )
       replace(
         result,
         page.tasks.length === 0 ? h('p', { class: 'empty' }, 'No tasks match.') : taskTable(page.tasks),

@@ -289,7 +289,17 @@ export class PostgresStore implements Store {
     }
     const [rows, count] = await Promise.all([
       read,
-      base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow(),
+      filter.countLimit === undefined
+        ? base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow()
+        : this.db
+            .selectFrom(
+              base
+                .select(sql`1`.as('one'))
+                .limit(Math.max(1, Math.floor(filter.countLimit)))
+                .as('capped'),
+            )
+            .select(sql<string | number>`count(*)`.as('total'))
+            .executeTakeFirstOrThrow(),
     ])
     const items = rows.slice(0, limit).map(toStoredTask)
     const last = items[items.length - 1]
