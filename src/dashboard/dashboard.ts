@@ -10,7 +10,7 @@ import { TaskloomError } from '../errors.js'
 import type { ApiRequest, ApiResponse } from '../http/api.js'
 import { type AuditAction, AuditLog } from '../http/audit.js'
 import type { Mountable } from '../http/mountable.js'
-import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from '../http/problem.js'
+import { HttpProblem, type ProblemCode, toProblem } from '../http/problem.js'
 import { createJsonLogger, type Logger } from '../logger.js'
 import { queueMode } from '../queue/insights.js'
 import { internals } from '../queue/internal.js'
@@ -169,23 +169,27 @@ export class Dashboard implements Mountable {
     return this.auditLog
   }
 
+  /** A problem answer for errors an adapter meets before the dashboard (a body its framework refused). */
   problem(
     code: ProblemCode,
     detail: string,
     path: string,
     headers: Record<string, string> = {},
   ): ApiResponse {
-    const requestId = randomUUID()
+    return this.answerProblem(new HttpProblem(code, detail, { headers }), path, randomUUID())
+  }
+
+  private answerProblem(problem: HttpProblem, path: string, requestId: string): ApiResponse {
     return {
-      status: PROBLEM_STATUS[code],
+      status: problem.status,
       headers: {
         ...SECURITY_HEADERS,
         'content-type': 'application/problem+json',
         'cache-control': 'no-store',
         'x-request-id': requestId,
-        ...headers,
+        ...problem.headers,
       },
-      body: JSON.stringify(new HttpProblem(code, detail).toBody(path, requestId)),
+      body: JSON.stringify(problem.toBody(path, requestId)),
     }
   }
 
@@ -212,17 +216,7 @@ export class Dashboard implements Mountable {
       const problem = toProblem(thrown)
       if (problem.status >= 500)
         this.logger.error({ err: thrown, request_id: requestId }, 'dashboard request failed')
-      return {
-        status: problem.status,
-        headers: {
-          ...SECURITY_HEADERS,
-          'content-type': 'application/problem+json',
-          'cache-control': 'no-store',
-          'x-request-id': requestId,
-          ...problem.headers,
-        },
-        body: JSON.stringify(problem.toBody(path, requestId)),
-      }
+      return this.answerProblem(problem, path, requestId)
     }
   }
 

@@ -5,30 +5,21 @@
  * an encrypted input shows as encrypted to a dashboard whose queue lacks the key.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import express from 'express'
 import Fastify from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sendEmail } from '../../examples/dashboard/seed.js'
-import { buildDashboardClient } from '../../scripts/build-dashboard.mjs'
 import { createDashboard, type DashboardUser } from '../../src/dashboard/index.js'
 import { expressRouter } from '../../src/http/adapters/express.js'
 import { fastifyPlugin } from '../../src/http/adapters/fastify.js'
 import type { ApiRequest } from '../../src/http/index.js'
 import { createQueue, type Queue } from '../../src/index.js'
 import { silent } from '../helpers/backends.js'
-import {
-  DATABASE_URL,
-  dropSchema,
-  hasPostgres,
-  hasRedis,
-  REDIS_URL,
-  uniqueName,
-} from '../helpers/services.js'
+import { dropSchema, hasPostgres, hasRedis, REDIS_URL, uniqueName } from '../helpers/services.js'
+import { dashboardFixtures } from './stack.js'
 
 const ready = (await hasRedis()) && (await hasPostgres())
 
@@ -52,18 +43,7 @@ describe.skipIf(!ready)('dashboard server', () => {
   let assetsDir = ''
 
   beforeAll(async () => {
-    // Each test file builds the front end into a folder of its own (files run in parallel).
-    assetsDir = (await buildDashboardClient(mkdtempSync(join(tmpdir(), 'tl-dash-')))).outdir
-    schema = uniqueName('dashm').replaceAll('-', '_')
-    queue = createQueue({
-      name: uniqueName('dashm'),
-      redis: REDIS_URL,
-      postgres: DATABASE_URL,
-      postgresSchema: schema,
-      migrate: true,
-      logger: silent,
-    })
-    await queue.ready()
+    ;({ assetsDir, queue, schema } = await dashboardFixtures())
     await queue.submit(
       sendEmail,
       { to: 'a@acme.example', subject: 'hi' },

@@ -42,8 +42,11 @@ export interface DashboardStack {
   close(): Promise<void>
 }
 
-export async function startDashboardStack(): Promise<DashboardStack> {
-  // Each test file builds the front end into a folder of its own (files run in parallel).
+/**
+ * The front end built into a folder of this test file's own (files run in parallel), and a durable
+ * queue in a schema of its own; remove both with `rmSync(assetsDir)` and `dropSchema(schema)`.
+ */
+export async function dashboardFixtures(): Promise<{ assetsDir: string; queue: Queue; schema: string }> {
   const { outdir: assetsDir } = await buildDashboardClient(mkdtempSync(join(tmpdir(), 'tl-dash-')))
   const schema = uniqueName('dash').replaceAll('-', '_')
   const queue = createQueue({
@@ -55,6 +58,11 @@ export async function startDashboardStack(): Promise<DashboardStack> {
     logger: silent,
   })
   await queue.ready()
+  return { assetsDir, queue, schema }
+}
+
+export async function startDashboardStack(): Promise<DashboardStack> {
+  const { assetsDir, queue, schema } = await dashboardFixtures()
   const worker = createWorker({ queue, concurrency: 4, logger: silent, breakers: false })
   const { fixCharges } = handleDemoTasks(worker)
   await worker.start()

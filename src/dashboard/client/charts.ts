@@ -10,6 +10,19 @@ export interface Bucket {
 const W = 240
 const H = 56
 
+function figure(label: string, caption: string, ...marks: SVGElement[]): HTMLElement {
+  return h(
+    'figure',
+    { class: 'chart' },
+    svg(
+      'svg',
+      { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' },
+      ...marks,
+    ),
+    h('figcaption', {}, caption),
+  )
+}
+
 /** Completed (and failed, stacked on top) per bucket. */
 export function throughputChart(buckets: Bucket[]): HTMLElement {
   const max = Math.max(1, ...buckets.map((b) => b.completed + b.failed))
@@ -23,16 +36,10 @@ export function throughputChart(buckets: Bucket[]): HTMLElement {
       svg('rect', { x: i * bw, y: H - hc - hf, width: Math.max(1, bw - 1), height: hf, class: 'bar-fail' }),
     ]
   })
-  const label = `${total.toLocaleString()} tasks finished in the last hour, at most ${max.toLocaleString()} a minute`
-  return h(
-    'figure',
-    { class: 'chart' },
-    svg(
-      'svg',
-      { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' },
-      ...bars,
-    ),
-    h('figcaption', {}, `Throughput · ${total.toLocaleString()} / h · peak ${max.toLocaleString()} / min`),
+  return figure(
+    `${total.toLocaleString()} tasks finished in the last hour, at most ${max.toLocaleString()} a minute`,
+    `Throughput · ${total.toLocaleString()} / h · peak ${max.toLocaleString()} / min`,
+    ...bars,
   )
 }
 
@@ -47,16 +54,10 @@ export function failureChart(buckets: Bucket[]): HTMLElement {
     const r = n > 0 ? b.failed / n : 0
     return `${(i * bw + bw / 2).toFixed(1)},${(H - r * (H - 2) - 1).toFixed(1)}`
   })
-  const label = `failure rate over the last hour: ${rate.toFixed(1)} percent`
-  return h(
-    'figure',
-    { class: 'chart' },
-    svg(
-      'svg',
-      { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label, preserveAspectRatio: 'none' },
-      svg('polyline', { points: points.join(' '), class: 'line-fail', fill: 'none' }),
-    ),
-    h('figcaption', {}, `Failure rate · ${rate.toFixed(1)} % of ${finished.toLocaleString()}`),
+  return figure(
+    `failure rate over the last hour: ${rate.toFixed(1)} percent`,
+    `Failure rate · ${rate.toFixed(1)} % of ${finished.toLocaleString()}`,
+    svg('polyline', { points: points.join(' '), class: 'line-fail', fill: 'none' }),
   )
 }
 
