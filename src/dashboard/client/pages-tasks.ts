@@ -246,6 +246,7 @@ function curlFor(ctx: Ctx, t: TaskDetail): string {
 export function taskPage(ctx: Ctx, queue: string, id: string): Page {
   const body = h('section', {})
   let detail: TaskDetail | undefined
+  let last = ''
   const act = (what: 'cancel' | 'retry') => async () => {
     try {
       await post(`tasks/${encodeURIComponent(queue)}/${encodeURIComponent(id)}/${what}`)
@@ -389,6 +390,10 @@ export function taskPage(ctx: Ctx, queue: string, id: string): Page {
         }
         throw err
       }
+      // Unchanged since the last refresh: keep the page as it is (a selection, the copy button).
+      const seen = JSON.stringify(detail)
+      if (seen === last) return
+      last = seen
       render(detail)
     },
   }
