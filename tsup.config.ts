@@ -10,6 +10,7 @@ export default defineConfig({
     express: 'src/http/adapters/express.ts',
     fastify: 'src/http/adapters/fastify.ts',
     node: 'src/http/adapters/node.ts',
+    dashboard: 'src/dashboard/index.ts',
   },
   // The frameworks are optional peer dependencies, used for their types only.
   external: ['express', 'fastify'],
@@ -18,6 +19,8 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // import.meta.url in the CJS build (the dashboard finds its front end beside its entry).
+  shims: true,
   // Lua scripts live in files (one operation each) and are inlined as strings at build time.
   loader: { '.lua': 'text' },
 })

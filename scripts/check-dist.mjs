@@ -20,6 +20,7 @@ const subpaths = {
   'taskloom/express': 'expressRouter',
   'taskloom/fastify': 'fastifyPlugin',
   'taskloom/node': 'nodeHandler',
+  'taskloom/dashboard': 'createDashboard',
 }
 for (const [path, name] of Object.entries(subpaths)) {
   if (typeof (await import(path))[name] !== 'function' || typeof require(path)[name] !== 'function')
@@ -36,6 +37,15 @@ await cjsQueue.close()
 await worker.start()
 const { id } = await queue.submit(task, { n: 41 })
 const done = await testing.waitForTask(queue, id)
+// The dashboard finds its prebuilt front end inside the package, from the ESM and the CJS entry.
+for (const { createDashboard } of [await import('taskloom/dashboard'), require('taskloom/dashboard')]) {
+  const dashboard = createDashboard({ queues: [queue], auth: { user: () => null } })
+  const page = await dashboard.handle({ method: 'GET', url: '/', headers: {} })
+  const script = page.body.match(/src="\/assets\/([^"]+)"/)?.[1]
+  const asset = script && (await dashboard.handle({ method: 'GET', url: `/assets/${script}`, headers: {} }))
+  if (page.status !== 200 || !asset || asset.status !== 200)
+    throw new Error(`dist: the dashboard's page or assets are missing (${page.status})`)
+}
 await worker.close()
 await queue.close()
 if (done.result !== 42) throw new Error(`dist smoke test: expected 42, got ${JSON.stringify(done)}`)

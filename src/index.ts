@@ -37,7 +37,21 @@ export {
 export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
 export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
-export type { EncryptionOptions } from './queue/codec.js'
+export { type EncryptionOptions, Sealed } from './queue/codec.js'
+export {
+  type ActivityBucket,
+  type DeadGroup,
+  deadLetterGroups,
+  deadLetterIds,
+  findByIdempotencyKey,
+  type QueueMode,
+  type QueueSnapshot,
+  queueActivity,
+  queueMode,
+  queueSnapshot,
+  queueStatusCounts,
+  type StatusCount,
+} from './queue/insights.js'
 export type { ListOptions, TaskResult } from './queue/queue.js'
 export {
   createQueue,
@@ -61,6 +75,7 @@ export type {
   ScheduleListOptions,
   Schedules,
 } from './schedule/schedules.js'
+export { triggerSchedule } from './schedule/trigger.js'
 export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
 export type { MisfirePolicy } from './store/store.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'

@@ -20,6 +20,10 @@ export type AuditAction =
   | 'schedule.delete'
   | 'schedule.pause'
   | 'schedule.resume'
+  /** A schedule's task run outside its ticks (the dashboard's "trigger now"). */
+  | 'schedule.trigger'
+  /** A dashboard sign-in with an API key (details: the key's prefix). */
+  | 'dashboard.login'
   | 'auth.failed'
   | 'auth.forbidden'
   | 'rate.limited'
@@ -57,6 +61,8 @@ export const AUDIT_ACTIONS = [
   'schedule.delete',
   'schedule.pause',
   'schedule.resume',
+  'schedule.trigger',
+  'dashboard.login',
   'auth.failed',
   'auth.forbidden',
   'rate.limited',

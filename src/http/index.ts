@@ -16,6 +16,7 @@ export {
   type Scope,
 } from './api-keys.js'
 export type { AuditAction, AuditEntry, AuditFilter, AuditRecord } from './audit.js'
+export type { Mountable } from './mountable.js'
 export type {
   ApiOptions,
   HttpMetrics,

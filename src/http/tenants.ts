@@ -11,8 +11,18 @@ import { TaskloomError } from '../errors.js'
 import type { Database } from '../store/postgres/tables.js'
 import { TENANT_ID } from '../task/validate.js'
 
-/** The scopes a tenant's keys can hold; `admin` holds the four task scopes and manages keys. */
-export const TENANT_SCOPES = ['task:create', 'task:read', 'task:cancel', 'task:list', 'admin'] as const
+/**
+ * The scopes a tenant's keys can hold; `admin` holds the others and manages keys. `dashboard:read`
+ * opens the web dashboard (taskloom/dashboard) read-only, for the key's tenant.
+ */
+export const TENANT_SCOPES = [
+  'task:create',
+  'task:read',
+  'task:cancel',
+  'task:list',
+  'admin',
+  'dashboard:read',
+] as const
 export type TenantScope = (typeof TENANT_SCOPES)[number]
 
 /** The largest rate limit or quota a tenant or key can be given. */

@@ -27,13 +27,35 @@ interface Envelope {
 export interface Codec {
   encode(value: unknown, taskName: string): string
   decode(text: string): unknown
+  /** `decode` for readers: a value this queue cannot decrypt reads as `Sealed` instead of failing. */
+  read(text: string): unknown
+}
+
+/**
+ * What a read (`queue.get`, `queue.list`) shows for an input or result encrypted with a key this
+ * queue does not hold: the key id, never the data. JSON-serialises as `{ "$encrypted": keyId }`.
+ */
+export class Sealed {
+  constructor(readonly keyId: string) {}
+  toJSON(): { $encrypted: string } {
+    return { $encrypted: this.keyId }
+  }
 }
 
 export function createCodec(queueName: string, encryption?: EncryptionOptions): Codec {
   const keys = encryption ? checkKeys(encryption) : undefined
   const sealed = encryption?.tasks ? new Set(encryption.tasks) : undefined
   const aad = Buffer.from(`taskloom:${queueName}`)
-  return {
+  const codec: Codec = {
+    read(text) {
+      try {
+        return codec.decode(text)
+      } catch (err) {
+        const value: unknown = JSON.parse(text)
+        if (isEnvelope(value)) return new Sealed(value.kid)
+        throw err
+      }
+    },
     encode(value, taskName) {
       const json = toJson(value)
       if (!keys || !encryption || (sealed && !sealed.has(taskName))) return json
@@ -74,6 +96,7 @@ export function createCodec(queueName: string, encryption?: EncryptionOptions): 
       }
     },
   }
+  return codec
 }
 
 function toJson(value: unknown): string {

@@ -77,10 +77,16 @@ export interface ListOptions {
   status?: TaskStatus | readonly TaskStatus[]
   tenantId?: string
   name?: string
+  /** Created at or after this time (epoch ms or a Date). */
+  createdFrom?: number | Date
+  /** Created before this time (epoch ms or a Date). */
+  createdTo?: number | Date
   /** Default 50, at most 1000. */
   limit?: number
   offset?: number
   cursor?: string
+  /** Count at most this many matches: `total` is then a lower bound when it equals it. Default: all. */
+  countLimit?: number
 }
 
 export interface TaskResult<Result = unknown> {
@@ -753,7 +759,7 @@ export class Queue {
   }
 
   private info<Result>(record: TaskRecord): TaskInfo<Result> {
-    return toTaskInfo<Result>(record, (text) => this.codec.decode(text))
+    return toTaskInfo<Result>(record, (text) => this.codec.read(text))
   }
 
   private prepare(
@@ -844,8 +850,11 @@ function checkList(options: ListOptions): ListFilter {
     status: options.status,
     tenantId: options.tenantId,
     name: options.name,
+    createdFrom: options.createdFrom === undefined ? undefined : Number(options.createdFrom),
+    createdTo: options.createdTo === undefined ? undefined : Number(options.createdTo),
     limit,
     offset,
     cursor: options.cursor,
+    countLimit: options.countLimit,
   }
 }

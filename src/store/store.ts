@@ -112,12 +112,21 @@ export interface ListFilter {
   tenantId?: string | undefined
   status?: TaskStatus | readonly TaskStatus[] | undefined
   name?: string | undefined
+  /** Created at or after this time, epoch ms. */
+  createdFrom?: number | undefined
+  /** Created before this time, epoch ms. */
+  createdTo?: number | undefined
   /** Default 50, at most 1000. */
   limit?: number | undefined
   /** Rows to skip (after the cursor, when both are given). */
   offset?: number | undefined
   /** `nextCursor` of the previous page. */
   cursor?: string | undefined
+  /**
+   * Count at most this many matches (`total` is then a lower bound when it equals the limit), so a
+   * page over millions of rows does not count them all. Default: count every match.
+   */
+  countLimit?: number | undefined
 }
 
 export interface TaskPage {

@@ -3,43 +3,11 @@
  * on the embedded defaults; the test talks to them over HTTP with the keys they print, then stops
  * them with SIGTERM.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { afterEach, describe, expect, it } from 'vitest'
+import { startExample as start, stopExamples } from '../helpers/examples.js'
 
-const fromSource = ['--import', 'tsx', '--import', './scripts/register-lua.mjs']
-const children: ChildProcess[] = []
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill('SIGKILL')
-})
-
-/** Starts an example on a free port; resolves with its base URL and the keys it printed. */
-async function start(
-  file: string,
-): Promise<{ child: ChildProcess; base: string; keys: Record<string, string>; out: () => string }> {
-  const child = spawn(process.execPath, [...fromSource, file], {
-    env: { ...process.env, PORT: '0', REDIS_URL: '', DATABASE_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  children.push(child)
-  let out = ''
-  child.stderr!.on('data', (d: Buffer) => {
-    out += d.toString()
-  })
-  const keys: Record<string, string> = {}
-  const base = await new Promise<string>((resolve, reject) => {
-    let url = ''
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      for (const m of out.matchAll(/^key (\S+) (tlk_\S+)$/gm)) keys[m[1]!] = m[2]!
-      url ||= out.match(/ on (http:\/\/\S+)$/m)?.[1] ?? ''
-      // The examples print their `try:` line after the last key.
-      if (url && /^try: /m.test(out)) resolve(url)
-    })
-    child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${out}`)))
-  })
-  return { child, base, keys, out: () => out }
-}
+afterEach(stopExamples)
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
 const json = async (r: Response | Promise<Response>): Promise<any> => (await r).json()

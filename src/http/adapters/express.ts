@@ -10,10 +10,10 @@
  * app.use('/api/v1', expressRouter(createApi({ queue, tasks: [sendEmail] })))
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { Api } from '../api.js'
+import type { Mountable } from '../mountable.js'
 import { readBody, writeResponse } from './read-body.js'
 
-export function expressRouter(api: Api): RequestHandler {
+export function expressRouter(api: Mountable): RequestHandler {
   // Open at mount, so the scheduler runs before the first request.
   api.openInBackground()
   return (req: Request, res: Response, next: NextFunction) => {

@@ -10,11 +10,13 @@
  * await app.register(fastifyPlugin, { api: createApi({ queue, tasks }), prefix: '/api/v1' })
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Api, ApiResponse } from '../api.js'
+import type { ApiResponse } from '../api.js'
+import type { Mountable } from '../mountable.js'
 import { answerFirst } from './read-body.js'
 
 export interface FastifyPluginOptions {
-  api: Api
+  /** The REST API (`createApi`) or the dashboard (`createDashboard`). */
+  api: Mountable
   prefix?: string
 }
 
@@ -77,7 +79,7 @@ export async function fastifyPlugin(app: FastifyInstance, options: FastifyPlugin
  * @example
  * const app = Fastify({ frameworkErrors: fastifyFrameworkErrors(api) })
  */
-export function fastifyFrameworkErrors(api: Api) {
+export function fastifyFrameworkErrors(api: Mountable) {
   return (error: { statusCode?: number; message?: string }, request: FastifyRequest, reply: FastifyReply) => {
     const status = error.statusCode ?? 400
     const path = (request.url ?? '/').split('?')[0] ?? '/'
@@ -88,7 +90,7 @@ export function fastifyFrameworkErrors(api: Api) {
 }
 
 /** A 413 written on the raw response, so the connection closes only once the body is drained. */
-function tooLarge(api: Api, request: FastifyRequest, reply: FastifyReply, path: string): void {
+function tooLarge(api: Mountable, request: FastifyRequest, reply: FastifyReply, path: string): void {
   const answer = api.problem('PAYLOAD_TOO_LARGE', `the body exceeds ${api.options.bodyLimit} bytes`, path)
   reply.hijack()
   reply.raw.statusCode = answer.status

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Api } from '../api.js'
+import type { Mountable } from '../mountable.js'
 import { readBody, writeResponse } from './read-body.js'
 
 export interface NodeHandlerOptions {
@@ -17,7 +18,7 @@ export interface NodeHandlerOptions {
 
 export type NodeHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
 
-export function nodeHandler(api: Api, options: NodeHandlerOptions = {}): NodeHandler {
+export function nodeHandler(api: Mountable, options: NodeHandlerOptions = {}): NodeHandler {
   const prefix = (options.prefix ?? '').replace(/\/+$/, '')
   // Open at mount, so the scheduler runs before the first request.
   api.openInBackground()

@@ -237,6 +237,8 @@ export class PostgresStore implements Store {
     let base = this.#tasks().where('queue', '=', this.queue)
     if (filter.tenantId !== undefined) base = base.where('tenant_id', '=', filter.tenantId)
     if (filter.name !== undefined) base = base.where('name', '=', filter.name)
+    if (filter.createdFrom !== undefined) base = base.where('created_at', '>=', timestamp(filter.createdFrom))
+    if (filter.createdTo !== undefined) base = base.where('created_at', '<', timestamp(filter.createdTo))
     if (statuses.length > 0) base = base.where('status', 'in', statuses as TaskStatus[])
 
     const after = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor)
@@ -287,7 +289,17 @@ export class PostgresStore implements Store {
     }
     const [rows, count] = await Promise.all([
       read,
-      base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow(),
+      filter.countLimit === undefined
+        ? base.select(sql<string | number>`count(*)`.as('total')).executeTakeFirstOrThrow()
+        : this.db
+            .selectFrom(
+              base
+                .select(sql`1`.as('one'))
+                .limit(Math.max(1, Math.floor(filter.countLimit)))
+                .as('capped'),
+            )
+            .select(sql<string | number>`count(*)`.as('total'))
+            .executeTakeFirstOrThrow(),
     ])
     const items = rows.slice(0, limit).map(toStoredTask)
     const last = items[items.length - 1]
