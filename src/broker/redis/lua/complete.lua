@@ -19,6 +19,8 @@ for i = 0, count - 1 do
       change({ id = id, status = 'completed', attempt = tonumber(rec[3]), at = tonumber(now), result = ARGV[b + 3] })
       done[#done + 1] = id
       tally('completed', key)
+      event('completed', key, id, rec[3], now)
+      expireLogs(id, retention)
       freeTaskLock(key, id)
       ok = 1
     elseif rec[1] == 'completed' then
