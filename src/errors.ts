@@ -23,6 +23,8 @@ export const ERROR_STATUS = {
   BROKER_UNAVAILABLE: 503,
   STORE_UNAVAILABLE: 503,
   SCHEMA_OUTDATED: 503,
+  /** `queue.waitFor` ran out of time. */
+  TIMEOUT: 504,
   INTERNAL: 500,
 } as const satisfies Record<string, number>
 
