@@ -51,8 +51,8 @@ export class EventSubscription {
   }
 
   on<E extends QueueEventName>(event: E, listener: QueueEventListener<E>): () => void {
-    let set = this.listeners.get(event)
-    if (!set) this.listeners.set(event, (set = new Set()))
+    const set = this.listeners.get(event) ?? new Set()
+    this.listeners.set(event, set)
     set.add(listener)
     return () => set.delete(listener)
   }

@@ -61,8 +61,8 @@ export class TaskOutputs {
 
   private write(task: ClaimedTask, item: TaskReport): Promise<void> {
     const sent = this.batch.add(item)
-    let set = this.pending.get(task.id)
-    if (!set) this.pending.set(task.id, (set = new Set()))
+    const set = this.pending.get(task.id) ?? new Set()
+    this.pending.set(task.id, set)
     set.add(sent)
     const done = sent.then((outcome) => {
       if (outcome === 'stale') {

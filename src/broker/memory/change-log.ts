@@ -66,7 +66,10 @@ export class ChangeLog {
       entry.handedOutAt = now
       out.ids.push(entry.id)
       out.changes.push(...entry.changes.map((c) => structuredClone(c)))
-      if (entry.outputs.length > 0) (out.outputs ??= []).push(...entry.outputs.map((o) => structuredClone(o)))
+      if (entry.outputs.length > 0) {
+        out.outputs ??= []
+        out.outputs.push(...entry.outputs.map((o) => structuredClone(o)))
+      }
     }
     return out
   }

@@ -488,7 +488,8 @@ export class MemoryBroker implements Broker {
       }
       task.logCount = (task.logCount ?? 0) + 1
       const line: TaskLogLine = { token: task.token, seq: task.logCount, at: now, line: item.log ?? '' }
-      const lines = (task.logLines ??= [])
+      task.logLines ??= []
+      const lines = task.logLines
       lines.push(line)
       if (lines.length > maxLogLines) lines.splice(0, lines.length - maxLogLines)
       this.changes?.recordOutput({ id: task.id, token: task.token, at: now, logs: [{ ...line }] })
