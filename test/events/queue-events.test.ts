@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { defineTask, NonRetryableError } from '../../src/index.js'
 import type { QueueEvents } from '../../src/events/types.js'
+import { defineTask, NonRetryableError } from '../../src/index.js'
 import { backends, sleep, trackWorker, until } from '../helpers/backends.js'
 
 const job = defineTask({ name: 'job', input: z.object({ fail: z.boolean().optional() }) })
@@ -106,7 +106,9 @@ for (const backend of backends) {
       const started = Date.now()
       expect(await queue.waitFor(id, { timeoutMs: 10_000 })).toMatchObject({ status: 'completed' })
       expect(Date.now() - started).toBeLessThan(1000)
-      await expect(queue.waitFor(randomUUID(), { timeoutMs: 1000 })).rejects.toMatchObject({ code: 'NOT_FOUND' })
+      await expect(queue.waitFor(randomUUID(), { timeoutMs: 1000 })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      })
       await expect(queue.waitFor(id, { timeoutMs: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
       await worker.close()
     })
