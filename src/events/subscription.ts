@@ -57,6 +57,15 @@ export class EventSubscription {
     return () => set.delete(listener)
   }
 
+  /**
+   * Tells the broker again that events are listened to (a Redis that restarted empty forgot it
+   * until the next periodic renewal). Resolves once it has.
+   */
+  async renew(): Promise<void> {
+    await this.ready
+    await this.broker.listenEvents(this.settings.keepMs, this.settings.maxLen)
+  }
+
   /** Every event, as the broker records it (for waitFor). */
   tap(listener: (event: QueueEventRecord) => void): () => void {
     this.taps.add(listener)

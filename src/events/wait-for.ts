@@ -38,7 +38,8 @@ export function waitForFinal<R>(
       confirmations = 0
       void check()
     })
-    events.ready.then(check, finish)
+    // The broker must be writing events before the first read: an event after it then arrives.
+    events.renew().then(check, finish)
 
     function finish(outcome: TaskInfo<R> | unknown): void {
       if (settled) return

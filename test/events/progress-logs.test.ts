@@ -48,7 +48,7 @@ for (const backend of backends) {
       await queue.waitFor(id, { timeoutMs: 10_000 })
       const logs = await until(async () => {
         const page = await queue.logs(id)
-        return page.total === 5 && page
+        return page.total === 5 ? page : undefined
       })
       expect(logs.lines.map((l) => l.line)).toEqual([
         'line 9',
@@ -158,12 +158,12 @@ for (const backend of backends) {
         const store = queue[internals].store()!
         const row = await until(async () => {
           const stored = await store.get(id)
-          return stored?.progress !== undefined && stored
+          return stored?.progress !== undefined ? stored : undefined
         })
         expect(JSON.parse(row.progress!)).toEqual({ rows: 4 })
         const lines = await until(async () => {
           const stored = await store.logs(id)
-          return stored.length === 4 && stored
+          return stored.length === 4 ? stored : undefined
         })
         expect(lines.map((l) => l.line)).toEqual(['line 1', 'line 2', 'line 3', 'line 4'])
         await worker.close()
