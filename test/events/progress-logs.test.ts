@@ -144,6 +144,28 @@ for (const backend of backends) {
       await worker.close({ graceMs: 0 })
     })
 
+    if (backend.label === 'memory') {
+      it('keeps progress and log lines in the embedded store (in-process broker + PGlite)', async () => {
+        const queue = backend.queue({ postgres: undefined })
+        const worker = trackWorker({ queue })
+        worker.handle(job, async ({ lines }, ctx) => {
+          for (let i = 1; i <= lines; i++) void ctx.log(`line ${i}`)
+          await ctx.progress(75)
+        })
+        await worker.start()
+        const { id } = await queue.submit(job, { lines: 2 })
+        await queue.waitFor(id, { timeoutMs: 10_000 })
+        const store = queue[internals].store()!
+        const lines = await until(async () => {
+          const stored = await store.logs(id)
+          return stored.length === 2 ? stored : undefined
+        })
+        expect(lines.map((l) => l.line)).toEqual(['line 1', 'line 2'])
+        expect((await store.get(id))?.progress).toBe('75')
+        await worker.close()
+      })
+    }
+
     if (backend.label === 'durable') {
       it('keeps progress and log lines in PostgreSQL, written through the change feed', async () => {
         const queue = backend.queue()
