@@ -45,6 +45,11 @@ export class EventSubscription {
     this.ready.catch(() => {})
   }
 
+  /** Aborts when the subscription closes. */
+  get closed(): AbortSignal {
+    return this.stop.signal
+  }
+
   /** The id of the last event handed to the listeners (or the start): resume from it. */
   get lastId(): string {
     return this.cursor
@@ -74,25 +79,39 @@ export class EventSubscription {
 
   async close(): Promise<void> {
     this.stop.abort()
-    clearInterval(this.renewTimer)
     await this.ready.catch(() => {})
+    clearInterval(this.renewTimer)
     await this.loop
   }
 
+  /** Registers the listener and fixes the start; while the broker is unreachable, tries again. */
   private async start(from: string | undefined): Promise<void> {
     const { keepMs, maxLen } = this.settings
-    await this.broker.listenEvents(keepMs, maxLen)
+    let backoff = 100
+    for (;;) {
+      try {
+        await this.broker.listenEvents(keepMs, maxLen)
+        if (from === undefined) this.cursor = await this.broker.lastEventId()
+        break
+      } catch (err) {
+        if (this.stop.signal.aborted) return
+        if (backoff === 100)
+          this.logger.warn({ err: toErrorInfo(err) }, 'subscribing to queue events failed; retrying')
+        await this.pause(backoff)
+        backoff = Math.min(backoff * 2, 5000)
+      }
+    }
+    if (this.stop.signal.aborted) return
     this.renewTimer = setInterval(
       () => void this.broker.listenEvents(keepMs, maxLen).catch(() => {}),
       Math.min(Math.floor(keepMs / 3), RENEW_MAX_MS),
     )
     this.renewTimer.unref()
-    if (from === undefined) this.cursor = await this.broker.lastEventId()
     if (!this.stop.signal.aborted) this.loop = this.run()
   }
 
   private async run(): Promise<void> {
-    let pause = 100
+    let backoff = 100
     let warned = false
     while (!this.stop.signal.aborted) {
       try {
@@ -102,16 +121,30 @@ export class EventSubscription {
           this.cursor = event.eventId
           this.dispatch(event)
         }
-        pause = 100
+        backoff = 100
         warned = false
       } catch (err) {
         if (this.stop.signal.aborted) return
         if (!warned) this.logger.warn({ err: toErrorInfo(err) }, 'reading queue events failed; retrying')
         warned = true
-        await new Promise((resolve) => setTimeout(resolve, pause))
-        pause = Math.min(pause * 2, 5000)
+        await this.pause(backoff)
+        backoff = Math.min(backoff * 2, 5000)
       }
     }
+  }
+
+  /** Waits `ms`, or less when the subscription closes meanwhile. */
+  private pause(ms: number): Promise<void> {
+    const signal = this.stop.signal
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
+    })
   }
 
   private dispatch(record: QueueEventRecord): void {

@@ -38,6 +38,9 @@ export function waitForFinal<R>(
       confirmations = 0
       void check()
     })
+    const onClose = () => finish(new TaskloomError('CLOSED', `the queue closed while waiting for task ${id}`))
+    if (events.closed.aborted) return onClose()
+    events.closed.addEventListener('abort', onClose, { once: true })
     // The broker must be writing events before the first read: an event after it then arrives.
     events.renew().then(check, finish)
 
@@ -47,6 +50,7 @@ export function waitForFinal<R>(
       clearTimeout(timer)
       clearTimeout(retry)
       untap()
+      events.closed.removeEventListener('abort', onClose)
       if (outcome instanceof Error) reject(outcome)
       else resolve(outcome as TaskInfo<R>)
     }

@@ -113,6 +113,16 @@ for (const backend of backends) {
       await worker.close()
     })
 
+    it('waitFor rejects with CLOSED when the queue closes meanwhile', async () => {
+      const queue = backend.queue()
+      const { id } = await queue.submit(job, {}, { delayMs: 60_000 })
+      const waiting = queue.waitFor(id, { timeoutMs: 10_000 })
+      const rejected = expect(waiting).rejects.toMatchObject({ code: 'CLOSED' })
+      await sleep(50)
+      await queue.close()
+      await rejected
+    })
+
     it('waitFor resolves for a cancelled task', async () => {
       const queue = backend.queue()
       const { id } = await queue.submit(job, {}, { delayMs: 60_000 })
