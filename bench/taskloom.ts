@@ -22,6 +22,16 @@ const logger: Logger = {
   isLevelEnabled: (level: string) => level === 'warn' || level === 'error',
 } as Logger
 
+/**
+ * BENCH_TL_EVENTS=1: a queue-events listener is subscribed to every taskloom queue, so the scripts
+ * write an event per task change (the cost of listening; without one they only check that nobody is).
+ */
+async function listenIfAsked(queue: Queue): Promise<void> {
+  if (process.env.BENCH_TL_EVENTS !== '1') return
+  queue.events.on('completed', () => {})
+  await queue.events.live().ready
+}
+
 export function taskloomDriver(redisUrl: string): Driver {
   return {
     id: 'tl',
@@ -30,6 +40,7 @@ export function taskloomDriver(redisUrl: string): Driver {
     async open(name) {
       const queue = createQueue({ name, redis: redisUrl, logger })
       await queue.counts() // connect now, not inside the first timed call
+      await listenIfAsked(queue)
       return queueHandle(queue)
     },
   }

@@ -25,6 +25,8 @@ export const ERROR_STATUS = {
   SCHEMA_OUTDATED: 503,
   /** The schema's recorded migrations were made by another taskloom build. */
   SCHEMA_MISMATCH: 503,
+  /** `queue.waitFor` ran out of time. */
+  TIMEOUT: 504,
   INTERNAL: 500,
 } as const satisfies Record<string, number>
 

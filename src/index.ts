@@ -20,6 +20,15 @@ export {
   TaskTimeoutError,
   toTaskloomError,
 } from './errors.js'
+// --- Queue events (issue 17) ---
+export type { QueueEventHub, SubscribeOptions } from './events/hub.js'
+export type { EventSubscription } from './events/subscription.js'
+export type {
+  QueueEventBase,
+  QueueEventListener,
+  QueueEventName,
+  QueueEvents,
+} from './events/types.js'
 export type { AutoscaleOptions, ScaleDecision } from './fleet/autoscaler.js'
 export {
   BREAKER_DEFAULTS,
@@ -62,6 +71,7 @@ export {
   type SubmitResult,
 } from './queue/queue.js'
 export type { TaskInfo } from './queue/task-info.js'
+export type { LogsOptions, TaskLogEntry, TaskLogPage } from './queue/task-logs.js'
 export {
   createScheduler,
   type FireEvent,

@@ -11,7 +11,10 @@ import type {
   AttemptRecord,
   ErrorInfo,
   Priority,
+  QueueEventRecord,
   TaskChange,
+  TaskLogLine,
+  TaskOutput,
   TaskStatus,
 } from '../task/model.js'
 
@@ -85,6 +88,9 @@ export interface TaskRecord {
   /** The last deferral (`defer`): what deferred the task (a breaker's name) and until when. */
   deferredBy?: string | undefined
   deferredUntil?: number | undefined
+  // --- Task output (issue 17) ---
+  /** JSON text of the latest `ctx.progress` value. */
+  progress?: string | undefined
 }
 
 /** A task handed to a worker by `claim`. */
@@ -269,6 +275,18 @@ export interface HeldPage {
 export interface ChangeBatch {
   ids: string[]
   changes: TaskChange[]
+  /** Progress and log lines reported by running attempts (`report`), in the order written. */
+  outputs?: TaskOutput[] | undefined
+}
+
+/** One `ctx.progress` or `ctx.log` call of a running attempt, for `report`. */
+export interface TaskReport {
+  id: string
+  token: number
+  /** JSON text of a progress value. */
+  progress?: string | undefined
+  /** A log line. */
+  log?: string | undefined
 }
 
 export interface Broker {
@@ -386,6 +404,34 @@ export interface Broker {
 
   /** Releases connections this broker opened (not ones the user passed in). */
   close(): Promise<void>
+
+  // --- Task output and queue events (issue 17; src/events) ---
+
+  /**
+   * Records progress values and log lines of running attempts, if each token is still current
+   * ('stale' otherwise: the attempt lost its lease, and nothing is written). A task keeps its last
+   * `maxLogLines` lines; they go with the task. With `changeFeed`, the same output is put on the feed.
+   */
+  report(items: readonly TaskReport[], maxLogLines: number, now: number): Promise<FencedOutcome[]>
+
+  /** The task's log lines (the last ones kept), oldest first; null when the broker does not hold the task. */
+  logs(id: string): Promise<TaskLogLine[] | null>
+
+  /**
+   * Queue events are written while someone may listen: this keeps them written for `keepMs` from now,
+   * in a stream of the last `maxLen` or so (a listener renews it while it listens).
+   */
+  listenEvents(keepMs: number, maxLen: number): Promise<void>
+
+  /** The id of the latest event, or '0-0' when there is none: read after it to see only newer ones. */
+  lastEventId(): Promise<string>
+
+  /**
+   * Events written after `after` (an event id), oldest first, at most `max`, waiting up to `blockMs`
+   * when there are none; `signal` ends the wait early. An id older than the stream's oldest answers
+   * from the oldest kept.
+   */
+  readEvents(after: string, max: number, blockMs: number, signal?: AbortSignal): Promise<QueueEventRecord[]>
 
   // --- Fleet coordination (src/fleet): distributed locks, breakers, deferral, worker heartbeats ---
 

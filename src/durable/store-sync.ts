@@ -7,7 +7,7 @@
 import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { Store } from '../store/store.js'
-import { toErrorInfo } from '../task/model.js'
+import { type TaskOutput, toErrorInfo } from '../task/model.js'
 
 export interface StoreSyncOptions {
   /** Entries per read. Default 500. */
@@ -22,6 +22,8 @@ export interface StoreSyncOptions {
    * small transaction each. A full batch is followed by the next read at once. Default 100 ms.
    */
   intervalMs?: number
+  /** Log lines the store keeps per task (QueueOptions.maxLogLines). Default 1,000. */
+  maxLogLines?: number
 }
 
 const MAX_PAUSE_MS = 5000
@@ -33,6 +35,7 @@ export class StoreSync {
   private readonly blockMs: number
   private readonly reclaimAfterMs: number
   private readonly intervalMs: number
+  private readonly maxLogLines: number
   /** Ends the current rest early (set while resting). */
   private wake: (() => void) | undefined
 
@@ -47,6 +50,7 @@ export class StoreSync {
     this.blockMs = options.blockMs ?? 1000
     this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000
     this.intervalMs = options.intervalMs ?? 100
+    this.maxLogLines = options.maxLogLines ?? 1000
   }
 
   start(): void {
@@ -56,7 +60,7 @@ export class StoreSync {
   /** Applies whatever is on the feed now, without waiting for more (used at close). */
   async flush(): Promise<void> {
     for (;;) {
-      const { ids, changes } = await this.broker.readChanges(
+      const { ids, changes, outputs } = await this.broker.readChanges(
         this.consumer,
         this.batch,
         0,
@@ -64,6 +68,7 @@ export class StoreSync {
       )
       if (ids.length === 0) return
       if (changes.length > 0) await this.store.applyUpdates(changes)
+      if (outputs) await this.store.applyOutputs(outputs, this.maxLogLines)
       await this.broker.ackChanges(ids)
     }
   }
@@ -80,14 +85,14 @@ export class StoreSync {
     while (!this.stopped) {
       try {
         const started = Date.now()
-        const { ids, changes } = await this.broker.readChanges(
+        const { ids, changes, outputs } = await this.broker.readChanges(
           this.consumer,
           this.batch,
           this.blockMs,
           this.reclaimAfterMs,
         )
         if (ids.length === 0) continue
-        await this.applyUntilDone(changes)
+        await this.applyUntilDone(changes, outputs)
         await this.broker.ackChanges(ids)
         pause = 100
         if (ids.length < this.batch) await this.rest(started + this.intervalMs - Date.now())
@@ -114,11 +119,16 @@ export class StoreSync {
   }
 
   /** Retries one batch until the store takes it: the feed entries stay unacknowledged meanwhile. */
-  private async applyUntilDone(changes: Parameters<Store['applyUpdates']>[0]): Promise<void> {
+  private async applyUntilDone(
+    changes: Parameters<Store['applyUpdates']>[0],
+    outputs: TaskOutput[] | undefined,
+  ): Promise<void> {
     let pause = 100
     for (;;) {
       try {
         if (changes.length > 0) await this.store.applyUpdates(changes)
+        // Output after status: a retry of the batch re-applies both, harmlessly.
+        if (outputs) await this.store.applyOutputs(outputs, this.maxLogLines)
         return
       } catch (err) {
         if (this.stopped) throw err

@@ -26,6 +26,7 @@ export function taskBody(t: TaskInfo) {
     error: errorText(t.error),
     deferred_until: iso(t.deferredUntil),
     deferred_by: t.deferredBy ?? null,
+    progress: t.progress ?? null,
   }
 }
 

@@ -21,6 +21,8 @@ import {
   SubmitTaskResponse,
   Task,
   TaskList,
+  TaskLogs,
+  TaskLogsQuery,
   TaskResultResponse,
 } from './schemas.js'
 import { quotaExceeded, quotaReport } from './tenant-limits.js'
@@ -227,6 +229,35 @@ export const taskRoutes: Route[] = [
           status: t.status,
           result: t.status === 'completed' ? (t.result ?? null) : null,
           error: t.error ? `${t.error.name}: ${t.error.message}` : null,
+        },
+      }
+    },
+  },
+  {
+    method: 'GET',
+    path: '/tasks/:id/logs',
+    scope: 'task:read',
+    tag: 'tasks',
+    summary: "A task's log lines (ctx.log), oldest first: the last ones kept, paged or tailed",
+    query: TaskLogsQuery,
+    responses: { 200: TaskLogs },
+    problems: [400, 404],
+    async handle(ctx) {
+      const q = TaskLogsQuery.parse(Object.fromEntries(ctx.query))
+      const t = await ownTask(ctx, ctx.params.id)
+      const page = await ctx.services.queue.logs(t.id, { ...q, tenantId: ctx.key.tenantId })
+      return {
+        status: 200,
+        body: {
+          task_id: t.id,
+          lines: page.lines.map((l) => ({
+            line: l.line,
+            at: l.at.toISOString(),
+            seq: l.seq,
+            attempt_token: l.token,
+          })),
+          total: page.total,
+          offset: page.offset,
         },
       }
     },

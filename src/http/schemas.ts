@@ -63,8 +63,39 @@ export const Task = z
     deferred_by: z.string().nullable().meta({
       description: "The circuit breaker holding the task back (e.g. 'smtp', or 'smtp@<tenant>'); else null",
     }),
+    progress: z
+      .union([z.number(), z.record(z.string(), z.unknown())])
+      .nullable()
+      .meta({ description: "The handler's latest ctx.progress value (0-100, or a small object); else null" }),
   })
   .meta({ id: 'Task' })
+
+// --- Task logs (issue 17) ---
+export const TaskLogsQuery = z.strictObject({
+  tail: z.coerce.number().int().min(1).max(10_000).optional().meta({
+    description: 'Answer the last `tail` lines (wins over offset and limit)',
+  }),
+  limit: z.coerce.number().int().min(1).max(10_000).default(1000),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+})
+export const TaskLogs = z
+  .object({
+    task_id: taskId,
+    lines: z.array(
+      z.object({
+        line: z.string(),
+        at: timestamp,
+        seq: z.number().int().meta({ description: "The line's number within the task, from 1" }),
+        attempt_token: z.number().int().meta({
+          description:
+            'The fencing token of the attempt that wrote it (lines of later attempts have larger ones)',
+        }),
+      }),
+    ),
+    total: z.number().int().meta({ description: 'Lines kept for the task (the last `maxLogLines`)' }),
+    offset: z.number().int(),
+  })
+  .meta({ id: 'TaskLogs' })
 
 export const TaskResultResponse = z
   .object({

@@ -38,4 +38,6 @@ export interface QueueInternals {
   afterInsert?: ((rows: readonly NewTask[]) => void) | undefined
   /** Where opening the queue stands: still trying (and why), open, or failed for good. */
   openState(): OpenState
+  /** Bounds of `ctx.log` (QueueOptions.maxLogLines, maxLogLineLength). */
+  output: { maxLogLines: number; maxLogLineLength: number }
 }

@@ -77,6 +77,18 @@ export interface QueueOptions {
   definitionCacheTtlMs?: number
   /** A custom Broker (advanced; for tests and new backends). Wins over `redis`. */
   broker?: Broker
+  // --- Task output and queue events (issue 17; docs/events.md) ---
+  /** Log lines (`ctx.log`) kept per task, the most recent ones; older lines are dropped. Default 1,000. */
+  maxLogLines?: number
+  /** Longest log line, in characters; a longer line is cut to this length, ending in '…'. Default 2,000. */
+  maxLogLineLength?: number
+  /**
+   * Queue events (`queue.events`, `queue.waitFor`): the Redis stream keeps about the last `maxLen`
+   * events (default 10,000). Events are written only while some process listens and for `keepMs`
+   * after its last renewal (default 300,000 ms), so a listener that restarts within that resumes from
+   * its last id without a gap; nobody listening costs the hot path one GET per script call.
+   */
+  events?: { maxLen?: number; keepMs?: number }
 }
 
 const DAY = 86_400_000
@@ -86,6 +98,9 @@ export const QUEUE_DEFAULTS = {
   retentionMs: DAY,
   recordRetentionMs: 30 * DAY,
   maxSubmitBatch: 500,
+  maxLogLines: 1000,
+  maxLogLineLength: 2000,
+  events: { maxLen: 10_000, keepMs: 300_000 },
 }
 export type QueueSettings = typeof QUEUE_DEFAULTS
 
@@ -119,6 +134,12 @@ const schema = z.object({
     .object({ intervalMs: ms(DAY), reconcileGraceMs: ms(DAY), reconcileIntervalMs: ms(DAY) })
     .strict()
     .optional(),
+  maxLogLines: z.number().int().min(1).max(100_000).optional(),
+  maxLogLineLength: z.number().int().min(16).max(1_000_000).optional(),
+  events: z
+    .object({ maxLen: z.number().int().min(10).max(10_000_000).optional(), keepMs: ms(DAY) })
+    .strict()
+    .optional(),
 })
 
 export function checkQueueOptions(options: QueueOptions): QueueSettings {
@@ -141,6 +162,12 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     auditStatusChanges: _audit,
     ...given
   } = parsed.data
-  const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined))
-  return { ...QUEUE_DEFAULTS, ...defined } satisfies QueueSettings
+  const { events, ...rest } = given
+  const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
+  const eventSettings = { ...QUEUE_DEFAULTS.events, ...stripUndefined(events ?? {}) }
+  return { ...QUEUE_DEFAULTS, ...defined, events: eventSettings } satisfies QueueSettings
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }

@@ -21,6 +21,8 @@ import type { Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
 import { TaskloomError } from '../errors.js'
+import { QueueEventHub } from '../events/hub.js'
+import { waitForFinal } from '../events/wait-for.js'
 import { type BreakerHandle, breakerHandle } from '../fleet/breakers.js'
 import { acquireLock, type Lock, type LockOptions, withLock } from '../fleet/locks.js'
 import { listWorkers, type WorkerInfo } from '../fleet/workers.js'
@@ -44,6 +46,7 @@ import { Opener } from './opener.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
 import { idempotencyConflict, samePayload, sameSchedule } from './replay.js'
 import { type TaskInfo, toTaskInfo } from './task-info.js'
+import { type LogsOptions, type TaskLogPage, taskLogs } from './task-logs.js'
 
 export type { QueueOptions } from './options.js'
 
@@ -139,6 +142,11 @@ export class Queue {
   readonly schedules: Schedules
   /** Task definitions registered by workers, read through a cache (TTL `definitionCacheTtlMs`). */
   readonly definitions: Definitions
+  /**
+   * Queue events from every process (docs/events.md): `queue.events.on('completed', listener)`, or
+   * `queue.events.subscribe({ from: lastId })` to resume after an event id.
+   */
+  readonly events: QueueEventHub
 
   /** Dead-letter queue: tasks whose retries are exhausted. */
   readonly dlq = {
@@ -220,6 +228,7 @@ export class Queue {
       logger: this.logger,
     })
     this.schedules = this.extras.schedules
+    this.events = new QueueEventHub(this.broker, this.options.events, this.logger, () => this.assertOpen())
     this.definitions = this.extras.definitions
     this[internals] = {
       broker: this.broker,
@@ -236,6 +245,7 @@ export class Queue {
       redis: this.broker instanceof RedisBroker ? this.broker.client : undefined,
       store: () => this.store,
       openState: () => this.opener.state(),
+      output: { maxLogLines: this.options.maxLogLines, maxLogLineLength: this.options.maxLogLineLength },
     }
     this.submits = new Batcher((tasks) => this.write(tasks), {
       maxBatch: this.options.maxSubmitBatch,
@@ -419,6 +429,54 @@ export class Queue {
     return stored ? this.info<Result>(stored) : null
   }
 
+  // --- Task output and queue events (issue 17) ---
+
+  /**
+   * Resolves with the task once it is final (completed, failed or cancelled): at once if it is
+   * already, else when its final event arrives (no polling). Rejects with TIMEOUT after `timeoutMs`
+   * (default 30,000), NOT_FOUND for an unknown id.
+   * @example const done = await queue.waitFor(id, { timeoutMs: 5000 })
+   */
+  async waitFor<Result = unknown>(
+    id: string,
+    options: { timeoutMs?: number } = {},
+  ): Promise<TaskInfo<Result>> {
+    this.assertOpen()
+    const timeoutMs = options.timeoutMs ?? 30_000
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 2_147_483_647) {
+      throw new TaskloomError('INVALID_OPTIONS', 'timeoutMs must be an integer of milliseconds from 1')
+    }
+    await this.ready()
+    const read = async () => {
+      const task = await this.get<Result>(id)
+      // Durable: a final status shows once PostgreSQL has it; the broker may have it already.
+      if (!task || TERMINAL_STATUSES.has(task.status) || !this.store) return { task, settling: false }
+      const live = await this.broker.get(id)
+      return { task, settling: live !== null && TERMINAL_STATUSES.has(live.status) }
+    }
+    return waitForFinal(this.events.live(), read, id, timeoutMs)
+  }
+
+  /**
+   * The task's log lines (`ctx.log`), oldest first: the last `maxLogLines` kept, from the broker
+   * while it holds the task and, in durable mode, from PostgreSQL too. `tail: n` answers the last n;
+   * `offset`/`limit` page from the oldest. With `tenantId`, another tenant's task is NOT_FOUND.
+   */
+  async logs(id: string, options: LogsOptions = {}): Promise<TaskLogPage> {
+    this.assertOpen()
+    await this.ready()
+    const task = await this.get(id)
+    if (!task || (options.tenantId !== undefined && task.tenantId !== options.tenantId)) {
+      throw new TaskloomError('NOT_FOUND', `task ${id} not found`)
+    }
+    const store = this.store
+    return taskLogs(
+      () => this.broker.logs(id),
+      store ? () => this.fromStore(() => store.logs(id)) : undefined,
+      options,
+    )
+  }
+
   /** The outcome of a task: its result once completed, its last error once failed. */
   async result<Result = unknown>(id: string): Promise<TaskResult<Result> | null> {
     const task = await this.get<Result>(id)
@@ -557,6 +615,7 @@ export class Queue {
     this.opener.cancel()
     await this.opening.catch(() => {})
     await this.submits.drain()
+    await this.events.close()
     await this.recovery?.stop()
     await this.sync?.stop()
     try {
@@ -601,7 +660,9 @@ export class Queue {
       )
     }
     const consumer = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`
-    this.sync = new StoreSync(this.broker, store, consumer, this.logger)
+    this.sync = new StoreSync(this.broker, store, consumer, this.logger, {
+      maxLogLines: this.options.maxLogLines,
+    })
     this.recovery = new Recovery(
       this.broker,
       store,

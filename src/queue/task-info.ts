@@ -48,6 +48,8 @@ export interface TaskInfo<Result = unknown> {
   deferredUntil?: Date | undefined
   /** The cron schedule and tick that submitted it, as the handler sees in `ctx.schedule`. */
   schedule?: { id: string; scheduledAt: Date } | undefined
+  /** The latest `ctx.progress` value (issue 17); its log lines are read with `queue.logs(id)`. */
+  progress?: number | Record<string, unknown> | undefined
 }
 
 const date = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms))
@@ -88,6 +90,7 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     deferredBy: deferred ? r.deferredBy : undefined,
     deferredUntil: deferred ? new Date(r.runAt) : undefined,
     schedule: scheduleOfKey(r.idempotencyKey),
+    progress: r.progress === undefined ? undefined : (JSON.parse(r.progress) as TaskInfo['progress']),
   }
 }
 

@@ -12,7 +12,15 @@
  * kept as `jsonb`, so SQL can look inside plain payloads, and come back as JSON text that is equal as
  * JSON but not byte for byte (jsonb normalises whitespace and key order, and rejects `\u0000`).
  */
-import type { AttemptRecord, ErrorInfo, Priority, TaskChange, TaskStatus } from '../task/model.js'
+import type {
+  AttemptRecord,
+  ErrorInfo,
+  Priority,
+  TaskChange,
+  TaskLogLine,
+  TaskOutput,
+  TaskStatus,
+} from '../task/model.js'
 
 /** A task to record. Structurally a superset of the broker's `NewTask`, so one object serves both. */
 export interface NewTaskRow {
@@ -106,6 +114,8 @@ export interface StoredTask {
   /** Failed attempts, oldest first. */
   history: AttemptRecord[]
   workerId?: string | undefined
+  /** JSON text of the latest `ctx.progress` value (issue 17). */
+  progress?: string | undefined
 }
 
 export interface ListFilter {
@@ -293,6 +303,15 @@ export interface Store {
 
   /** Upserts workers' heartbeats into the workers table (fleet). */
   recordWorkers(rows: readonly WorkerRow[]): Promise<void>
+
+  // --- Task output (issue 17) ---
+  /**
+   * Records progress values and log lines from the change feed, keeping each task's last `maxLines`
+   * lines. Replays are harmless (see ./postgres/task-output.ts); output of unknown tasks is dropped.
+   */
+  applyOutputs(outputs: readonly TaskOutput[], maxLines: number): Promise<void>
+  /** The task's stored log lines, oldest first (token, then seq). */
+  logs(id: string): Promise<TaskLogLine[]>
 }
 
 /** One worker's latest heartbeat, for the workers table. */

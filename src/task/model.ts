@@ -77,3 +77,53 @@ export interface TaskChange {
   /** A dead-lettered task sent back to the queue. */
   revive?: boolean | undefined
 }
+
+// --- Task output and queue events (issue 17: ctx.progress, ctx.log, queue.events) ---
+
+/** Progress (`ctx.progress`) or log lines (`ctx.log`) of a running attempt, as the change feed carries them. */
+export interface TaskOutput {
+  id: string
+  /** The fencing token of the attempt that wrote it (orders lines across attempts). */
+  token: number
+  at: number
+  /** JSON text of the latest progress value. */
+  progress?: string | undefined
+  /** Log lines, oldest first. */
+  logs?: TaskLogLine[] | undefined
+}
+
+/** One line written by `ctx.log`. */
+export interface TaskLogLine {
+  /** The fencing token of the attempt that wrote it. */
+  token: number
+  /** Its number within the task, from 1 (restarts after Redis lost its data; `token` still orders). */
+  seq: number
+  /** When it was written, epoch ms. */
+  at: number
+  line: string
+}
+
+/**
+ * What a queue event says happened, as the broker records it (`queue.events`, src/events/):
+ * a task entered the queue (`queued`, a submit or a dead-letter retry), completed, had an attempt
+ * fail and will run again (`retrying`), failed for good (`dead`), was cancelled, or reported progress.
+ */
+export type QueueEventType = 'queued' | 'completed' | 'retrying' | 'dead' | 'cancelled' | 'progress'
+
+/** One event as the broker stores it. */
+export interface QueueEventRecord {
+  /** Stream position: strictly increasing; pass the last one seen to resume after it. */
+  eventId: string
+  type: QueueEventType
+  taskId: string
+  name: string
+  tenantId: string
+  attempt: number
+  at: number
+  /** `queued` and `retrying`: when the task becomes claimable. */
+  runAt?: number | undefined
+  /** `retrying` and `dead`: the failed attempt's error. */
+  error?: ErrorInfo | undefined
+  /** `progress`: JSON text of the value. */
+  progress?: string | undefined
+}

@@ -30,4 +30,19 @@ export interface TaskContext {
    * (for `run-once` after a misfire, the first missed tick). Undefined for other tasks.
    */
   schedule: { id: string; scheduledAt: Date } | undefined
+  // --- Task output (issue 17; docs/events.md) ---
+  /**
+   * Reports progress: a number from 0 to 100, or a small plain JSON object (at most 4 KiB), shown
+   * as `progress` by `queue.get` and sent to `queue.events` listeners. Bad values throw INVALID_INPUT.
+   * Rejects with LeaseLostError when the attempt no longer holds its lease (nothing is written);
+   * not awaiting it is safe.
+   * @example await ctx.progress(40); await ctx.progress({ step: 'resize', done: 3, of: 8 })
+   */
+  progress(value: number | Record<string, unknown>): Promise<void>
+  /**
+   * Appends a line to the task's log (`queue.logs(id)`), which keeps the last `maxLogLines` lines
+   * (default 1,000); a line longer than `maxLogLineLength` (default 2,000) is cut. Rejects like
+   * `progress` when the lease is lost; not awaiting it is safe.
+   */
+  log(line: string): Promise<void>
 }

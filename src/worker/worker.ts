@@ -25,6 +25,7 @@ import { Batcher } from '../util/batcher.js'
 import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay } from './backoff.js'
 import type { TaskContext } from './context.js'
 import { WorkerEmitter, type WorkerEventName, type WorkerEvents } from './events.js'
+import { TaskOutputs } from './task-output.js'
 
 export interface WorkerOptions {
   queue: Queue
@@ -115,6 +116,8 @@ export class Worker {
   private readonly events: WorkerEmitter
   private readonly completions: Batcher<Completion, FencedOutcome>
   private readonly failures: Batcher<Failure, FencedOutcome>
+  /** ctx.progress and ctx.log (issue 17). */
+  private readonly outputs: TaskOutputs
   private stopController = new AbortController()
   private loopDone: Promise<void> | undefined
   private renewTimer: NodeJS.Timeout | undefined
@@ -164,6 +167,7 @@ export class Worker {
     this.events = new WorkerEmitter(this.logger)
     this.completions = new Batcher((items) => this.broker.complete(items, Date.now()), { maxBatch: 500 })
     this.failures = new Batcher((items) => this.broker.fail(items, Date.now()), { maxBatch: 500 })
+    this.outputs = new TaskOutputs(this.broker, this.q.output)
     this.taskBreakers = options.taskBreakers ?? false
     if (![true, false, 'per-tenant'].includes(this.taskBreakers)) {
       throw new TaskloomError('INVALID_OPTIONS', "taskBreakers must be true, false or 'per-tenant'", {
@@ -351,7 +355,7 @@ export class Worker {
       r.controller.abort(new TaskloomError('CLOSED', 'the worker shut down before the task finished'))
     }
     clearInterval(this.renewTimer)
-    await Promise.all([this.completions.drain(), this.failures.drain()])
+    await Promise.all([this.completions.drain(), this.failures.drain(), this.outputs.drain()])
     if (left.length > 0) {
       try {
         await this.broker.release(
@@ -477,6 +481,9 @@ export class Worker {
       return spans.end(error ?? new LeaseLostError('the attempt was abandoned'))
     }
     r.settled = true
+    // Its progress and log lines are written before its outcome (after it, they would be refused).
+    const outputs = this.outputs.flushed(task.id)
+    if (outputs) await outputs
     // A result that cannot be encoded fails the attempt (the handler's bug, not its dependency's).
     let encoded: string | undefined
     if (!failed) {
@@ -550,6 +557,7 @@ export class Worker {
       extendLease: (ms) => this.extendOne(r, ms),
       breaker: (name, options) => this.gate.handle(name, options?.perTenant ? task.tenantId : undefined),
       schedule: scheduleOfKey(task.idempotencyKey),
+      ...this.outputs.context(task),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })

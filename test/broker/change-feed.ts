@@ -441,5 +441,32 @@ export function changeFeedConformance(
       expect(batch.changes).toMatchObject([{ status: 'processing' }])
       expect(Date.now() - started).toBeLessThan(1500)
     })
+
+    it('carries progress and log lines of running attempts, in order, and nothing refused', async () => {
+      // Unfenced here: what is tested is the feed, not the re-base.
+      const b = broker({ changeFeed: true })
+      const [added] = await b.enqueue([task()], t0)
+      const [claimed] = (await b.claim('w', 1, 30_000, t0)).tasks
+      await drain(b)
+      const token = claimed!.token
+      await b.report(
+        [
+          { id: added!.id, token, log: 'one' },
+          { id: added!.id, token, progress: '{"half":true}' },
+          { id: added!.id, token, log: 'two' },
+          { id: added!.id, token: token + 1, log: 'refused' },
+        ],
+        1000,
+        t0 + 1,
+      )
+      const batch = await b.readChanges('test', 100, 0, 60_000)
+      expect(batch.changes).toEqual([])
+      expect(batch.outputs).toEqual([
+        { id: added!.id, token, at: t0 + 1, logs: [{ token, seq: 1, at: t0 + 1, line: 'one' }] },
+        { id: added!.id, token, at: t0 + 1, progress: '{"half":true}' },
+        { id: added!.id, token, at: t0 + 1, logs: [{ token, seq: 2, at: t0 + 1, line: 'two' }] },
+      ])
+      await b.ackChanges(batch.ids)
+    })
   })
 }

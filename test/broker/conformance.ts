@@ -16,6 +16,7 @@ import { TaskloomError, type TaskloomErrorCode } from '../../src/errors.js'
 import type { ErrorInfo, Priority } from '../../src/task/model.js'
 import { PRIORITIES } from '../../src/task/model.js'
 import { uniqueName } from '../helpers/services.js'
+import { outputConformance } from './conformance-output.js'
 
 const t0 = 1_000_000
 const LEASE = 30_000
@@ -1375,6 +1376,8 @@ export function brokerConformance(
         expect((await broker.listWorkers()).map((w) => w.id)).toEqual(['w-dead'])
       })
     })
+
+    outputConformance(() => broker)
   })
 }
 

@@ -83,4 +83,43 @@ describe.skipIf(!up)('Redis', () => {
       }
     })
   })
+
+  it("expires a completed task's log lines with its record", async () => {
+    const broker = new RedisBroker(`logs-expire-${randomUUID()}`, { redis: REDIS_URL, retentionMs: 5_000 })
+    const admin = new Redis(REDIS_URL)
+    try {
+      const now = Date.now()
+      const id = randomUUID()
+      await broker.enqueue(
+        [
+          {
+            id,
+            name: 'x',
+            tenantId: 't',
+            payload: '{}',
+            priority: 'normal',
+            runAt: now,
+            timeoutMs: 1000,
+            maxRetries: 0,
+            createdAt: now,
+            idempotencyTtlMs: 0,
+          },
+        ],
+        now,
+      )
+      const [claimed] = (await broker.claim('w', 1, 60_000, now)).tasks
+      await broker.report([{ id, token: claimed!.token, log: 'hello' }], 10, now)
+      const logs = `tl:{${broker.queueName}}:logs:${id}`
+      expect(await admin.pttl(logs)).toBe(-1)
+      await broker.complete([{ id, token: claimed!.token, result: '1' }], now)
+      const ttl = await admin.pttl(logs)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(5_000)
+      expect(Math.abs(ttl - (await admin.pttl(`tl:{${broker.queueName}}:task:${id}`)))).toBeLessThan(100)
+    } finally {
+      await broker.close()
+      await dropKeys(broker)
+      admin.disconnect()
+    }
+  })
 })

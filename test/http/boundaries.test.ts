@@ -154,6 +154,12 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       owned: true,
       request: async (t) => ({ path: `/tasks/${completedOf.get(t.id)}/result` }),
     },
+    'GET /tasks/:id/logs': {
+      allowed: ['admin', 'app'],
+      ok: 200,
+      owned: true,
+      request: async (t) => ({ path: `/tasks/${completedOf.get(t.id)}/logs` }),
+    },
     'POST /tasks/:id/cancel': {
       allowed: ['admin', 'app'],
       ok: 200,

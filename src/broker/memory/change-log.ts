@@ -2,13 +2,14 @@
  * The in-process change feed: entries in order, handed out once, handed out again when the
  * consumer did not acknowledge them in time, dropped when acknowledged.
  */
-import type { TaskChange } from '../../task/model.js'
+import type { TaskChange, TaskOutput } from '../../task/model.js'
 import type { ChangeBatch } from '../broker.js'
 import { Waiters } from './waiters.js'
 
 interface Entry {
   id: string
   changes: TaskChange[]
+  outputs: TaskOutput[]
   /** When it was last handed out (wall clock), or undefined if never. */
   handedOutAt: number | undefined
 }
@@ -17,6 +18,7 @@ export class ChangeLog {
   private readonly entries = new Map<string, Entry>()
   private nextId = 1
   private batch: TaskChange[] = []
+  private outputs: TaskOutput[] = []
   private readonly waiters = new Waiters()
 
   /** Collects one change of the current operation; `commit` writes them as one entry. */
@@ -24,11 +26,17 @@ export class ChangeLog {
     this.batch.push(change)
   }
 
+  /** Collects progress or log lines of the current operation (see `Broker.report`). */
+  recordOutput(output: TaskOutput): void {
+    this.outputs.push(output)
+  }
+
   commit(): void {
-    if (this.batch.length === 0) return
+    if (this.batch.length === 0 && this.outputs.length === 0) return
     const id = String(this.nextId++)
-    this.entries.set(id, { id, changes: this.batch, handedOutAt: undefined })
+    this.entries.set(id, { id, changes: this.batch, outputs: this.outputs, handedOutAt: undefined })
     this.batch = []
+    this.outputs = []
     this.waiters.wakeAll()
   }
 
@@ -58,6 +66,10 @@ export class ChangeLog {
       entry.handedOutAt = now
       out.ids.push(entry.id)
       out.changes.push(...entry.changes.map((c) => structuredClone(c)))
+      if (entry.outputs.length > 0) {
+        out.outputs ??= []
+        out.outputs.push(...entry.outputs.map((o) => structuredClone(o)))
+      }
     }
     return out
   }

@@ -10,7 +10,14 @@
  * ```
  */
 import { TaskloomError } from '../../errors.js'
-import type { Priority, TaskChange, TaskStatus } from '../../task/model.js'
+import type {
+  Priority,
+  QueueEventRecord,
+  QueueEventType,
+  TaskChange,
+  TaskLogLine,
+  TaskStatus,
+} from '../../task/model.js'
 import { PRIORITIES, TERMINAL_STATUSES } from '../../task/model.js'
 import type {
   BreakerCall,
@@ -37,12 +44,14 @@ import type {
   ReapedWorker,
   RestoredTask,
   TaskRecord,
+  TaskReport,
   WorkerBeat,
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
 import { EventCounts } from './event-counts.js'
+import { EventLog } from './event-log.js'
 import { FleetState } from './fleet-state.js'
 import { IdempotencyKeys } from './idempotency-keys.js'
 import { ReadyLists } from './ready-lists.js'
@@ -78,6 +87,8 @@ export class MemoryBroker implements Broker {
   private readonly events = new EventCounts()
   /** The change feed, in durable mode. */
   private readonly changes: ChangeLog | undefined
+  /** Queue events (issue 17). */
+  private readonly eventLog = new EventLog()
 
   private readonly queued: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 }
   private pending = 0
@@ -151,6 +162,7 @@ export class MemoryBroker implements Broker {
       this.rememberKey(task, input.idempotencyTtlMs, now)
       if (task.runAt <= now) this.queueAtTail(task)
       else this.schedule(task, task.runAt)
+      this.emit('queued', task, now, { runAt: task.runAt })
       results.push({ id: task.id, status: task.status, createdAt: task.createdAt, deduplicated: false })
       added = true
     }
@@ -188,6 +200,7 @@ export class MemoryBroker implements Broker {
       task.result = item.result
       this.finish(task, now)
       this.note(task, now, { result: item.result })
+      this.emit('completed', task, now)
       return 'ok'
     })
     this.changes?.commit()
@@ -222,6 +235,7 @@ export class MemoryBroker implements Broker {
         error: item.error,
         failedAttempt: task.history.at(-1),
       })
+      this.emitFailure(task, now)
       return 'ok'
     })
     if (retried) this.waiters.wakeAll()
@@ -277,6 +291,7 @@ export class MemoryBroker implements Broker {
     this.events.add('cancelled', task)
     this.finish(task, now)
     this.note(task, now)
+    this.emit('cancelled', task, now)
     this.changes?.commit()
     return toRecord(task)
   }
@@ -347,6 +362,7 @@ export class MemoryBroker implements Broker {
     this.closed = true
     this.waiters.wakeAll()
     this.changes?.close()
+    this.eventLog.close()
   }
 
   async ensureEpoch(now: number, restoreLeaseMs: number): Promise<EpochGrant> {
@@ -455,6 +471,81 @@ export class MemoryBroker implements Broker {
 
   async ackChanges(ids: readonly string[]): Promise<void> {
     this.changes?.ack(ids)
+  }
+
+  // --- Task output and queue events (issue 17) ---
+
+  async report(items: readonly TaskReport[], maxLogLines: number, now: number): Promise<FencedOutcome[]> {
+    this.advance(now)
+    const outcomes = items.map((item): FencedOutcome => {
+      const task = this.holding(item)
+      if (!task) return 'stale'
+      if (item.progress !== undefined) {
+        task.progress = item.progress
+        this.emit('progress', task, now, { progress: item.progress })
+        this.changes?.recordOutput({ id: task.id, token: task.token, at: now, progress: item.progress })
+        return 'ok'
+      }
+      task.logCount = (task.logCount ?? 0) + 1
+      const line: TaskLogLine = { token: task.token, seq: task.logCount, at: now, line: item.log ?? '' }
+      task.logLines ??= []
+      const lines = task.logLines
+      lines.push(line)
+      if (lines.length > maxLogLines) lines.splice(0, lines.length - maxLogLines)
+      this.changes?.recordOutput({ id: task.id, token: task.token, at: now, logs: [{ ...line }] })
+      return 'ok'
+    })
+    this.changes?.commit()
+    return outcomes
+  }
+
+  async logs(id: string): Promise<TaskLogLine[] | null> {
+    this.advance(this.clock)
+    const task = this.tasks.get(id)
+    return task ? (task.logLines ?? []).map((line) => ({ ...line })) : null
+  }
+
+  async listenEvents(keepMs: number, maxLen: number): Promise<void> {
+    this.open()
+    this.eventLog.listen(keepMs, maxLen)
+  }
+
+  async lastEventId(): Promise<string> {
+    this.open()
+    return this.eventLog.lastId()
+  }
+
+  async readEvents(
+    after: string,
+    max: number,
+    blockMs: number,
+    signal?: AbortSignal,
+  ): Promise<QueueEventRecord[]> {
+    this.open()
+    return this.eventLog.read(after, max, blockMs, signal)
+  }
+
+  private emit(
+    type: QueueEventType,
+    task: TaskState,
+    now: number,
+    extra: Partial<QueueEventRecord> = {},
+  ): void {
+    this.eventLog.add({
+      type,
+      taskId: task.id,
+      name: task.name,
+      tenantId: task.tenantId,
+      attempt: task.attempt,
+      at: now,
+      ...extra,
+    })
+  }
+
+  /** A failed attempt: `dead` once dead-lettered, else `retrying` at its new run time. */
+  private emitFailure(task: TaskState, now: number): void {
+    if (task.status === 'failed') this.emit('dead', task, now, { error: task.error })
+    else this.emit('retrying', task, now, { runAt: task.runAt, error: task.error })
   }
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
@@ -647,8 +738,10 @@ export class MemoryBroker implements Broker {
       } else returned.push(task)
     }
     this.queueAtHead(returned)
-    for (const task of expired)
+    for (const task of expired) {
       this.note(task, now, { error: task.error, failedAttempt: task.history.at(-1) })
+      this.emitFailure(task, now)
+    }
     return returned.length > 0
   }
 
@@ -705,6 +798,7 @@ export class MemoryBroker implements Broker {
       task.runAt = now
       this.queueAtTail(task)
       this.note(task, now, { runAt: now, revive: true })
+      this.emit('queued', task, now, { runAt: now })
     }
     this.changes?.commit()
     if (tasks.length > 0) this.waiters.wakeAll()

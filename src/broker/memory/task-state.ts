@@ -3,7 +3,7 @@
  * last claimed with and its entry in the delayed or lease timeline. Never handed out; `toRecord`
  * copies it.
  */
-import type { AttemptOutcome, ErrorInfo } from '../../task/model.js'
+import type { AttemptOutcome, ErrorInfo, TaskLogLine } from '../../task/model.js'
 import type { ClaimedTask, NewTask, TaskRecord } from '../broker.js'
 import type { TimelineEntry } from './timeline.js'
 
@@ -18,6 +18,9 @@ export interface TaskState extends TaskRecord {
   letIn?: boolean
   /** The submitter's trace context (`NewTask.tc`). */
   tc: string | undefined
+  /** `ctx.log` lines kept (the last ones), and how many were written (issue 17). */
+  logLines?: TaskLogLine[]
+  logCount?: number
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -65,6 +68,7 @@ export function toRecord(task: TaskState): TaskRecord {
     lockKey: task.lockKey,
     deferredBy: task.deferredBy,
     deferredUntil: task.deferredUntil,
+    progress: task.progress,
   }
 }
 

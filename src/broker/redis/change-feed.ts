@@ -4,7 +4,7 @@
  * left unacknowledged are taken over with XAUTOCLAIM.
  */
 import type { Redis } from 'ioredis'
-import type { AttemptRecord, ErrorInfo, TaskChange } from '../../task/model.js'
+import type { AttemptRecord, ErrorInfo, TaskChange, TaskOutput } from '../../task/model.js'
 import type { ChangeBatch } from '../broker.js'
 
 const GROUP = 'store'
@@ -90,11 +90,16 @@ export class ChangeFeedReader {
 function decode(entries: StreamEntry[]): ChangeBatch {
   const ids: string[] = []
   const changes: TaskChange[] = []
+  const outputs: TaskOutput[] = []
   for (const [id, fields] of entries) {
     ids.push(id)
     // Deleted entries still listed by XAUTOCLAIM come back without fields.
     const json = fields?.[1]
     if (!json) continue
+    if (fields[0] === 'o') {
+      decodeOutputs(json, outputs)
+      continue
+    }
     for (const raw of JSON.parse(json) as RawChange[]) {
       const { error, failedAttempt, ...rest } = raw
       const change: TaskChange = { ...rest }
@@ -103,5 +108,22 @@ function decode(entries: StreamEntry[]): ChangeBatch {
       changes.push(change)
     }
   }
-  return { ids, changes }
+  return outputs.length > 0 ? { ids, changes, outputs } : { ids, changes }
+}
+
+type RawOutput = { id: string; token: string; at: number; progress?: string; seq?: number; line?: string }
+
+/** A report.lua entry (field 'o'): progress values and log lines, one object each. */
+function decodeOutputs(json: string, into: TaskOutput[]): void {
+  for (const raw of JSON.parse(json) as RawOutput[]) {
+    const token = Number(raw.token)
+    if (raw.progress !== undefined) into.push({ id: raw.id, token, at: raw.at, progress: raw.progress })
+    else
+      into.push({
+        id: raw.id,
+        token,
+        at: raw.at,
+        logs: [{ token, seq: raw.seq!, at: raw.at, line: raw.line! }],
+      })
+  }
 }

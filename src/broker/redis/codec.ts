@@ -31,6 +31,7 @@ export function decodeTask(id: string, h: Record<string, string>): TaskRecord | 
     lockKey: h.lk || undefined,
     deferredBy: h.db || undefined,
     deferredUntil: h.db ? num(h.du) : undefined,
+    progress: h.pg || undefined,
   }
 }
 

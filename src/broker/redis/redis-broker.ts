@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
-import { PRIORITIES, type Priority } from '../../task/model.js'
+import { PRIORITIES, type Priority, type QueueEventRecord, type TaskLogLine } from '../../task/model.js'
 import type {
   BreakerCall,
   BreakerReply,
@@ -31,12 +31,14 @@ import type {
   ReapedWorker,
   RestoredTask,
   TaskRecord,
+  TaskReport,
   WorkerBeat,
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
 import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
+import { decodeLogLine, EventReaders, eventKeys } from './events.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
@@ -99,6 +101,8 @@ export class RedisBroker implements Broker {
   private runId: string | undefined
   private generation = 0
   private readonly blockedListeners: ((reason: 'epoch' | 'fence') => void)[] = []
+  private readonly eventKeys: ReturnType<typeof eventKeys>
+  private readonly eventReaders: EventReaders
 
   constructor(queueName: string, options: RedisBrokerOptions) {
     this.queueName = queueName
@@ -113,6 +117,8 @@ export class RedisBroker implements Broker {
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
     this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
     this.fenced = options.fenced === true
+    this.eventKeys = eventKeys(this.keys.prefix)
+    this.eventReaders = new EventReaders(this.handle, this.eventKeys.stream)
     this.redis.on('close', () => {
       this.runId = undefined
       this.generation++
@@ -240,7 +246,10 @@ export class RedisBroker implements Broker {
    * Redis rolled back to before a later claim would otherwise accept an older attempt's outcome.
    * While it is not, the call waits (the re-base is asked for at once), up to SETTLE_WAIT_MS.
    */
-  private async settle(name: 'complete' | 'fail', args: (string | number)[]): Promise<FencedOutcome[]> {
+  private async settle(
+    name: 'complete' | 'fail' | 'report',
+    args: (string | number)[],
+  ): Promise<FencedOutcome[]> {
     if (!this.fenced) return outcomes(await this.run(name, [...args, '']))
     const deadline = Date.now() + SETTLE_WAIT_MS
     for (;;) {
@@ -510,6 +519,49 @@ export class RedisBroker implements Broker {
     await this.feed.ack(ids)
   }
 
+  // --- Task output and queue events (issue 17; ./events.ts) ---
+
+  async report(items: readonly TaskReport[], maxLogLines: number, now: number): Promise<FencedOutcome[]> {
+    if (items.length === 0) return []
+    const args: (string | number)[] = [now, items.length, maxLogLines]
+    for (const r of items) {
+      args.push(r.id, r.token, r.progress === undefined ? 'l' : 'p', r.progress ?? r.log ?? '')
+    }
+    return this.settle('report', args)
+  }
+
+  async logs(id: string): Promise<TaskLogLine[] | null> {
+    this.assertOpen()
+    const [[, held], [, lines]] = (await io(
+      this.redis.multi().exists(this.keys.task(id)).lrange(this.eventKeys.logs(id), 0, -1).exec(),
+    )) as [[unknown, number], [unknown, string[]]]
+    return held ? lines.map(decodeLogLine) : null
+  }
+
+  async listenEvents(keepMs: number, maxLen: number): Promise<void> {
+    this.assertOpen()
+    await io(this.redis.set(this.eventKeys.interest, String(maxLen), 'PX', keepMs))
+  }
+
+  async lastEventId(): Promise<string> {
+    this.assertOpen()
+    const last = (await io(this.redis.xrevrange(this.eventKeys.stream, '+', '-', 'COUNT', 1))) as [
+      string,
+      string[],
+    ][]
+    return last[0]?.[0] ?? '0-0'
+  }
+
+  async readEvents(
+    after: string,
+    max: number,
+    blockMs: number,
+    signal?: AbortSignal,
+  ): Promise<QueueEventRecord[]> {
+    this.assertOpen()
+    return io(this.eventReaders.read(after, max, blockMs, signal))
+  }
+
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
     const run = this.fenced ? await this.verifiedRunId() : ''
     const generation = this.generation
@@ -605,6 +657,7 @@ export class RedisBroker implements Broker {
     this.blocking = undefined
     this.feedConnection?.disconnect()
     this.feedConnection = undefined
+    this.eventReaders.close()
     await this.handle.close()
   }
 

@@ -17,6 +17,7 @@ import fail from './lua/fail.lua'
 import fleet from './lua/fleet.lua'
 import lock from './lua/lock.lua'
 import release from './lua/release.lua'
+import report from './lua/report.lua'
 import restore from './lua/restore.lua'
 import retryDead from './lua/retry-dead.lua'
 
@@ -33,6 +34,7 @@ const sources = {
   fleet,
   lock,
   release,
+  report,
   restore,
   retryDead,
 }

@@ -4,7 +4,7 @@
  */
 import { Kysely, sql } from 'kysely'
 import { TaskloomError } from '../../errors.js'
-import { TASK_STATUSES, type TaskStatus } from '../../task/model.js'
+import { TASK_STATUSES, type TaskLogLine, type TaskOutput, type TaskStatus } from '../../task/model.js'
 import { orTimeout, TIMED_OUT } from '../../util/or-timeout.js'
 import { GroupCommit } from '../batch.js'
 import type {
@@ -27,6 +27,7 @@ import { insertTasks } from './insert-tasks.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from './migrator.js'
 import { DefinitionRows, ScheduleRows } from './schedule-rows.js'
 import type { Database } from './tables.js'
+import { applyOutputs, readLogs } from './task-output.js'
 import { TASK_COLUMNS, type TaskRow, timestamp, toStoredTask, UNFINISHED_SQL } from './task-rows.js'
 
 export interface QueryEvent {
@@ -201,6 +202,16 @@ export class PostgresStore implements Store {
   async applyUpdates(updates: readonly TaskUpdate[]): Promise<number> {
     const applied = await this.#updates.add(updates)
     return applied.filter(Boolean).length
+  }
+
+  // --- Task output (issue 17; ./task-output.ts) ---
+
+  async applyOutputs(outputs: readonly TaskOutput[], maxLines: number): Promise<void> {
+    if (outputs.length > 0) await applyOutputs(this.db, this.schema, this.queue, outputs, maxLines)
+  }
+
+  logs(id: string): Promise<TaskLogLine[]> {
+    return this.#bounded(readLogs(this.db, this.schema, this.queue, id))
   }
 
   async get(id: string, tenantId?: string): Promise<StoredTask | null> {

@@ -52,6 +52,9 @@ export interface TasksTable {
   worker_id: string | null
   /** Tasks sharing a lock key never run at the same time (migration 0003). */
   lock_key: string | null
+  /** The latest ctx.progress value and when it was reported (migration 10). */
+  progress: OptionalJsonb
+  progress_at: OptionalTimestamp
 }
 
 export interface ApiKeysTable {
@@ -166,6 +169,17 @@ export interface Database {
   audit_log: AuditLogTable
   taskloom_migrations: MigrationsTable
   fences: FencesTable
+  task_logs: TaskLogsTable
+}
+
+/** ctx.log lines (migration 10). */
+export interface TaskLogsTable {
+  queue: string
+  task_id: string
+  token: ColumnType<string | number, string | number, string | number>
+  seq: number
+  at: Timestamp
+  line: string
 }
 
 /** The highest fencing token each queue's broker may issue (migration 7). */

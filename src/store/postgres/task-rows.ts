@@ -42,6 +42,7 @@ export const TASK_COLUMNS = [
   'lock_key',
   sql<string>`payload::text`.as('payload'),
   sql<string | null>`result::text`.as('result'),
+  sql<string | null>`progress::text`.as('progress'),
 ] as const
 
 /** A row as `select(TASK_COLUMNS)` reads it. */
@@ -72,6 +73,7 @@ export interface TaskRow {
   lock_key: string | null
   payload: string
   result: string | null
+  progress: string | null
 }
 
 const ms = (date: Date | null): number | undefined => (date === null ? undefined : date.getTime())
@@ -105,5 +107,6 @@ export function toStoredTask(row: TaskRow): StoredTask {
     history: Array.isArray(row.history) ? (row.history as AttemptRecord[]) : [],
     workerId: opt(row.worker_id),
     lockKey: opt(row.lock_key),
+    progress: opt(row.progress),
   }
 }

@@ -11,6 +11,7 @@ if status ~= 'pending' and status ~= 'queued' then return -3 end
 if status == 'pending' then redis.call('ZREM', kDelayed, id) end
 redis.call('HSET', key, 's', 'cancelled', 'fa', now)
 tally('cancelled', key)
+event('cancelled', key, id, redis.call('HGET', key, 'a'), now)
 redis.call('PEXPIRE', key, retention)
 change({ id = id, status = 'cancelled', attempt = tonumber(redis.call('HGET', key, 'a')), at = tonumber(now) })
 publishChanges()

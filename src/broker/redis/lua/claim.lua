@@ -56,6 +56,7 @@ for i = #expired, 1, -1 do
       pushReady(id, rec[2], true)
     end
     change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, error = expiredErr, failedAttempt = record })
+    event(status == 'failed' and 'dead' or 'retrying', key, id, rec[3], now, { runAt = now, error = expiredErr })
   end
 end
 if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end

@@ -143,3 +143,22 @@ local function rebased(run)
   local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph')
   return base[1] == run and base[2] ~= 'r'
 end
+
+-- Task output and queue events (issue 17; src/events/).
+-- A task's log lines (ctx.log) live in the list prefix.."logs:"..id, which goes with its task.
+local function expireLogs(id, retention)
+  redis.call('PEXPIRE', prefix .. 'logs:' .. id, retention)
+end
+-- Queue events are written while a listener keeps prefix.."ev:on" (its value: the stream's
+-- maximum length; see listenEvents): one entry of the stream prefix.."ev" per event, field 'e' a
+-- JSON object {type, taskId, name, tenantId, attempt, at, ...extra}. Nobody listening: one GET per call.
+local eventsMax = nil
+local function event(type, key, id, attempt, at, extra)
+  if eventsMax == nil then eventsMax = redis.call('GET', prefix .. 'ev:on') end
+  if not eventsMax then return end
+  local nt = redis.call('HMGET', key, 'n', 't')
+  local e = extra or {}
+  e.type, e.taskId, e.name, e.tenantId = type, id, nt[1] or '', nt[2] or ''
+  e.attempt, e.at = tonumber(attempt) or 0, tonumber(at)
+  redis.call('XADD', prefix .. 'ev', 'MAXLEN', '~', eventsMax, '*', 'e', cjson.encode(e))
+end

@@ -10,7 +10,7 @@ for i = 0, count - 1 do
   local b = 4 + i * 3
   local id, token = ARGV[b + 1], ARGV[b + 2]
   local key = taskKey(id)
-  local rec = redis.call('HMGET', key, 's', 'k', 'a')
+  local rec = redis.call('HMGET', key, 's', 'k', 'a', 'lc')
   local ok = 0
   if rec[2] == token then
     if rec[1] == 'processing' then
@@ -19,6 +19,8 @@ for i = 0, count - 1 do
       change({ id = id, status = 'completed', attempt = tonumber(rec[3]), at = tonumber(now), result = ARGV[b + 3] })
       done[#done + 1] = id
       tally('completed', key)
+      event('completed', key, id, rec[3], now)
+      if rec[4] then expireLogs(id, retention) end
       freeTaskLock(key, id)
       ok = 1
     elseif rec[1] == 'completed' then

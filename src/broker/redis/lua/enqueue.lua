@@ -49,6 +49,7 @@ for i = 0, count - 1 do
     if ARGV[b + 13] ~= '' then redis.call('HSET', taskKey(id), 'lk', ARGV[b + 13]) end
     if ARGV[b + 14] ~= '' then redis.call('HSET', taskKey(id), 'tc', ARGV[b + 14]) end
     tallyAs('submitted', tenant, ARGV[b + 2], priority)
+    event('queued', taskKey(id), id, ARGV[b + 12], now, { runAt = runAt })
     out[#out + 1] = id
     out[#out + 1] = status
     out[#out + 1] = createdAt

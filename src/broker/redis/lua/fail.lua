@@ -38,6 +38,7 @@ for i = 0, count - 1 do
     end
     change({ id = id, status = status, attempt = tonumber(rec[3]), at = now, runAt = runAt, error = errJson,
       failedAttempt = record })
+    event(status == 'failed' and 'dead' or 'retrying', key, id, rec[3], now, { runAt = runAt, error = errJson })
     ok = 1
   end
   out[i + 1] = ok

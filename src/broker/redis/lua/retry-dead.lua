@@ -18,6 +18,7 @@ for _, id in ipairs(ids) do
     pushReady(id, redis.call('HGET', key, 'p'))
     moved[#moved + 1] = id
     tally('dead_letter_retried', key)
+    event('queued', key, id, 0, now, { runAt = tonumber(now) })
     change({ id = id, status = 'queued', attempt = 0, at = tonumber(now), runAt = tonumber(now), revive = true })
   end
 end
