@@ -5,7 +5,7 @@
  * hash tag), so a request is checked against all of them in one atomic step.
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../broker/redis/connection.js'
 import tokenBucket from './token-bucket.lua'
 
 /** A bucket to take a token from: its name within the group and its capacity per minute. */
@@ -56,7 +56,7 @@ const SHA = createHash('sha1').update(tokenBucket).digest('hex')
 /** Keys: `<prefix>rl:{t:<tenant>}:<bucket>` and `<prefix>n:{t:<tenant>}:<counter>`. */
 export class RedisLimits implements Limits {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix = 'tl:api:',
   ) {}
 

@@ -1,6 +1,7 @@
 /** Service endpoints: liveness, readiness (Redis and PostgreSQL answer), metrics (operator only). */
-import type { Redis } from 'ioredis'
+
 import { type Kysely, sql } from 'kysely'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { Database } from '../store/postgres/tables.js'
 import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import { HttpProblem } from './problem.js'
@@ -15,12 +16,12 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 }
 
 /**
- * `/ready`: Redis and PostgreSQL each answer within 2 s. `openError` is why the API's services
+ * `/ready`: RedisClient and PostgreSQL each answer within 2 s. `openError` is why the API's services
  * could not open (the queue still opening, or failed): PostgreSQL counts as failing then, with that
  * error, and Redis is checked through the queue's own connection.
  */
 export async function readiness(
-  redis: Redis | undefined,
+  redis: RedisClient | undefined,
   db: Kysely<Database> | undefined,
   openError: unknown,
 ): Promise<RouteResult> {
@@ -70,7 +71,7 @@ export const systemRoutes: Route[] = [
     path: '/ready',
     scope: 'public',
     tag: 'system',
-    summary: 'Readiness: Redis and PostgreSQL answer (503 when one does not)',
+    summary: 'Readiness: RedisClient and PostgreSQL answer (503 when one does not)',
     responses: { 200: Readiness, 503: Readiness },
     async handle(ctx) {
       const { redis, db } = ctx.services

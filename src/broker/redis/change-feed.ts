@@ -3,9 +3,10 @@
  * one entry per call, the store flusher reads, applies and acknowledges. Entries a dead consumer
  * left unacknowledged are taken over with XAUTOCLAIM.
  */
-import type { Redis } from 'ioredis'
+
 import type { AttemptRecord, ErrorInfo, TaskChange } from '../../task/model.js'
 import type { ChangeBatch } from '../broker.js'
+import type { RedisClient } from './connection.js'
 
 const GROUP = 'store'
 
@@ -17,12 +18,12 @@ export class ChangeFeedReader {
   private lastReclaim = 0
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly stream: string,
   ) {}
 
   async read(
-    blocking: Redis,
+    blocking: RedisClient,
     consumer: string,
     max: number,
     blockMs: number,
@@ -40,7 +41,7 @@ export class ChangeFeedReader {
   }
 
   private async readOnce(
-    blocking: Redis,
+    blocking: RedisClient,
     consumer: string,
     max: number,
     blockMs: number,

@@ -2,7 +2,6 @@
  * The production Broker: one Lua script call per operation and batch (see ./lua), so a busy worker
  * moves many tasks per round trip.
  */
-import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
 import { PRIORITIES, type Priority } from '../../task/model.js'
@@ -35,8 +34,16 @@ import type {
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
+import { SlotServer } from './cluster.js'
 import { decodeTask, pairsToObject } from './codec.js'
-import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
+import {
+  BROKER_TIMEOUT_MS,
+  connectRedis,
+  type RedisClient,
+  type RedisHandle,
+  type RedisInput,
+  unavailable,
+} from './connection.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
@@ -80,10 +87,13 @@ export class RedisBroker implements Broker {
   readonly queueName: string
   private readonly keys: QueueKeys
   private readonly handle: RedisHandle
-  private readonly redis: Redis
+  private readonly redis: RedisClient
+  /** The server behind the queue's slot (one server, or the slot's master on a Cluster). */
+  private readonly server: SlotServer
   private readonly retentionMs: number
-  private blocking: Redis | undefined
-  private feedConnection: Redis | undefined
+  private readonly timeoutMs: number
+  private blocking: RedisClient | undefined
+  private feedConnection: RedisClient | undefined
   private readonly feed: ChangeFeedReader
   /** '+' or '-' (change feed on or off) and the key prefix: ARGV[1] of every script. */
   private readonly scriptPrefix: string
@@ -110,10 +120,12 @@ export class RedisBroker implements Broker {
     })
     this.redis = this.handle.client
     this.retentionMs = options.retentionMs ?? DAY
+    this.timeoutMs = options.timeoutMs ?? BROKER_TIMEOUT_MS
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
     this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
     this.fenced = options.fenced === true
-    this.redis.on('close', () => {
+    this.server = new SlotServer(this.redis, `${this.keys.prefix}base`)
+    this.server.onChange(() => {
       this.runId = undefined
       this.generation++
     })
@@ -122,9 +134,7 @@ export class RedisBroker implements Broker {
   /** The run_id of the server on the command connection, read now (INFO server). */
   private async readRunId(): Promise<string> {
     const generation = this.generation
-    const info = await this.redis.info('server')
-    const runId = /run_id:([0-9a-f]+)/.exec(info)?.[1]
-    if (!runId) throw new TaskloomError('BROKER_UNAVAILABLE', 'Redis did not report its run_id (INFO server)')
+    const runId = await io(this.server.runId())
     if (generation === this.generation) this.runId = runId
     return runId
   }
@@ -148,7 +158,7 @@ export class RedisBroker implements Broker {
   }
 
   /** The command connection, for other Redis users in the package (the HTTP rate limiter). */
-  get client(): Redis {
+  get client(): RedisClient {
     return this.redis
   }
 
@@ -166,6 +176,7 @@ export class RedisBroker implements Broker {
       args.push(t.lockKey ?? '', t.tc ?? '')
     }
     const reply = (await this.run('enqueue', args)) as string[]
+    if (this.handle.waitReplicas > 0) await this.waitReplicas()
     const out: EnqueueResult[] = []
     for (let i = 0; i < reply.length; i += 4) {
       out.push({
@@ -176,6 +187,11 @@ export class RedisBroker implements Broker {
       })
     }
     return out
+  }
+
+  /** `waitReplicas`: the submit's writes reached that many replicas (WAIT), or it fails. */
+  private async waitReplicas(): Promise<void> {
+    await io(this.server.waitReplicas(this.handle.waitReplicas, Math.round(this.timeoutMs * 0.8)))
   }
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
