@@ -24,6 +24,8 @@ export interface ClusterMember {
   id: string
   port: number
   master: boolean
+  /** A replica's master's id. */
+  replicaOf: string | undefined
   failed: boolean
   /** Slot ranges this master serves, as [first, last]. */
   slots: [number, number][]
@@ -104,12 +106,13 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
       .trim()
       .split('\n')
       .map((line) => {
-        const [id, address, flags, , , , , , ...slots] = line.split(' ')
+        const [id, address, flags, masterId, , , , , ...slots] = line.split(' ')
         const port = Number(/:(\d+)@/.exec(address ?? '')?.[1])
         return {
           id: id!,
           port,
           master: flags!.includes('master'),
+          replicaOf: masterId === '-' ? undefined : masterId,
           // 'fail?' (suspected by this node) or 'fail' (agreed by the majority).
           failed: flags!.includes('fail'),
           slots: slots
@@ -195,7 +198,8 @@ export function useCluster(options: PrivateClusterOptions = {}): () => PrivateCl
 const running = (child: ChildProcess | undefined): boolean =>
   child !== undefined && child.exitCode === null && child.signalCode === null
 
-function kill(child: ChildProcess): Promise<void> {
+/** SIGKILLs a server started here and waits for it to exit. */
+export function kill(child: ChildProcess): Promise<void> {
   if (!running(child)) return Promise.resolve()
   return new Promise((resolve) => {
     child.once('exit', () => resolve())

@@ -6,7 +6,7 @@
 
 import type { AttemptRecord, ErrorInfo, TaskChange } from '../../task/model.js'
 import type { ChangeBatch } from '../broker.js'
-import type { RedisClient } from './connection.js'
+import { bounded, type RedisClient } from './connection.js'
 
 const GROUP = 'store'
 
@@ -20,6 +20,8 @@ export class ChangeFeedReader {
   constructor(
     private readonly redis: RedisClient,
     private readonly stream: string,
+    /** Bounds the acknowledging MULTI (see `bounded`). */
+    private readonly timeoutMs: number,
   ) {}
 
   async read(
@@ -64,17 +66,22 @@ export class ChangeFeedReader {
     const args: (string | number)[] = ['GROUP', GROUP, consumer, 'COUNT', max]
     if (blockMs > 0) args.push('BLOCK', blockMs)
     args.push('STREAMS', this.stream, '>')
-    const reply = (await blocking.call('XREADGROUP', ...args)) as [string, StreamEntry[]][] | null
+    const reply = (await bounded(blocking.call('XREADGROUP', ...args), blockMs + this.timeoutMs)) as
+      | [string, StreamEntry[]][]
+      | null
     return decode(reply?.[0]?.[1] ?? [])
   }
 
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return
-    await this.redis
-      .multi()
-      .xack(this.stream, GROUP, ...ids)
-      .xdel(this.stream, ...ids)
-      .exec()
+    await bounded(
+      this.redis
+        .multi()
+        .xack(this.stream, GROUP, ...ids)
+        .xdel(this.stream, ...ids)
+        .exec(),
+      this.timeoutMs,
+    )
   }
 
   private async ensureGroup(): Promise<void> {

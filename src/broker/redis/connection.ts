@@ -241,6 +241,20 @@ export function unavailable(err: unknown): unknown {
   })
 }
 
+/**
+ * A pipeline or MULTI bounded by `timeoutMs`: on a Cluster, ioredis sends them straight to a node's
+ * connection, past the per-command deadline, and one caught by a failover can stay unanswered.
+ * Its late answer, if any, is dropped (every pipeline taskloom sends is safe to run late or twice).
+ */
+export function bounded<T>(exec: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unavailable(new Error('Command timed out'))), timeoutMs)
+  })
+  exec.catch(() => {})
+  return Promise.race([exec, late]).finally(() => clearTimeout(timer))
+}
+
 /** One WARN when the connection goes (or never comes), one INFO when it is back. */
 function watch(
   client: RedisClient,

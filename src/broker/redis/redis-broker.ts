@@ -38,6 +38,7 @@ import { SlotServer } from './cluster.js'
 import { decodeTask, pairsToObject } from './codec.js'
 import {
   BROKER_TIMEOUT_MS,
+  bounded,
   connectRedis,
   type RedisClient,
   type RedisHandle,
@@ -122,7 +123,7 @@ export class RedisBroker implements Broker {
     this.retentionMs = options.retentionMs ?? DAY
     this.timeoutMs = options.timeoutMs ?? BROKER_TIMEOUT_MS
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
-    this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
+    this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`, this.timeoutMs)
     this.fenced = options.fenced === true
     this.server = new SlotServer(this.redis, `${this.keys.prefix}base`)
     this.server.onChange(() => {
@@ -160,6 +161,10 @@ export class RedisBroker implements Broker {
   /** The command connection, for other Redis users in the package (the HTTP rate limiter). */
   get client(): RedisClient {
     return this.redis
+  }
+
+  private bounded<T>(exec: Promise<T>): Promise<T> {
+    return bounded(exec, this.timeoutMs)
   }
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
@@ -309,7 +314,9 @@ export class RedisBroker implements Broker {
     const run = await this.verifiedRunId()
     const generation = this.generation
     const [[, hash], [, base]] = (await io(
-      this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
+      this.bounded(
+        this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
+      ),
     )) as [[unknown, Record<string, string>], [unknown, (string | null)[]]]
     // A reply across a reconnect may come from a server that restarted meanwhile (see `claim`).
     if (base[0] !== run || base[1] === 'r' || generation !== this.generation) return null
@@ -347,7 +354,7 @@ export class RedisBroker implements Broker {
     for (const key of k.ready) sizes.llen(key)
     sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
     if (options.oldestReady) for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
-    const replies = (await io(sizes.exec())) ?? []
+    const replies = (await io(this.bounded(sizes.exec()))) ?? []
     const value = <T>(i: number): T => {
       const [err, v] = replies[i] ?? [new Error('no reply')]
       // A pipeline resolves with each command's error (a timeout too): report it as the broker's.
@@ -392,7 +399,7 @@ export class RedisBroker implements Broker {
     if (ids.length === 0) return out
     const reads = this.redis.pipeline()
     for (const id of ids) reads.hmget(this.keys.task(id), 's', 'ra')
-    const replies = (await io(reads.exec())) ?? []
+    const replies = (await io(this.bounded(reads.exec()))) ?? []
     let at = 0
     PRIORITIES.forEach((priority, level) => {
       let last: number | null = null
@@ -517,8 +524,15 @@ export class RedisBroker implements Broker {
     reclaimAfterMs: number,
   ): Promise<ChangeBatch> {
     this.assertOpen()
-    this.feedConnection ??= this.handle.duplicate()
-    return this.feed.read(this.feedConnection, consumer, max, blockMs, reclaimAfterMs)
+    const connection = (this.feedConnection ??= this.handle.duplicate())
+    try {
+      return await this.feed.read(connection, consumer, max, blockMs, reclaimAfterMs)
+    } catch (err) {
+      // A read left hanging (a failover on a Cluster): the next read opens a fresh connection.
+      if (this.feedConnection === connection) this.feedConnection = undefined
+      connection.disconnect()
+      throw err
+    }
   }
 
   async ackChanges(ids: readonly string[]): Promise<void> {
