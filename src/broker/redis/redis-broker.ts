@@ -524,7 +524,8 @@ export class RedisBroker implements Broker {
     reclaimAfterMs: number,
   ): Promise<ChangeBatch> {
     this.assertOpen()
-    const connection = (this.feedConnection ??= this.handle.duplicate())
+    this.feedConnection ??= this.handle.duplicate()
+    const connection = this.feedConnection
     try {
       return await this.feed.read(connection, consumer, max, blockMs, reclaimAfterMs)
     } catch (err) {
