@@ -7,9 +7,9 @@
 import { Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
-import { useCluster } from '../helpers/private-cluster.js'
 import { canRunPrivateServers } from '../helpers/private-servers.js'
 import { uniqueName } from '../helpers/services.js'
+import { useCluster } from '../helpers/use-cluster.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
 

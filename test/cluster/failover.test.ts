@@ -7,10 +7,10 @@ import { Redis } from 'ioredis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createQueue, type Queue, TaskloomError } from '../../src/index.js'
 import { durableJob as job, silentLogger as silent } from '../fixtures/durable-common.js'
-import { useCluster } from '../helpers/private-cluster.js'
 import { type PrivateSentinel, startPrivateSentinel } from '../helpers/private-sentinel.js'
 import { canRunPrivateServers } from '../helpers/private-servers.js'
 import { DATABASE_URL, uniqueName } from '../helpers/services.js'
+import { useCluster } from '../helpers/use-cluster.js'
 import { runFailover } from './failover-scenario.js'
 
 const canRun = await canRunPrivateServers()

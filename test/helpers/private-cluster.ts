@@ -2,15 +2,14 @@
  * A Redis Cluster of the test's own: six `redis-server --cluster-enabled yes` nodes on free loopback
  * ports (three masters, one replica each, made by `redis-cli --cluster create`), nothing on disk,
  * and a short `cluster-node-timeout` so a killed master's replica takes over within a few seconds.
- * The shared Redis is never touched. Start one per test file (`useCluster()`); it takes a few
- * seconds.
+ * The shared Redis is never touched. Start one per test file (`useCluster()`, use-cluster.ts) or
+ * share the run's (test/helpers/cluster-setup.ts); it takes a few seconds. The benchmark uses it too.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll } from 'vitest'
 import { freePort, waitForPing } from './private-redis.js'
 
 const run = promisify(execFile)
@@ -177,21 +176,6 @@ export async function startPrivateCluster(options: PrivateClusterOptions = {}): 
       return { killed, promoted }
     },
     stop,
-  }
-}
-
-/** Call inside a `describe` (or at a file's top level): one cluster for the file's tests. */
-export function useCluster(options: PrivateClusterOptions = {}): () => PrivateCluster {
-  let cluster: PrivateCluster | undefined
-  beforeAll(async () => {
-    cluster = await startPrivateCluster(options)
-  }, 60_000)
-  afterAll(async () => {
-    await cluster?.stop()
-  })
-  return () => {
-    if (!cluster) throw new Error('the private cluster did not start (see the beforeAll error)')
-    return cluster
   }
 }
 
