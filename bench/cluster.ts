@@ -66,16 +66,22 @@ async function drain(queue: Queue, count: number): Promise<void> {
   await worker.close()
 }
 
-/** Script calls (EVALSHA + EVAL) each node ran so far. */
-async function scriptCalls(ports: readonly number[]): Promise<number[]> {
+/**
+ * Script calls (EVALSHA + EVAL) each node ran so far, and the CPU time the server process used
+ * (INFO cpu, user + system, in µs): CPU time, unlike commandstats' wall-clock usec, is not
+ * inflated when other processes share the cores.
+ */
+async function scriptCalls(ports: readonly number[]): Promise<{ calls: number; usec: number }[]> {
   return Promise.all(
     ports.map(async (port) => {
       const r = new Redis(port, '127.0.0.1')
       const info = await r.info('commandstats')
+      const cpu = await r.info('cpu')
       r.disconnect()
       let calls = 0
       for (const m of info.matchAll(/^cmdstat_(evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2])
-      return calls
+      const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(cpu)?.[1] ?? 0)
+      return { calls, usec: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1e6 }
     }),
   )
 }
@@ -110,14 +116,18 @@ async function measure(setup: Setup, queues: number, waitReplicas = 0): Promise<
   const singleMs = performance.now() - t
   await Promise.all(made.map((q) => drain(q, singles)))
   const after = await scriptCalls(setup.masters)
-  const spread = after.map((a, i) => a - before[i]!)
+  const spread = after.map((a, i) => a.calls - before[i]!.calls)
+  const usec = after.reduce((sum, a, i) => sum + a.usec - before[i]!.usec, 0)
   const total = queues * TASKS
+  // Each task was submitted, claimed and completed once: the servers' CPU per task, all told.
+  const perTask = usec / (total + queues * Math.min(TASKS, 10_000))
   const p = (q: number) => latencies[Math.floor(q * (latencies.length - 1))]!.toFixed(2)
   console.log(
     `${setup.label}, ${queues} queue(s)${waitReplicas ? `, waitReplicas ${waitReplicas}` : ''}: ` +
       `submitMany ${rate(total, bulkMs)}/s, submit() ${rate(queues * singles, singleMs)}/s ` +
       `(p50 ${p(0.5)} ms, p99 ${p(0.99)} ms), drain ${rate(total, drainMs)}/s; ` +
-      `script calls per master: ${spread.join(' / ')}`,
+      `script calls per master: ${spread.join(' / ')}; ` +
+      `Redis CPU ${perTask.toFixed(1)} µs per task (one shard: ${rate(1, perTask / 1000)} tasks/s)`,
   )
   await Promise.all(made.map((q) => q.close()))
 }
