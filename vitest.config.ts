@@ -5,6 +5,8 @@ import { configDefaults, defineConfig } from 'vitest/config'
 const CLUSTER_SUITES = [
   'test/queue/submit.test.ts',
   'test/queue/idempotency.test.ts',
+  'test/queue/durable-cancel.test.ts',
+  'test/queue/dedup-handoff.test.ts',
   'test/worker/execution.test.ts',
   'test/worker/leases.test.ts',
   'test/fleet/locks.test.ts',

@@ -4,9 +4,10 @@
  * refuses a script that reaches into another slot, and a CROSSSLOT command), blocking reads must go
  * to the node that serves the queue, and scripts load on whichever node runs them.
  */
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { describe, expect, it } from 'vitest'
 import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
+import { RedisLimits } from '../../src/http/limits.js'
 import { canRunPrivateServers } from '../helpers/private-servers.js'
 import { uniqueName } from '../helpers/services.js'
 import { useCluster } from '../helpers/use-cluster.js'
@@ -19,6 +20,28 @@ describe.skipIf(!(await canRunPrivateServers()))('Redis Cluster', () => {
   brokerConformance('RedisBroker on a Cluster', (name) => new RedisBroker(name, { redis: seeds() }))
   changeFeedConformance('RedisBroker on a Cluster', (name, options) => {
     return new RedisBroker(name, { redis: seeds(), ...options })
+  })
+
+  it('takes HTTP rate-limit tokens and counts quotas in one slot per tenant', async () => {
+    const client = new Cluster(
+      cluster().seeds.map((url) => ({ host: '127.0.0.1', port: Number(new URL(url).port) })),
+    )
+    try {
+      const limits = new RedisLimits(client, `tl:api:${uniqueName('limits')}:`)
+      const buckets = [
+        { name: 'tenant', perMinute: 2 },
+        { name: 'key:k1', perMinute: 5 },
+      ]
+      const counters = [{ name: 'month', ttlMs: 60_000 }]
+      const first = await limits.take('t:acme', buckets, counters)
+      expect(first).toMatchObject({ allowed: true, counted: [1] })
+      expect((await limits.take('t:acme', buckets, counters)).allowed).toBe(true)
+      expect((await limits.take('t:acme', buckets, counters)).allowed).toBe(false)
+      expect(await limits.add('t:acme', 'month', 3, 60_000)).toBe(5)
+      expect(await limits.read('t:acme', 'month')).toBe(5)
+    } finally {
+      await client.quit()
+    }
   })
 
   it('keeps every key of a queue on the master that serves its slot', async () => {
