@@ -16,7 +16,7 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 }
 
 /**
- * `/ready`: RedisClient and PostgreSQL each answer within 2 s. `openError` is why the API's services
+ * `/ready`: Redis and PostgreSQL each answer within 2 s. `openError` is why the API's services
  * could not open (the queue still opening, or failed): PostgreSQL counts as failing then, with that
  * error, and Redis is checked through the queue's own connection.
  */
@@ -71,7 +71,7 @@ export const systemRoutes: Route[] = [
     path: '/ready',
     scope: 'public',
     tag: 'system',
-    summary: 'Readiness: RedisClient and PostgreSQL answer (503 when one does not)',
+    summary: 'Readiness: Redis and PostgreSQL answer (503 when one does not)',
     responses: { 200: Readiness, 503: Readiness },
     async handle(ctx) {
       const { redis, db } = ctx.services
