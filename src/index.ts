@@ -6,6 +6,7 @@ export type {
   TaskEvent,
   TaskRecord,
 } from './broker/broker.js'
+export type { RedisClient, RedisConnectionOptions, RedisInput } from './broker/redis/connection.js'
 export type {
   Definitions,
   TaskDefinitionInfo,

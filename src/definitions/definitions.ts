@@ -10,8 +10,8 @@
  * of staleness, not five minutes. Without Redis the L1 cache alone serves (one process per queue).
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { z } from 'zod'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { QueueKeys } from '../broker/redis/keys.js'
 import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -45,7 +45,7 @@ export interface Definitions {
 export interface DefinitionsHost {
   store(): Promise<Store>
   /** Present in Redis mode: the queue's client, a way to open a subscriber, and its keys. */
-  redis?: { client: Redis; subscriber(): Redis; keys: QueueKeys } | undefined
+  redis?: { client: RedisClient; subscriber(): RedisClient; keys: QueueKeys } | undefined
   ttlMs: number
   logger: Logger
 }
@@ -69,7 +69,7 @@ export class DefinitionCache implements Definitions {
   private readonly rebuilt = new Map<string, { version: string; task: TaskDefinition<unknown, unknown> }>()
   private seenVersion = '0'
   private checkedAt = 0
-  private subscriber: Redis | undefined
+  private subscriber: RedisClient | undefined
   private subscribed: Promise<void> | undefined
 
   constructor(private readonly host: DefinitionsHost) {}

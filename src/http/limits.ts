@@ -5,7 +5,7 @@
  * hash tag), so a request is checked against all of them in one atomic step.
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import { BROKER_TIMEOUT_MS, bounded, type RedisClient } from '../broker/redis/connection.js'
 import tokenBucket from './token-bucket.lua'
 
 /** A bucket to take a token from: its name within the group and its capacity per minute. */
@@ -56,7 +56,7 @@ const SHA = createHash('sha1').update(tokenBucket).digest('hex')
 /** Keys: `<prefix>rl:{t:<tenant>}:<bucket>` and `<prefix>n:{t:<tenant>}:<counter>`. */
 export class RedisLimits implements Limits {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix = 'tl:api:',
   ) {}
 
@@ -104,10 +104,8 @@ export class RedisLimits implements Limits {
 
   async add(group: string, name: string, by: number, ttlMs: number): Promise<number> {
     const k = this.counterKey(group, name)
-    const [[, value]] = (await this.redis.multi().incrby(k, by).pexpire(k, ttlMs).exec()) as [
-      [unknown, number],
-      unknown,
-    ]
+    const exec = this.redis.multi().incrby(k, by).pexpire(k, ttlMs).exec()
+    const [[, value]] = (await bounded(exec, BROKER_TIMEOUT_MS)) as [[unknown, number], unknown]
     return Number(value)
   }
 

@@ -1,8 +1,8 @@
 /** What a route is: method, path template, scope, schemas (for validation and OpenAPI), handler. */
 
-import type { Redis } from 'ioredis'
 import type { Kysely } from 'kysely'
 import type { z } from 'zod'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { Queue } from '../queue/queue.js'
 import type { Database } from '../store/postgres/tables.js'
 import type { TaskDefinition } from '../task/define-task.js'
@@ -28,7 +28,7 @@ export interface Services {
   tenants: Tenants
   audit: AuditLog
   limits: Limits
-  redis: Redis | undefined
+  redis: RedisClient | undefined
   db: Kysely<Database>
   findTask(name: string): Promise<TaskDefinition<any, any> | null>
   startedAt: number

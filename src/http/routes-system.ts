@@ -1,6 +1,7 @@
 /** Service endpoints: liveness, readiness (Redis and PostgreSQL answer), metrics (operator only). */
-import type { Redis } from 'ioredis'
+
 import { type Kysely, sql } from 'kysely'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { Database } from '../store/postgres/tables.js'
 import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import { HttpProblem } from './problem.js'
@@ -20,7 +21,7 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
  * error, and Redis is checked through the queue's own connection.
  */
 export async function readiness(
-  redis: Redis | undefined,
+  redis: RedisClient | undefined,
   db: Kysely<Database> | undefined,
   openError: unknown,
 ): Promise<RouteResult> {

@@ -1,6 +1,7 @@
 /** What a worker reads from the queue it serves; not part of the public surface. */
-import type { Redis } from 'ioredis'
+
 import type { Broker, EnqueueResult, NewTask } from '../broker/broker.js'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { Logger } from '../logger.js'
 import type { SchedulerHost } from '../schedule/scheduler.js'
 import type { PostgresStore } from '../store/postgres/postgres-store.js'
@@ -28,7 +29,7 @@ export interface QueueInternals {
    */
   submitted: Set<(tasks: readonly NewTask[], results: readonly EnqueueResult[]) => void>
   /** The queue's Redis command connection, when its broker is Redis. */
-  redis: Redis | undefined
+  redis: RedisClient | undefined
   /** The queue's store once open (after `ready()`), when it has one. */
   store(): PostgresStore | undefined
   /**

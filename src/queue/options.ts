@@ -1,7 +1,7 @@
 /** `createQueue` options, their defaults and their validation. */
-import type { Redis } from 'ioredis'
 import { z } from 'zod'
 import type { Broker } from '../broker/broker.js'
+import type { RedisInput } from '../broker/redis/connection.js'
 import type { RecoveryOptions } from '../durable/recovery.js'
 import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -13,10 +13,11 @@ export interface QueueOptions {
   /** The queue's name: 1-200 letters, digits, '.', '_', ':' or '-'. */
   name: string
   /**
-   * A Redis URL or an ioredis client. Omitted: the in-process broker (one process only; for
-   * quick starts, demos and unit tests).
+   * A Redis URL, an ioredis client (`Redis` or `Cluster`), or `{ cluster: [seed URLs] }`,
+   * `{ sentinels, name }`, `{ url }` with options such as `waitReplicas` (see docs/scaling.md).
+   * Omitted: the in-process broker (one process only; for quick starts, demos and unit tests).
    */
-  redis?: string | Redis
+  redis?: RedisInput
   /**
    * Longest wait of one Redis call, queued for a reconnect or sent: past it the call rejects with
    * the retryable `BROKER_UNAVAILABLE` (503 over HTTP), and a call that gave up is never sent later.

@@ -5,7 +5,7 @@
  * caller (an atomic pop of everything due). Redis for a fleet; an in-process map for the embedded
  * mode (one process per queue there).
  */
-import type { Redis } from 'ioredis'
+import type { RedisClient } from '../broker/redis/connection.js'
 import type { QueueKeys } from '../broker/redis/keys.js'
 
 export interface DueEntry {
@@ -34,7 +34,7 @@ return due`
 
 export class RedisDueCache implements DueCache {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: QueueKeys,
   ) {}
 

@@ -11,7 +11,8 @@ import {
   type Worker,
   type WorkerOptions,
 } from '../../src/index.js'
-import { DATABASE_URL, hasPostgres, hasRedis, REDIS_URL, uniqueName } from './services.js'
+import { DATABASE_URL, hasPostgres, hasRedis, uniqueName } from './services.js'
+import { onCluster, TEST_REDIS } from './test-redis.js'
 
 /** Tests assert on behaviour, not log lines: keep the output readable. */
 export const silent = { debug() {}, info() {}, warn() {}, error() {} }
@@ -48,7 +49,8 @@ const postgresUp = await hasPostgres()
 /** Durable-mode tests share one schema; every queue has its own rows (queue names are unique). */
 export const TEST_SCHEMA = 'taskloom_test'
 
-export const backends: Backend[] = [
+/** In the `cluster` test project only the Redis backends run (on the cluster): memory ran already. */
+const all: Backend[] = [
   {
     label: 'memory',
     available: true,
@@ -63,12 +65,12 @@ export const backends: Backend[] = [
     label: 'redis',
     available: redisUp,
     queue: (options) => {
-      const q = createQueue({ name: uniqueName(), redis: REDIS_URL, logger: silent, ...options })
+      const q = createQueue({ name: uniqueName(), redis: TEST_REDIS, logger: silent, ...options })
       queues.push(q)
       return q
     },
     peer: (queue) => {
-      const q = createQueue({ name: queue.name, redis: REDIS_URL, logger: silent })
+      const q = createQueue({ name: queue.name, redis: TEST_REDIS, logger: silent })
       queues.push(q)
       return q
     },
@@ -88,11 +90,12 @@ export const backends: Backend[] = [
     },
   },
 ]
+export const backends: Backend[] = onCluster ? all.filter((b) => b.label !== 'memory') : all
 
 function durable(name: string): QueueOptions {
   return {
     name,
-    redis: REDIS_URL,
+    redis: TEST_REDIS,
     postgres: DATABASE_URL,
     postgresSchema: TEST_SCHEMA,
     migrate: true,

@@ -45,7 +45,7 @@ export interface PrivateRedisOptions {
   appendfsync?: 'always' | 'everysec'
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.listen(0, '127.0.0.1', () => {
@@ -57,7 +57,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Waits until the server answers PING with PONG (while it loads its files it answers -LOADING). */
-async function waitForPing(port: number, timeoutMs = 20_000): Promise<void> {
+export async function waitForPing(port: number, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {

@@ -3,9 +3,10 @@
  * one entry per call, the store flusher reads, applies and acknowledges. Entries a dead consumer
  * left unacknowledged are taken over with XAUTOCLAIM.
  */
-import type { Redis } from 'ioredis'
+
 import type { AttemptRecord, ErrorInfo, TaskChange, TaskOutput } from '../../task/model.js'
 import type { ChangeBatch } from '../broker.js'
+import { bounded, type RedisClient } from './connection.js'
 
 const GROUP = 'store'
 
@@ -17,12 +18,14 @@ export class ChangeFeedReader {
   private lastReclaim = 0
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly stream: string,
+    /** Bounds the acknowledging MULTI (see `bounded`). */
+    private readonly timeoutMs: number,
   ) {}
 
   async read(
-    blocking: Redis,
+    blocking: RedisClient,
     consumer: string,
     max: number,
     blockMs: number,
@@ -40,7 +43,7 @@ export class ChangeFeedReader {
   }
 
   private async readOnce(
-    blocking: Redis,
+    blocking: RedisClient,
     consumer: string,
     max: number,
     blockMs: number,
@@ -63,17 +66,22 @@ export class ChangeFeedReader {
     const args: (string | number)[] = ['GROUP', GROUP, consumer, 'COUNT', max]
     if (blockMs > 0) args.push('BLOCK', blockMs)
     args.push('STREAMS', this.stream, '>')
-    const reply = (await blocking.call('XREADGROUP', ...args)) as [string, StreamEntry[]][] | null
+    const reply = (await bounded(blocking.call('XREADGROUP', ...args), blockMs + this.timeoutMs)) as
+      | [string, StreamEntry[]][]
+      | null
     return decode(reply?.[0]?.[1] ?? [])
   }
 
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return
-    await this.redis
-      .multi()
-      .xack(this.stream, GROUP, ...ids)
-      .xdel(this.stream, ...ids)
-      .exec()
+    await bounded(
+      this.redis
+        .multi()
+        .xack(this.stream, GROUP, ...ids)
+        .xdel(this.stream, ...ids)
+        .exec(),
+      this.timeoutMs,
+    )
   }
 
   private async ensureGroup(): Promise<void> {

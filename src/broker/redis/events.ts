@@ -2,9 +2,8 @@
  * Task output and queue events on Redis (issue 17): decoding what lua/report.lua and the `event`
  * function of lua/common.lua write, and the blocking connections that read the event stream.
  */
-import type { Redis } from 'ioredis'
 import type { ErrorInfo, QueueEventRecord, TaskLogLine } from '../../task/model.js'
-import type { RedisHandle } from './connection.js'
+import type { RedisClient, RedisHandle } from './connection.js'
 
 /** The keys of a queue's event stream, its listeners' interest, and a task's log list. */
 export const eventKeys = (prefix: string) => ({
@@ -61,8 +60,8 @@ export function decodeEvents(entries: readonly StreamEntry[]): QueueEventRecord[
  * connection): idle connections are kept for the next read; an aborted read drops its connection.
  */
 export class EventReaders {
-  private readonly idle: Redis[] = []
-  private readonly busy = new Set<Redis>()
+  private readonly idle: RedisClient[] = []
+  private readonly busy = new Set<RedisClient>()
 
   constructor(
     private readonly handle: RedisHandle,

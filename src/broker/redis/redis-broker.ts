@@ -2,7 +2,6 @@
  * The production Broker: one Lua script call per operation and batch (see ./lua), so a busy worker
  * moves many tasks per round trip.
  */
-import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
 import { PRIORITIES, type Priority, type QueueEventRecord, type TaskLogLine } from '../../task/model.js'
@@ -36,8 +35,17 @@ import type {
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeFeedReader } from './change-feed.js'
+import { SlotServer } from './cluster.js'
 import { decodeTask, pairsToObject } from './codec.js'
-import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'
+import {
+  BROKER_TIMEOUT_MS,
+  bounded,
+  connectRedis,
+  type RedisClient,
+  type RedisHandle,
+  type RedisInput,
+  unavailable,
+} from './connection.js'
 import { decodeLogLine, EventReaders, eventKeys } from './events.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
@@ -82,10 +90,13 @@ export class RedisBroker implements Broker {
   readonly queueName: string
   private readonly keys: QueueKeys
   private readonly handle: RedisHandle
-  private readonly redis: Redis
+  private readonly redis: RedisClient
+  /** The server behind the queue's slot (one server, or the slot's master on a Cluster). */
+  private readonly server: SlotServer
   private readonly retentionMs: number
-  private blocking: Redis | undefined
-  private feedConnection: Redis | undefined
+  private readonly timeoutMs: number
+  private blocking: RedisClient | undefined
+  private feedConnection: RedisClient | undefined
   private readonly feed: ChangeFeedReader
   /** '+' or '-' (change feed on or off) and the key prefix: ARGV[1] of every script. */
   private readonly scriptPrefix: string
@@ -114,12 +125,14 @@ export class RedisBroker implements Broker {
     })
     this.redis = this.handle.client
     this.retentionMs = options.retentionMs ?? DAY
+    this.timeoutMs = options.timeoutMs ?? BROKER_TIMEOUT_MS
     this.scriptPrefix = (options.changeFeed ? '+' : '-') + this.keys.prefix
-    this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
+    this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`, this.timeoutMs)
     this.fenced = options.fenced === true
     this.eventKeys = eventKeys(this.keys.prefix)
     this.eventReaders = new EventReaders(this.handle, this.eventKeys.stream)
-    this.redis.on('close', () => {
+    this.server = new SlotServer(this.redis, `${this.keys.prefix}base`)
+    this.server.onChange(() => {
       this.runId = undefined
       this.generation++
     })
@@ -128,9 +141,7 @@ export class RedisBroker implements Broker {
   /** The run_id of the server on the command connection, read now (INFO server). */
   private async readRunId(): Promise<string> {
     const generation = this.generation
-    const info = await this.redis.info('server')
-    const runId = /run_id:([0-9a-f]+)/.exec(info)?.[1]
-    if (!runId) throw new TaskloomError('BROKER_UNAVAILABLE', 'Redis did not report its run_id (INFO server)')
+    const runId = await io(this.server.runId())
     if (generation === this.generation) this.runId = runId
     return runId
   }
@@ -154,8 +165,12 @@ export class RedisBroker implements Broker {
   }
 
   /** The command connection, for other Redis users in the package (the HTTP rate limiter). */
-  get client(): Redis {
+  get client(): RedisClient {
     return this.redis
+  }
+
+  private bounded<T>(exec: Promise<T>): Promise<T> {
+    return bounded(exec, this.timeoutMs)
   }
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
@@ -172,6 +187,7 @@ export class RedisBroker implements Broker {
       args.push(t.lockKey ?? '', t.tc ?? '')
     }
     const reply = (await this.run('enqueue', args)) as string[]
+    if (this.handle.waitReplicas > 0) await this.waitReplicas()
     const out: EnqueueResult[] = []
     for (let i = 0; i < reply.length; i += 4) {
       out.push({
@@ -182,6 +198,11 @@ export class RedisBroker implements Broker {
       })
     }
     return out
+  }
+
+  /** `waitReplicas`: the submit's writes reached that many replicas (WAIT), or it fails. */
+  private async waitReplicas(): Promise<void> {
+    await io(this.server.waitReplicas(this.handle.waitReplicas, Math.round(this.timeoutMs * 0.8)))
   }
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
@@ -302,7 +323,9 @@ export class RedisBroker implements Broker {
     const run = await this.verifiedRunId()
     const generation = this.generation
     const [[, hash], [, base]] = (await io(
-      this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
+      this.bounded(
+        this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
+      ),
     )) as [[unknown, Record<string, string>], [unknown, (string | null)[]]]
     // A reply across a reconnect may come from a server that restarted meanwhile (see `claim`).
     if (base[0] !== run || base[1] === 'r' || generation !== this.generation) return null
@@ -340,7 +363,7 @@ export class RedisBroker implements Broker {
     for (const key of k.ready) sizes.llen(key)
     sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
     if (options.oldestReady) for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
-    const replies = (await io(sizes.exec())) ?? []
+    const replies = (await io(this.bounded(sizes.exec()))) ?? []
     const value = <T>(i: number): T => {
       const [err, v] = replies[i] ?? [new Error('no reply')]
       // A pipeline resolves with each command's error (a timeout too): report it as the broker's.
@@ -385,7 +408,7 @@ export class RedisBroker implements Broker {
     if (ids.length === 0) return out
     const reads = this.redis.pipeline()
     for (const id of ids) reads.hmget(this.keys.task(id), 's', 'ra')
-    const replies = (await io(reads.exec())) ?? []
+    const replies = (await io(this.bounded(reads.exec()))) ?? []
     let at = 0
     PRIORITIES.forEach((priority, level) => {
       let last: number | null = null
@@ -511,7 +534,15 @@ export class RedisBroker implements Broker {
   ): Promise<ChangeBatch> {
     this.assertOpen()
     this.feedConnection ??= this.handle.duplicate()
-    return this.feed.read(this.feedConnection, consumer, max, blockMs, reclaimAfterMs)
+    const connection = this.feedConnection
+    try {
+      return await this.feed.read(connection, consumer, max, blockMs, reclaimAfterMs)
+    } catch (err) {
+      // A read left hanging (a failover on a Cluster): the next read opens a fresh connection.
+      if (this.feedConnection === connection) this.feedConnection = undefined
+      connection.disconnect()
+      throw err
+    }
   }
 
   async ackChanges(ids: readonly string[]): Promise<void> {

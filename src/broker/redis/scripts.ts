@@ -3,7 +3,7 @@
  * EVALSHA, falling back to EVAL once when the server does not know the script yet.
  */
 import { createHash } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './connection.js'
 import breaker from './lua/breaker.lua'
 import cancel from './lua/cancel.lua'
 import claim from './lua/claim.lua'
@@ -54,7 +54,7 @@ const scripts = Object.fromEntries(
 
 /** Runs `name` with the queue's fixed keys and the given arguments. */
 export async function runScript(
-  redis: Redis,
+  redis: RedisClient,
   name: ScriptName,
   keys: readonly string[],
   args: readonly (string | number)[],
