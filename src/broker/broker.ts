@@ -14,6 +14,7 @@ import type {
   TaskChange,
   TaskStatus,
 } from '../task/model.js'
+import type { DependencyEdge, DependencyFields, DependentRef, FlowKey, FlowRecord } from './dependencies.js'
 
 /**
  * Fenced brokers: fencing tokens are reserved in blocks of this size (one store write per block),
@@ -44,6 +45,8 @@ export interface NewTask {
   lockKey?: string | undefined
   /** Trace context of the submitter (W3C `traceparent`, then a newline and `tracestate` when there is one). */
   tc?: string | undefined
+  /** Tasks it waits for (see ./dependencies.ts); such tasks go through `enqueueFlow`. Default: none. */
+  dependsOn?: DependencyEdge[] | undefined
 }
 
 export interface EnqueueResult {
@@ -55,7 +58,7 @@ export interface EnqueueResult {
 }
 
 /** Everything the broker knows of one task. */
-export interface TaskRecord {
+export interface TaskRecord extends DependencyFields {
   id: string
   name: string
   tenantId: string
@@ -271,9 +274,38 @@ export interface ChangeBatch {
   changes: TaskChange[]
 }
 
+/**
+ * What `enqueueFlow` answers: each task's result, in order; or, when the flow's key was seen within
+ * its TTL, no results (nothing was added) and the flow that key made, `deduplicated`.
+ */
+export interface FlowEnqueueResult {
+  results: EnqueueResult[]
+  deduplicated: boolean
+  flow?: FlowRecord | undefined
+}
+
 export interface Broker {
   /** Stable name of the queue this broker serves. */
   readonly queueName: string
+
+  // --- Dependencies and flows (./dependencies.ts) ---
+
+  /**
+   * Adds tasks that may depend on others, all or none, in one step: a dependency is a task this
+   * broker's server holds (Redis: any queue of it; in-process: this queue) or an earlier task of
+   * `tasks`, of the same tenant, else NOT_FOUND and nothing is added. With `flow`, records it (and
+   * with `key`, a repeat within the key's TTL adds nothing and answers that flow). A task id
+   * already held answers that task, as `enqueue` does.
+   */
+  enqueueFlow(
+    tasks: readonly NewTask[],
+    now: number,
+    flow?: { record: FlowRecord; key?: FlowKey | undefined },
+  ): Promise<FlowEnqueueResult>
+  /** A flow recorded by `enqueueFlow`, or null. */
+  getFlow(id: string): Promise<FlowRecord | null>
+  /** Tasks by queue and id (a dependency may be another queue's), item by item, null when unknown. */
+  getTasks(refs: readonly DependentRef[]): Promise<(TaskRecord | null)[]>
 
   /**
    * Adds tasks, or answers the existing task for an idempotency key seen within its TTL.

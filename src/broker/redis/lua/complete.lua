@@ -20,6 +20,7 @@ for i = 0, count - 1 do
       done[#done + 1] = id
       tally('completed', key)
       freeTaskLock(key, id)
+      settleDependents(prefix, id, 'completed', tonumber(now))
       ok = 1
     elseif rec[1] == 'completed' then
       ok = 1
