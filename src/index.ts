@@ -6,6 +6,7 @@ export type {
   TaskEvent,
   TaskRecord,
 } from './broker/broker.js'
+export type { DependencyEdge, DependentRef } from './broker/dependencies.js'
 export type {
   Definitions,
   TaskDefinitionInfo,
@@ -38,6 +39,19 @@ export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
 export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
 export type { EncryptionOptions } from './queue/codec.js'
+export type {
+  ChainStep,
+  FlowChild,
+  FlowDag,
+  FlowNode,
+  FlowNodeStatus,
+  FlowOptions,
+  FlowResult,
+  FlowSpec,
+  FlowStatus,
+  FlowTaskOptions,
+  FlowTree,
+} from './queue/flows.js'
 export type { ListOptions, TaskResult } from './queue/queue.js'
 export {
   createQueue,
@@ -64,6 +78,7 @@ export type {
 export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
 export type { MisfirePolicy } from './store/store.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'
+export type { DependencyRef, FailurePolicy } from './task/dependency-options.js'
 export {
   type AttemptOutcome,
   type AttemptRecord,
@@ -76,6 +91,7 @@ export {
 export type { SubmitOptions } from './task/validate.js'
 export type { BackoffOptions } from './worker/backoff.js'
 export type { TaskContext } from './worker/context.js'
+export type { DependencyResult } from './worker/dependencies.js'
 export type { WorkerEventName, WorkerEvents } from './worker/events.js'
 export {
   type CloseOptions,

@@ -9,21 +9,22 @@
  * itself from each dependent's set, and the dependent whose set empties is released.
  */
 
-/**
- * What a dependent does when this dependency ends failed (dead-lettered) or cancelled:
- * - `fail` (default): it fails too (cancelled when the cause was cancelled), and so do its own
- *   `fail` dependents, each with an error naming the cause;
- * - `ignore`: it runs anyway and sees the failure in `ctx.dependencies()`;
- * - `remove`: it runs without it (the dependency is left out of `ctx.dependencies()`).
- */
-export type FailurePolicy = 'fail' | 'ignore' | 'remove'
-export const FAILURE_POLICIES: readonly FailurePolicy[] = ['fail', 'ignore', 'remove']
+import type { FailurePolicy } from '../task/dependency-options.js'
+import type { TaskStatus } from '../task/model.js'
+
+export type { FailurePolicy } from '../task/dependency-options.js'
 
 /** One edge as the dependent holds it: the task it waits for (in `queue`), and the policy. */
 export interface DependencyEdge {
   id: string
   queue: string
   onFailure: FailurePolicy
+  /**
+   * Recovery only: the dependency's status in the store, used when the broker does not hold it
+   * (Redis lost it, or it was purged): then it need not exist, and counts as finished or not by
+   * this status.
+   */
+  knownStatus?: TaskStatus | undefined
 }
 
 /** A task that depends on another, as the dependency lists it. */

@@ -20,12 +20,12 @@ export class DependencyGraph {
 
   /** `id` waits for `dependency` until it finishes. */
   wait(id: string, dependency: string, onFailure: FailurePolicy): void {
-    let waits = this.waits.get(id)
-    if (!waits) this.waits.set(id, (waits = new Set()))
+    const waits = this.waits.get(id) ?? new Set()
     waits.add(dependency)
-    let dependents = this.dependents.get(dependency)
-    if (!dependents) this.dependents.set(dependency, (dependents = new Map()))
+    this.waits.set(id, waits)
+    const dependents = this.dependents.get(dependency) ?? new Map<string, FailurePolicy>()
     dependents.set(id, onFailure)
+    this.dependents.set(dependency, dependents)
   }
 
   isWaiting(id: string): boolean {

@@ -235,9 +235,9 @@ export class MemoryBroker implements Broker {
       this.tally(task, 1)
       this.events.add('submitted', task, task.priority)
       this.rememberKey(task, input.idempotencyTtlMs, now)
-      let cause: TaskState | undefined
+      let cause: Pick<TaskState, 'id' | 'name' | 'status' | 'error'> | undefined
       for (const d of input.dependsOn) {
-        const dep = this.tasks.get(d.id)!
+        const dep = this.tasks.get(d.id) ?? { id: d.id, name: '?', status: d.knownStatus ?? 'queued' }
         if (dep.status === 'failed' || dep.status === 'cancelled') {
           if (d.onFailure === 'fail') cause ??= dep
         } else if (dep.status !== 'completed') this.graph.wait(task.id, d.id, d.onFailure)
@@ -270,7 +270,11 @@ export class MemoryBroker implements Broker {
   }
 
   /** A task that will not run: a dependency it needed (`cause`) failed or was cancelled. */
-  private endUnrun(task: TaskState, cause: TaskState, now: number): void {
+  private endUnrun(
+    task: TaskState,
+    cause: Pick<TaskState, 'id' | 'name' | 'status' | 'error'>,
+    now: number,
+  ): void {
     this.graph.leave(task.id)
     task.error = dependencyFailure(cause, cause.error)
     if (cause.status === 'cancelled') {

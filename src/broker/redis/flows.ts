@@ -36,7 +36,9 @@ export function enqueueFlowArgs(
     args.push(t.id, t.name, t.tenantId, t.payload, PRIORITIES.indexOf(t.priority), t.runAt, t.timeoutMs)
     args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
     args.push(t.lockKey ?? '', t.tc ?? '')
-    args.push(JSON.stringify((t.dependsOn ?? []).map((d) => [d.queue, d.id, d.onFailure])))
+    args.push(
+      JSON.stringify((t.dependsOn ?? []).map((d) => [d.queue, d.id, d.onFailure, d.knownStatus ?? ''])),
+    )
   }
   return args
 }

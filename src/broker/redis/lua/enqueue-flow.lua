@@ -3,7 +3,9 @@
 -- task of this batch; it must belong to the dependent's tenant.
 -- ARGV: 2 now, 3 retention ms, 4 flow id ('' for none), 5 flow json ('' for none), 6 flow key
 --   (the tenant-scoped idempotency key of the whole flow, '' for none), 7 its ttl ms, 8 count,
---   then 15 per task: the 14 of enqueue.lua, then its dependencies as json [[queue, id, policy], ...].
+--   then 15 per task: the 14 of enqueue.lua, then its dependencies as json [[queue, id, policy,
+--   known status], ...]; the known status ('' for none; recovery's, from the store) stands for a
+--   dependency Redis does not hold.
 -- A task with dependencies that are not all finished waits (status pending, field dw) until they
 -- are (see deps.lua); one whose dependency already failed or was cancelled under 'fail' ends so.
 -- Returns: { 'ok', then 4 per task: id, status, createdAt, deduplicated ('1' or '0') };
@@ -32,7 +34,7 @@ for i = 0, count - 1 do
     for _, d in ipairs(list) do
       local ref = d[1] .. '|' .. d[2]
       local t = batch[ref] or redis.call('HGET', queuePrefix(d[1]) .. 'task:' .. d[2], 't')
-      if t ~= tenant then return { 'missing', i, d[1], d[2] } end
+      if t ~= tenant and not (t == false and d[4] ~= '') then return { 'missing', i, d[1], d[2] } end
     end
   end
   batch[ownQueue .. '|' .. id] = tenant
@@ -75,7 +77,7 @@ for i = 0, count - 1 do
     local waiting, cause = 0, nil
     for _, d in ipairs(deps[i]) do
       local dpfx = queuePrefix(d[1])
-      local st = redis.call('HGET', dpfx .. 'task:' .. d[2], 's')
+      local st = redis.call('HGET', dpfx .. 'task:' .. d[2], 's') or d[4]
       if st == 'failed' or st == 'cancelled' then
         if d[3] == 'fail' and not cause then cause = { dpfx, d[2], st } end
       elseif st ~= 'completed' then
