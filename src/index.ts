@@ -6,7 +6,6 @@ export type {
   TaskEvent,
   TaskRecord,
 } from './broker/broker.js'
-export type { DependencyEdge, DependentRef } from './broker/dependencies.js'
 export type {
   Definitions,
   TaskDefinitionInfo,
@@ -78,6 +77,7 @@ export type {
 export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
 export type { MisfirePolicy } from './store/store.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'
+export type { DependencyEdge, DependentRef } from './task/dependency-model.js'
 export type { DependencyRef, FailurePolicy } from './task/dependency-options.js'
 export {
   type AttemptOutcome,

@@ -6,6 +6,14 @@
  * Payloads and results cross this boundary as strings: the queue serialises, the broker stores.
  * Times are epoch milliseconds. Every batch method answers item by item, in the order given.
  */
+
+import type {
+  DependencyEdge,
+  DependencyFields,
+  DependentRef,
+  FlowKey,
+  FlowRecord,
+} from '../task/dependency-model.js'
 import type {
   AttemptOutcome,
   AttemptRecord,
@@ -14,7 +22,6 @@ import type {
   TaskChange,
   TaskStatus,
 } from '../task/model.js'
-import type { DependencyEdge, DependencyFields, DependentRef, FlowKey, FlowRecord } from './dependencies.js'
 
 /**
  * Fenced brokers: fencing tokens are reserved in blocks of this size (one store write per block),
@@ -45,7 +52,7 @@ export interface NewTask {
   lockKey?: string | undefined
   /** Trace context of the submitter (W3C `traceparent`, then a newline and `tracestate` when there is one). */
   tc?: string | undefined
-  /** Tasks it waits for (see ./dependencies.ts); such tasks go through `enqueueFlow`. Default: none. */
+  /** Tasks it waits for (see src/task/dependency-model.ts); such tasks go through `enqueueFlow`. Default: none. */
   dependsOn?: DependencyEdge[] | undefined
 }
 
@@ -288,7 +295,7 @@ export interface Broker {
   /** Stable name of the queue this broker serves. */
   readonly queueName: string
 
-  // --- Dependencies and flows (./dependencies.ts) ---
+  // --- Dependencies and flows (../task/dependency-model.ts) ---
 
   /**
    * Adds tasks that may depend on others, all or none, in one step: a dependency is a task this

@@ -5,11 +5,11 @@
  * otherwise one broker call adds them all or none.
  */
 import type { Broker, EnqueueResult, NewTask, TaskRecord } from '../broker/broker.js'
-import type { DependencyEdge, DependentRef, FlowKey, FlowRecord } from '../broker/dependencies.js'
 import { TaskloomError } from '../errors.js'
 import { dependencyEdges, getFlow, insertFlow } from '../store/postgres/flow-rows.js'
 import type { PostgresStore } from '../store/postgres/postgres-store.js'
 import type { TaskDefinition } from '../task/define-task.js'
+import type { DependencyEdge, DependentRef, FlowKey, FlowRecord } from '../task/dependency-model.js'
 import type { DependencyRef } from '../task/dependency-options.js'
 import type { TaskStatus } from '../task/model.js'
 import { KEY, type SubmitOptions, TENANT_ID } from '../task/validate.js'

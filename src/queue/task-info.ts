@@ -1,7 +1,7 @@
 /** The public view of a task: what `queue.get` answers. */
 import type { TaskRecord } from '../broker/broker.js'
-import type { DependencyFields } from '../broker/dependencies.js'
 import { scheduleOfKey } from '../schedule/tick-key.js'
+import type { DependencyFields } from '../task/dependency-model.js'
 import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
 
 /**

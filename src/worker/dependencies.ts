@@ -28,9 +28,11 @@ export function dependencyReads(q: QueueInternals, broker: Broker, taskId: strin
   let loaded: Promise<Record<string, DependencyResult>> | undefined
   const load = async (): Promise<Record<string, DependencyResult>> => {
     const self = await broker.get(taskId)
-    const edges = self?.dependsOn ?? []
-    const records = await broker.getTasks(edges.map((e) => ({ id: e.id, queue: e.queue })))
     const store = q.store()
+    // A task Redis got back from the store (a re-base) has its edges there only.
+    const edges =
+      self?.dependsOn ?? (store ? ((await store.dependencyEdges([taskId])).get(taskId) ?? []) : [])
+    const records = await broker.getTasks(edges.map((e) => ({ id: e.id, queue: e.queue })))
     const out: Record<string, DependencyResult> = {}
     for (const [i, edge] of edges.entries()) {
       const record: TaskRecord | null =

@@ -1,12 +1,12 @@
 /**
- * The dependency part of the Broker conformance suite (src/broker/dependencies.ts): every broker
+ * The dependency part of the Broker conformance suite (src/task/dependency-model.ts): every broker
  * passes it unchanged, with explicit `now` values.
  */
 import { randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Broker, ClaimedTask, NewTask } from '../../src/broker/broker.js'
-import type { FailurePolicy } from '../../src/broker/dependencies.js'
 import { TaskloomError } from '../../src/errors.js'
+import type { FailurePolicy } from '../../src/task/dependency-model.js'
 import type { ErrorInfo } from '../../src/task/model.js'
 import { uniqueName } from '../helpers/services.js'
 

@@ -3,7 +3,7 @@
  * dependencies it still waits for, for each task its dependents with the edge's policy, and the
  * flows recorded by `enqueueFlow` with their keys. Pure bookkeeping: the broker moves the tasks.
  */
-import type { DependentRef, FailurePolicy, FlowRecord } from '../dependencies.js'
+import type { DependentRef, FailurePolicy, FlowRecord } from '../../task/dependency-model.js'
 
 export interface WaitingDependent {
   id: string

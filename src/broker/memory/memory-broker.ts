@@ -10,6 +10,12 @@
  * ```
  */
 import { TaskloomError } from '../../errors.js'
+import {
+  type DependentRef,
+  dependencyFailure,
+  type FlowKey,
+  type FlowRecord,
+} from '../../task/dependency-model.js'
 import type { Priority, TaskChange, TaskStatus } from '../../task/model.js'
 import { PRIORITIES, TERMINAL_STATUSES } from '../../task/model.js'
 import type {
@@ -41,7 +47,6 @@ import type {
   WorkerBeat,
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
-import { type DependentRef, dependencyFailure, type FlowKey, type FlowRecord } from '../dependencies.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
 import { DependencyGraph } from './dependency-graph.js'
@@ -435,7 +440,7 @@ export class MemoryBroker implements Broker {
     if (!task.dependsOn && !task.flowId && this.graph.dependentsOf(id).length === 0) return record
     return {
       ...record,
-      dependsOn: task.dependsOn?.map((d) => ({ ...d })) ?? [],
+      dependsOn: task.dependsOn?.map((d) => ({ ...d })),
       dependents: this.graph.dependentsOf(id),
       waitingFor: this.graph.waitingFor(id),
       flowId: task.flowId,

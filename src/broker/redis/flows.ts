@@ -1,12 +1,18 @@
 /**
- * The Redis side of task dependencies and flows (see ../dependencies.ts and lua/deps.lua): the
+ * The Redis side of task dependencies and flows (see src/task/dependency-model.ts and lua/deps.lua): the
  * arguments of enqueue-flow.lua and its answer, and the reads of a task's dependency sets.
  */
 import type { ChainableCommander, Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
+import type {
+  DependencyEdge,
+  DependencyFields,
+  DependentRef,
+  FlowKey,
+  FlowRecord,
+} from '../../task/dependency-model.js'
 import { PRIORITIES } from '../../task/model.js'
 import type { FlowEnqueueResult, NewTask } from '../broker.js'
-import type { DependencyEdge, DependencyFields, DependentRef, FlowKey, FlowRecord } from '../dependencies.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 
 /** How long a flow's record is kept in Redis at least (its tasks may wait long). */
@@ -78,9 +84,10 @@ export function dependencyFields(
   waits: string[],
 ): DependencyFields {
   if (!hash.dp && dependents.length === 0 && !hash.fl) return {}
-  const edges = hash.dp ? (JSON.parse(hash.dp) as [string, string, DependencyEdge['onFailure']][]) : []
+  const edges = hash.dp ? (JSON.parse(hash.dp) as [string, string, DependencyEdge['onFailure']][]) : undefined
   return {
-    dependsOn: edges.map(([queue, id, onFailure]) => ({ id, queue, onFailure })),
+    // Unknown (not empty) when the hash lacks them: a task restored from the store keeps them there.
+    dependsOn: edges?.map(([queue, id, onFailure]) => ({ id, queue, onFailure })),
     dependents: dependents.map((m) => {
       const [, queue = '', id = ''] = m.split('|')
       return { id, queue }

@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis'
 import { TaskloomError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
+import type { DependentRef, FlowKey, FlowRecord } from '../../task/dependency-model.js'
 import { PRIORITIES, type Priority } from '../../task/model.js'
 import type {
   BreakerCall,
@@ -35,7 +36,6 @@ import type {
   WorkerBeat,
 } from '../broker.js'
 import { FENCE_LOW_WATER } from '../broker.js'
-import type { DependentRef, FlowKey, FlowRecord } from '../dependencies.js'
 import { ChangeFeedReader } from './change-feed.js'
 import { decodeTask, pairsToObject } from './codec.js'
 import { connectRedis, type RedisHandle, type RedisInput, unavailable } from './connection.js'

@@ -4,7 +4,7 @@
  * idempotency key is judged here in durable mode.
  */
 import { type Kysely, sql } from 'kysely'
-import type { DependencyEdge, FlowKey, FlowRecord } from '../../broker/dependencies.js'
+import type { DependencyEdge, FlowKey, FlowRecord } from '../../task/dependency-model.js'
 import type { InsertResult, NewTaskRow } from '../store.js'
 import { insertTasks } from './insert-tasks.js'
 import type { Database } from './tables.js'

@@ -1,4 +1,4 @@
--- deps.lua: prepended after common.lua to every script: task dependencies (src/broker/dependencies.ts).
+-- deps.lua: prepended after common.lua to every script: task dependencies (src/task/dependency-model.ts).
 -- Keys beside a task's hash, in the task's own queue:
 --   prefix.."waits:"..id  set of "<queue>|<id>": the dependencies a waiting task still waits for
 --   prefix.."deps:"..id   set of "<policy>|<queue>|<id>": the tasks that depend on it
@@ -26,7 +26,7 @@ local function feedChange(pfx, c)
 end
 
 -- The error a dependent ends with when dependency `id` (at `pfx`) ended `status` (see
--- dependencyFailure in src/broker/dependencies.ts).
+-- dependencyFailure in src/task/dependency-model.ts).
 local function dependencyError(pfx, id, status)
   local rec = redis.call('HMGET', pfx .. 'task:' .. id, 'n', 'e')
   local what = 'failed'

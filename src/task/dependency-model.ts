@@ -1,5 +1,5 @@
 /**
- * Task dependencies as the broker keeps them (issue 17): a task submitted with `dependsOn` waits,
+ * Task dependencies as the broker and the store keep them (issue 17): a task submitted with `dependsOn` waits,
  * `pending`, until every dependency reached a final state; then it is queued, or (a dependency
  * failed or was cancelled under the `fail` policy) it ends as its cause did, and so do the tasks
  * that depend on it in turn.
@@ -9,10 +9,10 @@
  * itself from each dependent's set, and the dependent whose set empties is released.
  */
 
-import type { FailurePolicy } from '../task/dependency-options.js'
-import type { TaskStatus } from '../task/model.js'
+import type { FailurePolicy } from './dependency-options.js'
+import type { TaskStatus } from './model.js'
 
-export type { FailurePolicy } from '../task/dependency-options.js'
+export type { FailurePolicy } from './dependency-options.js'
 
 /** One edge as the dependent holds it: the task it waits for (in `queue`), and the policy. */
 export interface DependencyEdge {
