@@ -48,6 +48,19 @@ export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
 export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
 export { type EncryptionOptions, Sealed } from './queue/codec.js'
+export type {
+  ChainStep,
+  FlowChild,
+  FlowDag,
+  FlowNode,
+  FlowNodeStatus,
+  FlowOptions,
+  FlowResult,
+  FlowSpec,
+  FlowStatus,
+  FlowTaskOptions,
+  FlowTree,
+} from './queue/flows.js'
 export {
   type ActivityBucket,
   type DeadGroup,
@@ -90,6 +103,8 @@ export { triggerSchedule } from './schedule/trigger.js'
 export { type MigrateResult, migrateDatabase as migrate } from './store/postgres/migrate-database.js'
 export type { MisfirePolicy } from './store/store.js'
 export { defineTask, type TaskDefaults, type TaskDefinition, type TaskSpec } from './task/define-task.js'
+export type { DependencyEdge, DependentRef } from './task/dependency-model.js'
+export type { DependencyRef, FailurePolicy } from './task/dependency-options.js'
 export {
   type AttemptOutcome,
   type AttemptRecord,
@@ -102,6 +117,7 @@ export {
 export type { SubmitOptions } from './task/validate.js'
 export type { BackoffOptions } from './worker/backoff.js'
 export type { TaskContext } from './worker/context.js'
+export type { DependencyResult } from './worker/dependencies.js'
 export type { WorkerEventName, WorkerEvents } from './worker/events.js'
 export {
   type CloseOptions,

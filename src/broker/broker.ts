@@ -6,6 +6,14 @@
  * Payloads and results cross this boundary as strings: the queue serialises, the broker stores.
  * Times are epoch milliseconds. Every batch method answers item by item, in the order given.
  */
+
+import type {
+  DependencyEdge,
+  DependencyFields,
+  DependentRef,
+  FlowKey,
+  FlowRecord,
+} from '../task/dependency-model.js'
 import type {
   AttemptOutcome,
   AttemptRecord,
@@ -47,6 +55,8 @@ export interface NewTask {
   lockKey?: string | undefined
   /** Trace context of the submitter (W3C `traceparent`, then a newline and `tracestate` when there is one). */
   tc?: string | undefined
+  /** Tasks it waits for (see src/task/dependency-model.ts); such tasks go through `enqueueFlow`. Default: none. */
+  dependsOn?: DependencyEdge[] | undefined
 }
 
 export interface EnqueueResult {
@@ -58,7 +68,7 @@ export interface EnqueueResult {
 }
 
 /** Everything the broker knows of one task. */
-export interface TaskRecord {
+export interface TaskRecord extends DependencyFields {
   id: string
   name: string
   tenantId: string
@@ -289,9 +299,38 @@ export interface TaskReport {
   log?: string | undefined
 }
 
+/**
+ * What `enqueueFlow` answers: each task's result, in order; or, when the flow's key was seen within
+ * its TTL, no results (nothing was added) and the flow that key made, `deduplicated`.
+ */
+export interface FlowEnqueueResult {
+  results: EnqueueResult[]
+  deduplicated: boolean
+  flow?: FlowRecord | undefined
+}
+
 export interface Broker {
   /** Stable name of the queue this broker serves. */
   readonly queueName: string
+
+  // --- Dependencies and flows (../task/dependency-model.ts) ---
+
+  /**
+   * Adds tasks that may depend on others, all or none, in one step: a dependency is a task this
+   * broker's server holds (Redis: any queue of it; in-process: this queue) or an earlier task of
+   * `tasks`, of the same tenant, else NOT_FOUND and nothing is added. With `flow`, records it (and
+   * with `key`, a repeat within the key's TTL adds nothing and answers that flow). A task id
+   * already held answers that task, as `enqueue` does.
+   */
+  enqueueFlow(
+    tasks: readonly NewTask[],
+    now: number,
+    flow?: { record: FlowRecord; key?: FlowKey | undefined },
+  ): Promise<FlowEnqueueResult>
+  /** A flow recorded by `enqueueFlow`, or null. */
+  getFlow(id: string): Promise<FlowRecord | null>
+  /** Tasks by queue and id (a dependency may be another queue's), item by item, null when unknown. */
+  getTasks(refs: readonly DependentRef[]): Promise<(TaskRecord | null)[]>
 
   /**
    * Adds tasks, or answers the existing task for an idempotency key seen within its TTL.

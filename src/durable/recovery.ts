@@ -29,6 +29,7 @@ import {
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
+import { splitWaiting, withDependencies } from './dependency-restore.js'
 
 export interface RecoveryOptions {
   /** How often the re-base marker is checked (a refused claim also checks at once). Default 5,000 ms. */
@@ -122,7 +123,11 @@ export class Recovery {
     let cursor: string | null = null
     do {
       const page = await this.store.listUnfinished(cursor, PAGE)
-      restored += await this.broker.restore(page.items.map(this.restored), Date.now())
+      // Tasks that may wait for dependencies go through enqueue with their edges (see
+      // dependency-restore.ts); enqueue keeps a task the broker holds as it is.
+      const { waiting, others } = await splitWaiting(this.store, page.items)
+      restored += await this.broker.restore(others.map(this.restored), Date.now())
+      if (waiting.length > 0) restored += await this.enqueueWith(waiting)
       await this.store.markEnqueued(
         page.items.map((r) => r.id),
         Date.now(),
@@ -224,14 +229,24 @@ export class Recovery {
 
   private async enqueue(rows: readonly StoredTask[]): Promise<number> {
     if (rows.length === 0) return 0
-    const now = Date.now()
-    const tasks = rows.map((r) => this.newTask(r, now))
-    const results = await this.broker.enqueue(tasks, now)
+    const added = await this.enqueueWith(rows)
     await this.store.markEnqueued(
-      tasks.map((t) => t.id),
-      now,
+      rows.map((r) => r.id),
+      Date.now(),
     )
     // Enqueue is idempotent by id: a task the broker already held answers `deduplicated`.
+    return added
+  }
+
+  /** Hands rows to the broker with their dependency edges; answers how many it did not hold. */
+  private async enqueueWith(rows: readonly StoredTask[]): Promise<number> {
+    const now = Date.now()
+    const tasks = await withDependencies(
+      this.store,
+      rows,
+      rows.map((r) => this.newTask(r, now)),
+    )
+    const results = await this.broker.enqueue(tasks, now)
     return results.filter((r) => !r.deduplicated).length
   }
 

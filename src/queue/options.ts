@@ -62,6 +62,10 @@ export interface QueueOptions {
   recordRetentionMs?: number
   /** Largest batch of submits sent in one round trip. Default 500. */
   maxSubmitBatch?: number
+  /** Most tasks one `queue.flow` (or `chain`) may create. Default 20,000. */
+  maxFlowNodes?: number
+  /** Most tasks on one path through a flow (a chain's length). Default 1,000. */
+  maxFlowDepth?: number
   /** Encrypt inputs and results (AES-256-GCM) before they reach Redis or PostgreSQL. Default: off. */
   encryption?: EncryptionOptions
   /** Durable mode: Redis-loss recovery and reconciliation timings. */
@@ -102,6 +106,8 @@ export const QUEUE_DEFAULTS = {
   maxLogLines: 1000,
   maxLogLineLength: 2000,
   events: { maxLen: 10_000, keepMs: 300_000 },
+  maxFlowNodes: 20_000,
+  maxFlowDepth: 1000,
 }
 export type QueueSettings = typeof QUEUE_DEFAULTS
 
@@ -114,6 +120,8 @@ const schema = z.object({
   retentionMs: ms(3660 * DAY),
   recordRetentionMs: ms(3660 * DAY),
   maxSubmitBatch: z.number().int().min(1).max(10_000).optional(),
+  maxFlowNodes: z.number().int().min(1).max(1_000_000).optional(),
+  maxFlowDepth: z.number().int().min(1).max(100_000).optional(),
   definitionCacheTtlMs: ms(DAY),
   brokerTimeoutMs: z.number().int().min(10).max(3_600_000).optional(),
   openTimeoutMs: z

@@ -41,6 +41,18 @@ import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
 import { cancelDurably, storedToNewTask } from './durable-cancel.js'
+import {
+  type ChainStep,
+  type FlowHost,
+  type FlowOptions,
+  type FlowResult,
+  type FlowSpec,
+  type FlowStatus,
+  flowStatus,
+  submitChain,
+  submitDependent,
+  submitFlow,
+} from './flows.js'
 import { internals, type QueueInternals } from './internal.js'
 import { Opener } from './opener.js'
 import { checkQueueOptions, type QueueOptions, type QueueSettings } from './options.js'
@@ -293,6 +305,8 @@ export class Queue {
     if (options?.schedule !== undefined) return this.submitSchedule(task, input, options)
     const row = this.prepare(task, input, options, 'input', 'options')
     await this.ready()
+    if (options?.dependsOn?.length)
+      return toSubmitResult(await submitDependent(this.flowHost, row, options.dependsOn))
     const result = toSubmitResult(await traceSubmit(this.name, [row], () => this.submits.add(row)))
     if (result.deduplicated) await this.checkReplay(row, result.id, 'options.idempotencyKey')
     return result
@@ -403,6 +417,48 @@ export class Queue {
       )
     }
     return out
+  }
+
+  /**
+   * Submits a whole flow in one atomic step (every task exists, or none does): a tree
+   * (`{ task, input, children }`, children run first, the root last) or a DAG
+   * (`{ nodes: [{ key, task, input, dependsOn: [key] }] }`). Answers the ids by key. Cycles, unknown
+   * keys and flows past `maxFlowNodes` / `maxFlowDepth` are INVALID_INPUT, before anything is stored.
+   * @example
+   * const { rootId } = await queue.flow({ task: report, input: {}, children: [{ task: load, input: {} }] })
+   */
+  async flow(spec: FlowSpec, options?: FlowOptions): Promise<FlowResult> {
+    this.assertOpen()
+    await this.ready()
+    return submitFlow(this.flowHost, spec, options)
+  }
+
+  /** A flow in a line: each step runs after the one before it (keys '0', '1', …; the last is the root). */
+  async chain(steps: readonly ChainStep[], options?: FlowOptions): Promise<FlowResult> {
+    this.assertOpen()
+    await this.ready()
+    return submitChain(this.flowHost, steps, options)
+  }
+
+  /** Every node of a flow (by its id, a tree's root id) with its status; null when unknown. */
+  async flowStatus(flowId: string, options: { tenantId?: string } = {}): Promise<FlowStatus | null> {
+    this.assertOpen()
+    await this.ready()
+    return flowStatus(this.flowHost, flowId, options.tenantId)
+  }
+
+  private get flowHost(): FlowHost {
+    return {
+      name: this.name,
+      broker: this.broker,
+      store: () => this.store,
+      limits: { maxNodes: this.options.maxFlowNodes, maxDepth: this.options.maxFlowDepth },
+      defaultTenantId: this.options.defaultTenantId,
+      idempotencyTtlMs: this.options.idempotencyTtlMs,
+      prepare: (task, input, options, inputPath, optionsPath) =>
+        this.prepare(task, input, options, inputPath, optionsPath),
+      fromStore: (call) => this.fromStore(call),
+    }
   }
 
   /**
@@ -837,6 +893,11 @@ export class Queue {
     checkInput(task, input, inputPath)
     checkText(task.name, input, inputPath)
     const options = checkOptions(rawOptions, optionsPath)
+    if (options.dependsOn?.length && optionsPath !== 'options') {
+      throw new TaskloomError('INVALID_OPTIONS', `${optionsPath}.dependsOn: use submit() or queue.flow()`, {
+        issues: [{ path: `${optionsPath}.dependsOn`, message: 'only submit() and flow() take dependencies' }],
+      })
+    }
     if (options.schedule !== undefined) {
       throw new TaskloomError(
         'INVALID_OPTIONS',

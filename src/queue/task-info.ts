@@ -1,9 +1,17 @@
 /** The public view of a task: what `queue.get` answers. */
 import type { TaskRecord } from '../broker/broker.js'
 import { scheduleOfKey } from '../schedule/tick-key.js'
+import type { DependencyFields } from '../task/dependency-model.js'
 import type { AttemptRecord, ErrorInfo, Priority, TaskStatus } from '../task/model.js'
 
-export interface TaskInfo<Result = unknown> {
+/**
+ * The dependency fields (see docs/workflows.md), set on tasks that have dependencies, dependents
+ * or a flow: `dependsOn` (each with its `onFailure` policy), `dependents`, `waitingFor` (what a
+ * pending task still waits for; empty once released) and `flowId`.
+ */
+export type TaskDependencyInfo = DependencyFields
+
+export interface TaskInfo<Result = unknown> extends TaskDependencyInfo {
   id: string
   name: string
   tenantId: string
@@ -91,6 +99,17 @@ export function toTaskInfo<Result>(r: TaskRecord, decode: (s: string) => unknown
     deferredUntil: deferred ? new Date(r.runAt) : undefined,
     schedule: scheduleOfKey(r.idempotencyKey),
     progress: r.progress === undefined ? undefined : (JSON.parse(r.progress) as TaskInfo['progress']),
+    ...dependencyInfo(r),
+  }
+}
+
+function dependencyInfo(r: TaskRecord): TaskDependencyInfo {
+  if (r.dependsOn === undefined && r.dependents === undefined && r.flowId === undefined) return {}
+  return {
+    dependsOn: r.dependsOn?.map(({ knownStatus: _k, ...edge }) => edge) ?? [],
+    dependents: r.dependents ?? [],
+    waitingFor: r.waitingFor ?? [],
+    flowId: r.flowId,
   }
 }
 

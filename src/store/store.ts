@@ -12,6 +12,7 @@
  * kept as `jsonb`, so SQL can look inside plain payloads, and come back as JSON text that is equal as
  * JSON but not byte for byte (jsonb normalises whitespace and key order, and rejects `\u0000`).
  */
+import type { DependencyEdge } from '../task/dependency-model.js'
 import type {
   AttemptRecord,
   ErrorInfo,
@@ -227,6 +228,8 @@ export interface Store {
 
   /** The stored rows of these ids (those that exist), in no particular order. */
   getMany(ids: readonly string[]): Promise<StoredTask[]>
+  /** The dependency edges of these tasks (migration 9), by task id; tasks without any are left out. */
+  dependencyEdges(ids: readonly string[]): Promise<Map<string, DependencyEdge[]>>
 
   /**
    * Reserves the next block of fencing tokens: raises the queue's recorded ceiling to at least

@@ -17,11 +17,16 @@ export interface TaskDefaults {
 
 export const TASK_DEFAULTS: Required<TaskDefaults> = { priority: 'normal', maxRetries: 3, timeoutMs: 300_000 }
 
-export interface TaskSpec<S extends z.ZodType> {
+export interface TaskSpec<S extends z.ZodType, O extends z.ZodType | undefined = undefined> {
   /** Unique within a queue: 1-200 characters. */
   name: string
   /** Validates the input at submit and again before the handler runs. */
   input: S
+  /**
+   * Validates the handler's result on completion (a result that does not match fails the attempt,
+   * without retries), and types it for dependents: `ctx.resultOf(task, id)`. Default: none.
+   */
+  output?: O
   defaults?: TaskDefaults
   /**
    * The circuit breaker this task's runs count towards, shared by the fleet. Breakers protect a
@@ -33,10 +38,15 @@ export interface TaskSpec<S extends z.ZodType> {
   breaker?: string | true | { name?: string; perTenant?: boolean }
 }
 
-/** A defined task. `In` is what `submit` accepts, `Out` what the handler receives. */
-export interface TaskDefinition<In = unknown, Out = In> {
+/**
+ * A defined task. `In` is what `submit` accepts, `Out` what the handler receives, `Result` what it
+ * returns (typed by `output`, unknown without it).
+ */
+export interface TaskDefinition<In = unknown, Out = In, Result = unknown> {
   readonly name: string
   readonly input: z.ZodType<Out, In>
+  /** The result's schema, when the task has one. */
+  readonly output?: z.ZodType<Result> | undefined
   readonly defaults: Readonly<Required<TaskDefaults>>
   /** The name of the task's circuit breaker, when it has one. */
   readonly breaker?: string
@@ -55,7 +65,9 @@ export const MAX_TIMEOUT_MS = 7 * 86_400_000
  *   defaults: { priority: 'high', maxRetries: 5 },
  * })
  */
-export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefinition<z.input<S>, z.output<S>> {
+export function defineTask<S extends z.ZodType, O extends z.ZodType | undefined = undefined>(
+  spec: TaskSpec<S, O>,
+): TaskDefinition<z.input<S>, z.output<S>, O extends z.ZodType ? z.output<O> : unknown> {
   if (
     typeof spec.name !== 'string' ||
     spec.name.length < 1 ||
@@ -75,9 +87,13 @@ export function defineTask<S extends z.ZodType>(spec: TaskSpec<S>): TaskDefiniti
   // zod's generic S is its own ZodType<output<S>, input<S>>; the compiler cannot see that through S.
   const input = spec.input as unknown as z.ZodType<z.output<S>, z.input<S>>
   const breaker = breakerOf(spec.name, spec.breaker)
+  if (spec.output !== undefined && typeof (spec.output as { safeParse?: unknown }).safeParse !== 'function') {
+    throw new TaskloomError('INVALID_OPTIONS', `task ${spec.name}: output must be a zod schema`)
+  }
   return Object.freeze({
     name: spec.name,
     input,
+    ...(spec.output === undefined ? {} : { output: spec.output as z.ZodType<any> }),
     defaults: Object.freeze(defaults),
     ...breaker,
   })

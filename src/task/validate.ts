@@ -4,6 +4,7 @@ import { type Issue, TaskloomError } from '../errors.js'
 import { SCHEDULE_KEY_PREFIX } from '../schedule/tick-key.js'
 import type { TaskDefinition } from './define-task.js'
 import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from './define-task.js'
+import { DEPENDENCY_REF, type DependencyRef } from './dependency-options.js'
 import { PRIORITIES, type Priority } from './model.js'
 import { textFault, textIssues } from './text.js'
 
@@ -34,6 +35,12 @@ export interface SubmitOptions {
    * (for its lease, and so at most its timeout).
    */
   lockKey?: string
+  /**
+   * Tasks this one waits for: it stays `pending` until each has finished, then is queued (see
+   * docs/workflows.md). Ids, or `{ id, onFailure, queue }` (`onFailure`: 'fail' (default),
+   * 'ignore' or 'remove'). Each must be a task of the same tenant, else NOT_FOUND.
+   */
+  dependsOn?: readonly DependencyRef[]
 }
 
 /** Text taskloom can store (see text.ts): valid Unicode without NUL. */
@@ -68,6 +75,7 @@ const optionsSchema = z.strictObject({
   tenantId: TENANT_ID.optional(),
   schedule: TEXT.min(1).max(200).optional(),
   lockKey: KEY.optional(),
+  dependsOn: z.array(DEPENDENCY_REF).max(10_000).optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

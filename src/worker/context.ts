@@ -1,7 +1,8 @@
 /** What a handler receives besides its input. */
 import type { Logger } from '../logger.js'
+import type { DependencyReads } from './dependencies.js'
 
-export interface TaskContext {
+export interface TaskContext extends DependencyReads {
   taskId: string
   /** 1 on the first attempt. */
   attempt: number
@@ -45,4 +46,8 @@ export interface TaskContext {
    * `progress` when the lease is lost; not awaiting it is safe.
    */
   log(line: string): Promise<void>
+  // From DependencyReads (src/worker/dependencies.ts), for tasks submitted with `dependsOn` or in a flow:
+  // `dependencies()`: `{ [id]: { name, status, result, error } }` of the tasks it depended on (a
+  //   `remove` dependency that did not complete is left out);
+  // `resultOf(taskDef, id)`: that dependency's result, typed by the task's `output` schema.
 }

@@ -24,6 +24,7 @@ import { checkInput } from '../task/validate.js'
 import { Batcher } from '../util/batcher.js'
 import { BACKOFF_DEFAULTS, type BackoffOptions, backoffDelay } from './backoff.js'
 import type { TaskContext } from './context.js'
+import { checkOutput, dependencyReads } from './dependencies.js'
 import { WorkerEmitter, type WorkerEventName, type WorkerEvents } from './events.js'
 import { TaskOutputs } from './task-output.js'
 
@@ -267,9 +268,12 @@ export class Worker {
     )
   }
 
-  /** Registers the handler of one task; its input is typed by the task's schema. */
-  handle<In, Out, R>(
-    task: TaskDefinition<In, Out>,
+  /**
+   * Registers the handler of one task; its input is typed by the task's schema, and its return
+   * value by the task's `output` schema when it has one.
+   */
+  handle<In, Out, Result, R extends Result>(
+    task: TaskDefinition<In, Out, Result>,
     fn: (input: Out, ctx: TaskContext) => R | Promise<R>,
   ): this {
     if (!task || typeof task.name !== 'string')
@@ -558,6 +562,7 @@ export class Worker {
       breaker: (name, options) => this.gate.handle(name, options?.perTenant ? task.tenantId : undefined),
       schedule: scheduleOfKey(task.idempotencyKey),
       ...this.outputs.context(task),
+      ...dependencyReads(this.q, this.broker, task.id),
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
@@ -570,6 +575,7 @@ export class Worker {
       signal.addEventListener('abort', onAbort, { once: true })
       Promise.resolve()
         .then(() => handler.fn(input, ctx))
+        .then((result) => checkOutput(handler.task, result))
         .then(resolve, reject)
         .finally(() => signal.removeEventListener('abort', onAbort))
     })

@@ -8,8 +8,10 @@ import { TaskloomError } from '../../src/errors.js'
 import { uniqueName } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
+import { dependencyConformance } from './dependencies.js'
 
 brokerConformance('MemoryBroker', (name) => new MemoryBroker(name))
+dependencyConformance('MemoryBroker', (name) => new MemoryBroker(name))
 
 const t0 = 1_000_000
 const DAY = 24 * 60 * 60 * 1000

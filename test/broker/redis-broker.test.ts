@@ -6,6 +6,7 @@ import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
 import { hasRedis, REDIS_URL } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
+import { dependencyConformance } from './dependencies.js'
 
 const up = await hasRedis()
 
@@ -23,6 +24,14 @@ async function dropKeys(broker: Broker): Promise<void> {
 
 describe.skipIf(!up)('Redis', () => {
   brokerConformance(
+    'RedisBroker',
+    (name) => new RedisBroker(name, { redis: REDIS_URL }),
+    async (broker) => {
+      await broker.close()
+      await dropKeys(broker)
+    },
+  )
+  dependencyConformance(
     'RedisBroker',
     (name) => new RedisBroker(name, { redis: REDIS_URL }),
     async (broker) => {

@@ -10,6 +10,12 @@
  * ```
  */
 import { TaskloomError } from '../../errors.js'
+import {
+  type DependentRef,
+  dependencyFailure,
+  type FlowKey,
+  type FlowRecord,
+} from '../../task/dependency-model.js'
 import type {
   Priority,
   QueueEventRecord,
@@ -36,6 +42,7 @@ import type {
   Failure,
   Fenced,
   FencedOutcome,
+  FlowEnqueueResult,
   HeldPage,
   LockGrant,
   NewTask,
@@ -50,6 +57,7 @@ import type {
 import { FENCE_LOW_WATER } from '../broker.js'
 import { ChangeLog } from './change-log.js'
 import { DeadLetters } from './dead-letters.js'
+import { DependencyGraph } from './dependency-graph.js'
 import { EventCounts } from './event-counts.js'
 import { EventLog } from './event-log.js'
 import { FleetState } from './fleet-state.js'
@@ -89,6 +97,8 @@ export class MemoryBroker implements Broker {
   private readonly changes: ChangeLog | undefined
   /** Queue events (issue 17). */
   private readonly eventLog = new EventLog()
+  /** Task dependencies and flows (this queue's only: an in-process broker sees no other). */
+  private readonly graph: DependencyGraph
 
   private readonly queued: Record<Priority, number> = { critical: 0, high: 0, normal: 0, low: 0 }
   private pending = 0
@@ -112,6 +122,7 @@ export class MemoryBroker implements Broker {
     this.retentionMs = options.retentionMs ?? DEFAULT_RETENTION_MS
     this.changes = options.changeFeed ? new ChangeLog() : undefined
     this.fenced = options.fenced === true
+    this.graph = new DependencyGraph(queueName)
   }
 
   onBlocked(listener: (reason: 'epoch' | 'fence') => void): void {
@@ -141,6 +152,11 @@ export class MemoryBroker implements Broker {
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
     this.advance(now)
+    if (tasks.some((t) => t.dependsOn?.length)) return this.addFlow(tasks, now).results
+    return this.enqueueNow(tasks, now)
+  }
+
+  private enqueueNow(tasks: readonly NewTask[], now: number): EnqueueResult[] {
     const results: EnqueueResult[] = []
     let added = false
     for (const input of tasks) {
@@ -169,6 +185,135 @@ export class MemoryBroker implements Broker {
     // Delayed tasks wake waiters too: they may now have an earlier `nextWakeAt` to wait for.
     if (added) this.waiters.wakeAll()
     return results
+  }
+
+  async enqueueFlow(
+    tasks: readonly NewTask[],
+    now: number,
+    flow?: { record: FlowRecord; key?: FlowKey | undefined },
+  ): Promise<FlowEnqueueResult> {
+    this.advance(now)
+    return this.addFlow(tasks, now, flow)
+  }
+
+  async getFlow(id: string): Promise<FlowRecord | null> {
+    this.open()
+    return this.graph.getFlow(id)
+  }
+
+  async getTasks(refs: readonly DependentRef[]): Promise<(TaskRecord | null)[]> {
+    return Promise.all(refs.map((r) => (r.queue === this.queueName ? this.get(r.id) : null)))
+  }
+
+  /** enqueueFlow, all at once (see enqueue-flow.lua, the Redis twin). */
+  private addFlow(
+    tasks: readonly NewTask[],
+    now: number,
+    flow?: { record: FlowRecord; key?: FlowKey | undefined },
+  ): FlowEnqueueResult {
+    const key = flow?.key
+    const seen = key && this.graph.flowOfKey(flow.record.tenantId, key.key, now)
+    if (seen) return { results: [], deduplicated: true, flow: seen }
+    const batch = new Map<string, string>()
+    tasks.forEach((t, i) => {
+      for (const d of this.tasks.has(t.id) ? [] : (t.dependsOn ?? [])) {
+        const tenant =
+          d.queue === this.queueName ? (batch.get(d.id) ?? this.tasks.get(d.id)?.tenantId) : undefined
+        if (tenant !== t.tenantId) {
+          throw new TaskloomError(
+            'NOT_FOUND',
+            `dependency ${d.id} of task ${tasks[i]!.name} not found in queue ${d.queue}`,
+          )
+        }
+      }
+      batch.set(t.id, t.tenantId)
+    })
+    const results: EnqueueResult[] = []
+    for (const input of tasks) {
+      const existing = this.tasks.get(input.id) ?? this.findIdempotent(input, now)
+      if (existing) {
+        results.push({
+          id: existing.id,
+          status: existing.status,
+          createdAt: existing.createdAt,
+          deduplicated: true,
+        })
+        continue
+      }
+      if (!input.dependsOn?.length) {
+        results.push(...this.enqueueNow([input], now))
+        this.tasks.get(input.id)!.flowId = flow?.record.id
+        continue
+      }
+      const task = createTask(input)
+      task.dependsOn = input.dependsOn.map((d) => ({ ...d }))
+      task.flowId = flow?.record.id
+      this.tasks.set(task.id, task)
+      this.tally(task, 1)
+      this.events.add('submitted', task, task.priority)
+      this.rememberKey(task, input.idempotencyTtlMs, now)
+      let cause: Pick<TaskState, 'id' | 'name' | 'status' | 'error'> | undefined
+      for (const d of input.dependsOn) {
+        const dep = this.tasks.get(d.id) ?? { id: d.id, name: '?', status: d.knownStatus ?? 'queued' }
+        if (dep.status === 'failed' || dep.status === 'cancelled') {
+          if (d.onFailure === 'fail') cause ??= dep
+        } else if (dep.status !== 'completed') this.graph.wait(task.id, d.id, d.onFailure)
+      }
+      if (cause) this.endUnrun(task, cause, now)
+      else if (!this.graph.isWaiting(task.id)) this.releaseWaiting(task, now)
+      results.push({ id: task.id, status: task.status, createdAt: task.createdAt, deduplicated: false })
+    }
+    if (flow && results.some((r) => !r.deduplicated))
+      this.graph.addFlow(flow.record, key?.key, now + (key?.ttlMs ?? 0))
+    this.changes?.commit()
+    this.waiters.wakeAll()
+    return { results, deduplicated: false }
+  }
+
+  /** `first` finished: its waiting dependents drop it, and are released or end with it (deps.lua). */
+  private settleDependents(first: TaskState, now: number): void {
+    const stack = [first]
+    while (stack.length > 0) {
+      const dep = stack.pop()!
+      for (const { id, onFailure, free } of this.graph.finished(dep.id)) {
+        const task = this.tasks.get(id)
+        if (!task) continue
+        if (dep.status !== 'completed' && onFailure === 'fail') {
+          this.endUnrun(task, dep, now)
+          stack.push(task)
+        } else if (free) this.releaseWaiting(task, now)
+      }
+    }
+  }
+
+  /** A task that will not run: a dependency it needed (`cause`) failed or was cancelled. */
+  private endUnrun(
+    task: TaskState,
+    cause: Pick<TaskState, 'id' | 'name' | 'status' | 'error'>,
+    now: number,
+  ): void {
+    this.graph.leave(task.id)
+    task.error = dependencyFailure(cause, cause.error)
+    if (cause.status === 'cancelled') {
+      this.setStatus(task, 'cancelled')
+      this.events.add('cancelled', task)
+      this.finish(task, now)
+    } else {
+      this.bury(task, now)
+      this.events.add('dead_lettered', task, 'DependencyFailedError')
+    }
+    this.note(task, now, { error: task.error })
+  }
+
+  private releaseWaiting(task: TaskState, now: number): void {
+    this.graph.leave(task.id)
+    if (task.runAt > now) this.schedule(task, task.runAt)
+    else {
+      task.runAt = now
+      this.queueAtTail(task)
+    }
+    this.note(task, now, { runAt: task.runAt })
+    this.waiters.wakeAll()
   }
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
@@ -201,6 +346,7 @@ export class MemoryBroker implements Broker {
       this.finish(task, now)
       this.note(task, now, { result: item.result })
       this.emit('completed', task, now)
+      this.settleDependents(task, now)
       return 'ok'
     })
     this.changes?.commit()
@@ -222,6 +368,7 @@ export class MemoryBroker implements Broker {
       if (item.retryAt === null) {
         this.bury(task, now)
         this.events.add('dead_lettered', task, item.error.name)
+        this.settleDependents(task, now)
       } else if (item.retryAt > now) {
         this.schedule(task, item.retryAt)
         retried = true
@@ -292,6 +439,8 @@ export class MemoryBroker implements Broker {
     this.finish(task, now)
     this.note(task, now)
     this.emit('cancelled', task, now)
+    this.graph.leave(task.id)
+    this.settleDependents(task, now)
     this.changes?.commit()
     return toRecord(task)
   }
@@ -301,7 +450,16 @@ export class MemoryBroker implements Broker {
     // Fenced: only a re-based copy is answered (see RedisBroker.get).
     if (this.fenced && (this.epoch === undefined || this.epoch.phase === 'rebasing')) return null
     const task = this.tasks.get(id)
-    return task ? toRecord(task) : null
+    if (!task) return null
+    const record = toRecord(task)
+    if (!task.dependsOn && !task.flowId && this.graph.dependentsOf(id).length === 0) return record
+    return {
+      ...record,
+      dependsOn: task.dependsOn?.map((d) => ({ ...d })),
+      dependents: this.graph.dependentsOf(id),
+      waitingFor: this.graph.waitingFor(id),
+      flowId: task.flowId,
+    }
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {
@@ -691,7 +849,10 @@ export class MemoryBroker implements Broker {
     this.open()
     if (now > this.clock) this.clock = now
     for (const task of this.expiring.popAllDue(this.clock)) {
-      if (this.tasks.get(task.id) === task) this.tasks.delete(task.id)
+      if (this.tasks.get(task.id) === task) {
+        this.tasks.delete(task.id)
+        this.graph.forget(task.id)
+      }
     }
     this.idempotency.sweep(this.clock)
   }
@@ -735,6 +896,7 @@ export class MemoryBroker implements Broker {
       if (task.attempt > task.maxRetries) {
         this.bury(task, now)
         this.events.add('dead_lettered', task, 'LeaseExpiredError')
+        this.settleDependents(task, now)
       } else returned.push(task)
     }
     this.queueAtHead(returned)

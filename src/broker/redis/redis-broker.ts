@@ -4,6 +4,7 @@
  */
 import { TaskloomError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
+import type { DependentRef, FlowKey, FlowRecord } from '../../task/dependency-model.js'
 import { PRIORITIES, type Priority, type QueueEventRecord, type TaskLogLine } from '../../task/model.js'
 import type {
   BreakerCall,
@@ -22,6 +23,7 @@ import type {
   Failure,
   Fenced,
   FencedOutcome,
+  FlowEnqueueResult,
   HeldPage,
   LockGrant,
   NewTask,
@@ -47,6 +49,7 @@ import {
   unavailable,
 } from './connection.js'
 import { decodeLogLine, EventReaders, eventKeys } from './events.js'
+import { decodeFlowReply, dependencyFields, enqueueFlowArgs, readDependencySets, readTasks } from './flows.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
 
@@ -180,6 +183,7 @@ export class RedisBroker implements Broker {
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
     if (tasks.length === 0) return []
+    if (tasks.some((t) => t.dependsOn?.length)) return (await this.enqueueFlow(tasks, now)).results
     const args: (string | number)[] = [now, tasks.length]
     for (const t of tasks) {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
@@ -203,6 +207,30 @@ export class RedisBroker implements Broker {
   /** `waitReplicas`: the submit's writes reached that many replicas (WAIT), or it fails. */
   private async waitReplicas(): Promise<void> {
     await io(this.server.waitReplicas(this.handle.waitReplicas, Math.round(this.timeoutMs * 0.8)))
+  }
+
+  async enqueueFlow(
+    tasks: readonly NewTask[],
+    now: number,
+    flow?: { record: FlowRecord; key?: FlowKey | undefined },
+  ): Promise<FlowEnqueueResult> {
+    const args = enqueueFlowArgs(this.keys, tasks, now, this.retentionMs, flow)
+    return decodeFlowReply((await this.run('enqueueFlow', args)) as unknown[], tasks)
+  }
+
+  async getFlow(id: string): Promise<FlowRecord | null> {
+    this.assertOpen()
+    const json = await io(this.redis.get(`${this.keys.prefix}flow:${id}`))
+    return json === null ? null : (JSON.parse(json) as FlowRecord)
+  }
+
+  async getTasks(refs: readonly DependentRef[]): Promise<(TaskRecord | null)[]> {
+    this.assertOpen()
+    const replies = await io(readTasks(this.redis, refs))
+    return replies.map(([hash, deps, waits], i) => {
+      const record = decodeTask(refs[i]!.id, hash)
+      return record && { ...record, ...dependencyFields(hash, deps, waits) }
+    })
   }
 
   async claim(workerId: string, max: number, leaseMs: number, now: number): Promise<ClaimResult> {
@@ -317,19 +345,23 @@ export class RedisBroker implements Broker {
 
   async get(id: string): Promise<TaskRecord | null> {
     this.assertOpen()
-    if (!this.fenced) return decodeTask(id, await io(this.redis.hgetall(this.keys.task(id))))
+    if (!this.fenced) return (await this.getTasks([{ queue: this.queueName, id }]))[0]!
     // Fenced: only a re-based copy is answered (one round trip with the marker); the caller reads
     // the store instead, so a reader never sees a rolled-back status.
     const run = await this.verifiedRunId()
     const generation = this.generation
-    const [[, hash], [, base]] = (await io(
-      this.bounded(
-        this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph').exec(),
-      ),
-    )) as [[unknown, Record<string, string>], [unknown, (string | null)[]]]
+    const read = this.redis.multi().hgetall(this.keys.task(id)).hmget(`${this.keys.prefix}base`, 'run', 'ph')
+    readDependencySets(read, this.keys, id)
+    const [[, hash], [, base], [, deps], [, waits]] = (await io(this.bounded(read.exec()))) as [
+      [unknown, Record<string, string>],
+      [unknown, (string | null)[]],
+      [unknown, string[]],
+      [unknown, string[]],
+    ]
     // A reply across a reconnect may come from a server that restarted meanwhile (see `claim`).
     if (base[0] !== run || base[1] === 'r' || generation !== this.generation) return null
-    return decodeTask(id, hash)
+    const record = decodeTask(id, hash)
+    return record && { ...record, ...dependencyFields(hash, deps, waits) }
   }
 
   async listDead(limit: number, offset: number): Promise<Page<TaskRecord>> {

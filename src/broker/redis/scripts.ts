@@ -1,5 +1,5 @@
 /**
- * Loads the Lua scripts (one operation per file, `common.lua` prepended) and runs them with
+ * Loads the Lua scripts (one operation per file, `common.lua` and `deps.lua` prepended) and runs them with
  * EVALSHA, falling back to EVAL once when the server does not know the script yet.
  */
 import { createHash } from 'node:crypto'
@@ -10,7 +10,9 @@ import claim from './lua/claim.lua'
 import common from './lua/common.lua'
 import complete from './lua/complete.lua'
 import defer from './lua/defer.lua'
+import deps from './lua/deps.lua'
 import enqueue from './lua/enqueue.lua'
+import enqueueFlow from './lua/enqueue-flow.lua'
 import epoch from './lua/epoch.lua'
 import extend from './lua/extend.lua'
 import fail from './lua/fail.lua'
@@ -28,6 +30,7 @@ const sources = {
   complete,
   defer,
   enqueue,
+  enqueueFlow,
   epoch,
   extend,
   fail,
@@ -47,7 +50,7 @@ interface Script {
 
 const scripts = Object.fromEntries(
   Object.entries(sources).map(([name, source]) => {
-    const body = `${common}\n${source}`
+    const body = `${common}\n${deps}\n${source}`
     return [name, { body, sha: createHash('sha1').update(body).digest('hex') }]
   }),
 ) as Record<ScriptName, Script>

@@ -2,8 +2,10 @@
  * `PostgresStore`: the Store over kysely, on PostgreSQL (`pg`) or embedded PGlite. Writes go through
  * group commit (concurrent calls share one statement); reads are plain indexed queries.
  */
+
 import { Kysely, sql } from 'kysely'
 import { TaskloomError } from '../../errors.js'
+import type { DependencyEdge } from '../../task/dependency-model.js'
 import { TASK_STATUSES, type TaskLogLine, type TaskOutput, type TaskStatus } from '../../task/model.js'
 import { orTimeout, TIMED_OUT } from '../../util/or-timeout.js'
 import { GroupCommit } from '../batch.js'
@@ -23,6 +25,7 @@ import type {
 } from '../store.js'
 import { applyUpdates } from './apply-updates.js'
 import { chooseDialect, type PoolSettings, type PostgresInput } from './connection.js'
+import { dependencyEdges } from './flow-rows.js'
 import { insertTasks } from './insert-tasks.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from './migrator.js'
 import { DefinitionRows, ScheduleRows } from './schedule-rows.js'
@@ -340,6 +343,10 @@ export class PostgresStore implements Store {
       .where('id', 'in', [...ids])
       .execute()
     return rows.map(toStoredTask)
+  }
+
+  async dependencyEdges(ids: readonly string[]): Promise<Map<string, DependencyEdge[]>> {
+    return this.#bounded(dependencyEdges(this, ids))
   }
 
   async reserveFences(floor: number, block: number): Promise<number> {

@@ -51,6 +51,7 @@ for i = #expired, 1, -1 do
       status = 'failed'
       bury(key, id, now)
       tally('dead_lettered', key, 'LeaseExpiredError')
+      settleDependents(prefix, id, 'failed', now)
     else
       redis.call('HSET', key, 's', 'queued')
       pushReady(id, rec[2], true)

@@ -22,6 +22,7 @@ for i = 0, count - 1 do
       event('completed', key, id, rec[3], now)
       if rec[4] then expireLogs(id, retention) end
       freeTaskLock(key, id)
+      settleDependents(prefix, id, 'completed', tonumber(now))
       ok = 1
     elseif rec[1] == 'completed' then
       ok = 1

@@ -23,6 +23,7 @@ for i = 0, count - 1 do
     if retryAt == '' then
       bury(key, id, now)
       tally('dead_lettered', key, errName)
+      settleDependents(prefix, id, 'failed', now)
     elseif tonumber(retryAt) > now then
       status, runAt = 'pending', tonumber(retryAt)
       redis.call('HSET', key, 's', 'pending', 'ra', retryAt)

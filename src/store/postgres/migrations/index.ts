@@ -6,6 +6,7 @@ import { httpApi } from './0004-http-api.js'
 import { leanTaskIndexes } from './0005-lean-task-indexes.js'
 import { tenants } from './0006-tenants.js'
 import { fences } from './0007-fences.js'
+import { dependencies } from './0009-dependencies.js'
 import { taskOutput } from './0010-task-output.js'
 import type { Migration } from './migration.js'
 
@@ -19,5 +20,6 @@ export const MIGRATIONS: readonly Migration[] = [
   leanTaskIndexes,
   tenants,
   fences,
+  dependencies,
   taskOutput,
 ]
