@@ -177,6 +177,22 @@ for (const backend of backends) {
       expect((await queue.get(d.id))?.status).toBe('queued')
     })
 
+    it('tells waitFor and queue events when a dependency ends its dependents', async () => {
+      const queue = backend.queue()
+      const a = await queue.submit(num, { n: 1 })
+      const b = await queue.submit(num, { n: 2 }, { dependsOn: [a.id] })
+      const seen: string[] = []
+      queue.events.on('cancelled', (e) => {
+        seen.push(e.taskId)
+      })
+      const waiting = queue.waitFor(b.id, { timeoutMs: 5000 })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      await queue.cancel(a.id)
+      expect((await waiting).status).toBe('cancelled')
+      await until(() => seen.includes(b.id))
+      expect(seen).toEqual([a.id, b.id])
+    })
+
     it('shows dependsOn, dependents and waitingFor on get', async () => {
       const queue = backend.queue()
       const a = await queue.submit(num, { n: 1 })

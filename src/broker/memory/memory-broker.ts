@@ -298,9 +298,11 @@ export class MemoryBroker implements Broker {
       this.setStatus(task, 'cancelled')
       this.events.add('cancelled', task)
       this.finish(task, now)
+      this.emit('cancelled', task, now)
     } else {
       this.bury(task, now)
       this.events.add('dead_lettered', task, 'DependencyFailedError')
+      this.emit('dead', task, now, { error: task.error })
     }
     this.note(task, now, { error: task.error })
   }
@@ -311,6 +313,7 @@ export class MemoryBroker implements Broker {
     else {
       task.runAt = now
       this.queueAtTail(task)
+      this.emit('queued', task, now, { runAt: now })
     }
     this.note(task, now, { runAt: task.runAt })
     this.waiters.wakeAll()

@@ -55,6 +55,8 @@ local function endUnrun(pfx, id, status, errJson, now, ttl)
   end
   if pfx == prefix then
     if status == 'failed' then tally('dead_lettered', key, 'DependencyFailedError') else tally('cancelled', key) end
+    -- Queue events (docs/events.md): a dependent ended by its dependency is final like any other.
+    event(status == 'failed' and 'dead' or 'cancelled', key, id, redis.call('HGET', key, 'a'), now, { error = errJson })
   end
   feedChange(pfx, { id = id, status = status, attempt = tonumber(redis.call('HGET', key, 'a') or '0'),
     at = tonumber(now), error = errJson })
@@ -81,6 +83,7 @@ local function releaseWaiting(pfx, id, now)
     redis.call('HSET', key, 's', 'queued', 'ra', now)
     pushReady(id, rec[1])
     wake()
+    event('queued', key, id, attempt, now, { runAt = tonumber(now) })
     change({ id = id, status = 'queued', attempt = attempt, at = tonumber(now), runAt = tonumber(now) })
   end
 end
