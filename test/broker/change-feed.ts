@@ -430,6 +430,21 @@ export function changeFeedConformance(
       expect((await b.readChanges('c3', 10, 0, 200)).ids).toEqual([])
     })
 
+    it('leaves entries a consumer holds to it, and hands them out once it stops holding them', async () => {
+      const b = broker()
+      await b.enqueue([task()], t0)
+      await b.claim('w', 1, 1000, t0)
+      const first = await b.readChanges('c1', 10, 0, 300)
+      expect(first.ids).toHaveLength(1)
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 150))
+        await b.holdChanges('c1', first.ids)
+        expect((await b.readChanges('c2', 10, 0, 300)).ids).toEqual([])
+      }
+      await new Promise((r) => setTimeout(r, 350))
+      expect((await b.readChanges('c2', 10, 0, 300)).ids).toEqual(first.ids)
+    })
+
     it('waits up to blockMs for a change, and wakes when one arrives', async () => {
       const b = broker()
       await b.enqueue([task()], t0)

@@ -457,6 +457,10 @@ export class MemoryBroker implements Broker {
     this.changes?.ack(ids)
   }
 
+  async holdChanges(_consumer: string, ids: readonly string[]): Promise<void> {
+    this.changes?.hold(ids)
+  }
+
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
     this.advance(now)
     const refused = this.refusal(1)

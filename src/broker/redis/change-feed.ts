@@ -1,7 +1,8 @@
 /**
  * Reads the change feed stream (`tl:{queue}:changes`) as consumer group `store`: the scripts append
  * one entry per call, the store flusher reads, applies and acknowledges. Entries a dead consumer
- * left unacknowledged are taken over with XAUTOCLAIM.
+ * left unacknowledged are taken over with XAUTOCLAIM once idle for `reclaimAfterMs`; a live
+ * consumer that takes longer to apply them keeps them with `hold`.
  */
 import type { Redis } from 'ioredis'
 import type { AttemptRecord, ErrorInfo, TaskChange } from '../../task/model.js'
@@ -74,6 +75,16 @@ export class ChangeFeedReader {
       .xack(this.stream, GROUP, ...ids)
       .xdel(this.stream, ...ids)
       .exec()
+  }
+
+  /**
+   * Resets the idle time of entries `consumer` still works on (XCLAIM with min-idle 0, JUSTID), so
+   * that XAUTOCLAIM leaves them to it. Entries acknowledged meanwhile are not in the group's pending
+   * list, and XCLAIM skips them.
+   */
+  async hold(consumer: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.redis.xclaim(this.stream, GROUP, consumer, 0, ...ids, 'JUSTID')
   }
 
   private async ensureGroup(): Promise<void> {

@@ -510,6 +510,11 @@ export class RedisBroker implements Broker {
     await this.feed.ack(ids)
   }
 
+  async holdChanges(consumer: string, ids: readonly string[]): Promise<void> {
+    this.assertOpen()
+    await this.feed.hold(consumer, ids)
+  }
+
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {
     const run = this.fenced ? await this.verifiedRunId() : ''
     const generation = this.generation
