@@ -429,6 +429,11 @@ export class RedisBroker implements Broker {
     const run = await this.readRunId()
     const reply = (await this.run('epoch', [now, 'ensure', run, restoreLeaseMs])) as string
     if (reply === '') return { created: false }
+    if (reply === 'stale') {
+      // The server restarted between INFO and this call: the next check verifies it again.
+      this.runId = undefined
+      return { created: false }
+    }
     if (reply === 'missing' || reply === 'changed') return { created: true, cause: reply, phase: 'rebasing' }
     return { created: true, cause: 'resume', phase: reply === 'resume-f' ? 'filling' : 'rebasing' }
   }
