@@ -28,6 +28,7 @@ import {
 } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
+import { storedToNewTask } from './stored-task.js'
 import { toErrorInfo } from '../task/model.js'
 
 export interface RecoveryOptions {
@@ -61,7 +62,6 @@ export class Recovery {
     private readonly logger: Logger,
     options: RecoveryOptions,
     private readonly recordRetentionMs: number,
-    private readonly idempotencyTtlMs: number,
   ) {
     this.options = { intervalMs: 5000, reconcileGraceMs: 60_000, reconcileIntervalMs: 30_000, ...options }
   }
@@ -235,21 +235,9 @@ export class Recovery {
     return results.filter((r) => !r.deduplicated).length
   }
 
+  /** A pending row keeps its due time; any other unfinished row is due now (or when it was). */
   private newTask(r: StoredTask, now: number): NewTask {
-    return {
-      id: r.id,
-      name: r.name,
-      tenantId: r.tenantId,
-      payload: r.payload,
-      priority: r.priority,
-      runAt: r.status === 'pending' ? r.runAt : Math.min(r.runAt, now),
-      timeoutMs: r.timeoutMs,
-      maxRetries: r.maxRetries,
-      createdAt: r.createdAt,
-      idempotencyTtlMs: this.idempotencyTtlMs,
-      attempt: r.attempt,
-      lockKey: r.lockKey,
-    }
+    return storedToNewTask(r, r.status === 'pending' ? r.runAt : Math.min(r.runAt, now))
   }
 
   private every(ms: number, job: () => Promise<unknown>): void {

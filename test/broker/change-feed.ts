@@ -248,7 +248,8 @@ export function changeFeedConformance(
         })
         const [pending, queued, inFlight, dead, completed] = [
           task({ runAt: t0 + 60_000 }),
-          task(),
+          // A cron tick's task: its key (the tick) is what the handler's ctx.schedule is read from.
+          task({ idempotencyKey: 'schedule:nightly:1700000000000', idempotencyTtlMs: 0 }),
           task(),
           task(),
           task(),
@@ -270,9 +271,9 @@ export function changeFeedConformance(
         expect(await b.get(dead.id)).toMatchObject({ status: 'failed', error })
         expect((await b.listDead(10, 0)).items.map((r) => r.id)).toEqual([dead.id])
         const claimed = (await b.claim('w', 10, 1000, t0)).tasks
-        expect(claimed.map((c) => [c.id, c.attempt])).toEqual([
-          [queued.id, 1],
-          [inFlight.id, 3],
+        expect(claimed.map((c) => [c.id, c.attempt, c.idempotencyKey])).toEqual([
+          [queued.id, 1, 'schedule:nightly:1700000000000'],
+          [inFlight.id, 3, undefined],
         ])
         // Restoring again changes nothing: the broker is not behind.
         expect(await b.restore([row(queued, 'queued')], t0)).toBe(0)

@@ -401,7 +401,7 @@ export class MemoryBroker implements Broker {
       let task = this.tasks.get(row.id)
       if (task === undefined) {
         if (row.status === 'completed' || row.status === 'cancelled') continue
-        task = createTask({ ...row, idempotencyKey: undefined })
+        task = createTask(row)
         this.tasks.set(task.id, task)
         this.tally(task, 1) // born pending; applied below
       } else if (!rowIsAhead(task, row)) continue

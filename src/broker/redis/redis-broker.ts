@@ -494,7 +494,7 @@ export class RedisBroker implements Broker {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
       args.push(t.maxRetries, t.createdAt, t.attempt, t.lockKey ?? '', t.status, t.updatedAt)
       const extra = t.status === 'completed' ? (t.result ?? '') : t.error ? JSON.stringify(t.error) : ''
-      args.push(t.finishedAt ?? '', extra)
+      args.push(t.finishedAt ?? '', extra, t.idempotencyKey ?? '')
     }
     return (await this.run('restore', args)) as number
   }
