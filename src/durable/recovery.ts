@@ -28,8 +28,8 @@ import {
 } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
-import { storedToNewTask } from './stored-task.js'
 import { toErrorInfo } from '../task/model.js'
+import { storedToNewTask } from './stored-task.js'
 
 export interface RecoveryOptions {
   /** How often the re-base marker is checked (a refused claim also checks at once). Default 5,000 ms. */
