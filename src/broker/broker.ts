@@ -406,6 +406,13 @@ export interface Broker {
   ackChanges(ids: readonly string[]): Promise<void>
 
   /**
+   * Tells the change feed that `consumer` is alive and still applying `ids` (the store is slow or
+   * down): they are not handed to another consumer for another `reclaimAfterMs`. Lets
+   * `reclaimAfterMs` be short, so that the entries of a consumer that died are taken over at once.
+   */
+  holdChanges(consumer: string, ids: readonly string[]): Promise<void>
+
+  /**
    * Checks the re-base marker, which names the server the broker's data was re-based on (Redis:
    * its `run_id`). When it is missing or names another server, or the last re-baser's lease
    * lapsed, exactly one caller gets `created: true` and must re-base (src/durable/recovery.ts):

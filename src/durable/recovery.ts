@@ -30,6 +30,7 @@ import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
 import { splitWaiting, withDependencies } from './dependency-restore.js'
+import { storedToNewTask } from './stored-task.js'
 
 export interface RecoveryOptions {
   /** How often the re-base marker is checked (a refused claim also checks at once). Default 5,000 ms. */
@@ -62,7 +63,6 @@ export class Recovery {
     private readonly logger: Logger,
     options: RecoveryOptions,
     private readonly recordRetentionMs: number,
-    private readonly idempotencyTtlMs: number,
   ) {
     this.options = { intervalMs: 5000, reconcileGraceMs: 60_000, reconcileIntervalMs: 30_000, ...options }
   }
@@ -250,21 +250,9 @@ export class Recovery {
     return results.filter((r) => !r.deduplicated).length
   }
 
+  /** A pending row keeps its due time; any other unfinished row is due now (or when it was). */
   private newTask(r: StoredTask, now: number): NewTask {
-    return {
-      id: r.id,
-      name: r.name,
-      tenantId: r.tenantId,
-      payload: r.payload,
-      priority: r.priority,
-      runAt: r.status === 'pending' ? r.runAt : Math.min(r.runAt, now),
-      timeoutMs: r.timeoutMs,
-      maxRetries: r.maxRetries,
-      createdAt: r.createdAt,
-      idempotencyTtlMs: this.idempotencyTtlMs,
-      attempt: r.attempt,
-      lockKey: r.lockKey,
-    }
+    return storedToNewTask(r, r.status === 'pending' ? r.runAt : Math.min(r.runAt, now))
   }
 
   private every(ms: number, job: () => Promise<unknown>): void {

@@ -1,8 +1,11 @@
 /**
  * Drains the broker's change feed into the store: read a batch, apply it in one multi-row UPDATE,
- * acknowledge. Every durable queue process runs one; entries a dead process left unacknowledged are
- * taken over after `reclaimAfterMs`. While PostgreSQL is down the feed simply grows in Redis, and
- * the store catches up when it is back. Replays are harmless: the store never moves a task back.
+ * acknowledge. Every durable queue process runs one; entries a dead (or frozen) process left
+ * unacknowledged are taken over after `reclaimAfterMs`, and a live process that takes longer to
+ * apply a batch (the store slow or down) keeps holding it meanwhile. The takeover is short because
+ * a change waiting in Redis is lost if Redis loses its data: a completion that never reached the
+ * store runs again. While PostgreSQL is down the feed simply grows in Redis, and the store catches
+ * up when it is back. Replays are harmless: the store never moves a task back.
  */
 import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
@@ -14,7 +17,10 @@ export interface StoreSyncOptions {
   batch?: number
   /** How long one read waits for changes. Default 1,000 ms. */
   blockMs?: number
-  /** After how long another process's unacknowledged entries are taken over. Default 30,000 ms. */
+  /**
+   * After how long another process's unacknowledged entries are taken over: a process that died
+   * (or froze) while holding them. A live one renews its hold every third of it. Default 2,000 ms.
+   */
   reclaimAfterMs?: number
   /**
    * After a read that did not fill a batch, how long from its start before the next read. Changes
@@ -27,6 +33,7 @@ export interface StoreSyncOptions {
 }
 
 const MAX_PAUSE_MS = 5000
+export const DEFAULT_RECLAIM_AFTER_MS = 2000
 
 export class StoreSync {
   private stopped = false
@@ -48,7 +55,7 @@ export class StoreSync {
   ) {
     this.batch = options.batch ?? 500
     this.blockMs = options.blockMs ?? 1000
-    this.reclaimAfterMs = options.reclaimAfterMs ?? 30_000
+    this.reclaimAfterMs = options.reclaimAfterMs ?? DEFAULT_RECLAIM_AFTER_MS
     this.intervalMs = options.intervalMs ?? 100
     this.maxLogLines = options.maxLogLines ?? 1000
   }
@@ -92,7 +99,7 @@ export class StoreSync {
           this.reclaimAfterMs,
         )
         if (ids.length === 0) continue
-        await this.applyUntilDone(changes, outputs)
+        await this.holding(ids, () => this.applyUntilDone(changes, outputs))
         await this.broker.ackChanges(ids)
         pause = 100
         if (ids.length < this.batch) await this.rest(started + this.intervalMs - Date.now())
@@ -116,6 +123,20 @@ export class StoreSync {
       }
       this.wake = done
     })
+  }
+
+  /** Runs `apply` while renewing this consumer's hold on `ids`, so no other consumer takes them over. */
+  private async holding(ids: readonly string[], apply: () => Promise<void>): Promise<void> {
+    const timer = setInterval(() => {
+      this.broker.holdChanges(this.consumer, ids).catch(() => {
+        // Redis unreachable: the entries may be taken over, and applied twice, which is harmless.
+      })
+    }, this.reclaimAfterMs / 3)
+    try {
+      await apply()
+    } finally {
+      clearInterval(timer)
+    }
   }
 
   /** Retries one batch until the store takes it: the feed entries stay unacknowledged meanwhile. */

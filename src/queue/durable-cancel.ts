@@ -12,7 +12,8 @@
  *    and 2 (Redis lost its data and recovery restored it, or reconciliation handed it over) cannot
  *    run, and store and broker agree.
  */
-import type { Broker, NewTask, TaskRecord } from '../broker/broker.js'
+import type { Broker, TaskRecord } from '../broker/broker.js'
+import { storedToNewTask } from '../durable/stored-task.js'
 import { TaskloomError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
@@ -27,26 +28,6 @@ export interface DurableCancelHost {
   logger: Logger
   /** Runs a store call, mapping driver errors to STORE_UNAVAILABLE (or INVALID_INPUT). */
   fromStore<T>(call: () => Promise<T>): Promise<T>
-}
-
-/** The task as the broker's `enqueue` takes it, from its stored row. */
-export function storedToNewTask(row: StoredTask, runAt: number): NewTask {
-  return {
-    id: row.id,
-    name: row.name,
-    tenantId: row.tenantId,
-    payload: row.payload,
-    priority: row.priority,
-    runAt,
-    timeoutMs: row.timeoutMs,
-    maxRetries: row.maxRetries,
-    createdAt: row.createdAt,
-    idempotencyKey: row.idempotencyKey,
-    // The store judges keys; the broker keeps the key only to show it (a TTL of 0 maps nothing).
-    idempotencyTtlMs: 0,
-    attempt: row.attempt,
-    lockKey: row.lockKey,
-  }
 }
 
 /** Cancels `id` durably (see the module comment); answers the broker's cancelled record. */

@@ -20,6 +20,7 @@ import { RedisBroker } from '../broker/redis/redis-broker.js'
 import type { Definitions } from '../definitions/definitions.js'
 import { Recovery } from '../durable/recovery.js'
 import { StoreSync } from '../durable/store-sync.js'
+import { storedToNewTask } from '../durable/stored-task.js'
 import { TaskloomError } from '../errors.js'
 import { QueueEventHub } from '../events/hub.js'
 import { waitForFinal } from '../events/wait-for.js'
@@ -40,7 +41,7 @@ import { Batcher } from '../util/batcher.js'
 import { orTimeout } from '../util/or-timeout.js'
 import { uuidV7 } from '../util/uuid-v7.js'
 import { type Codec, createCodec } from './codec.js'
-import { cancelDurably, storedToNewTask } from './durable-cancel.js'
+import { cancelDurably } from './durable-cancel.js'
 import {
   type ChainStep,
   type FlowHost,
@@ -725,7 +726,6 @@ export class Queue {
       this.logger,
       options.recovery ?? {},
       this.options.recordRetentionMs,
-      this.options.idempotencyTtlMs,
     )
     await this.recovery.start()
     this.sync.start()

@@ -248,7 +248,8 @@ export function changeFeedConformance(
         })
         const [pending, queued, inFlight, dead, completed] = [
           task({ runAt: t0 + 60_000 }),
-          task(),
+          // A cron tick's task: its key (the tick) is what the handler's ctx.schedule is read from.
+          task({ idempotencyKey: 'schedule:nightly:1700000000000', idempotencyTtlMs: 0 }),
           task(),
           task(),
           task(),
@@ -270,9 +271,9 @@ export function changeFeedConformance(
         expect(await b.get(dead.id)).toMatchObject({ status: 'failed', error })
         expect((await b.listDead(10, 0)).items.map((r) => r.id)).toEqual([dead.id])
         const claimed = (await b.claim('w', 10, 1000, t0)).tasks
-        expect(claimed.map((c) => [c.id, c.attempt])).toEqual([
-          [queued.id, 1],
-          [inFlight.id, 3],
+        expect(claimed.map((c) => [c.id, c.attempt, c.idempotencyKey])).toEqual([
+          [queued.id, 1, 'schedule:nightly:1700000000000'],
+          [inFlight.id, 3, undefined],
         ])
         // Restoring again changes nothing: the broker is not behind.
         expect(await b.restore([row(queued, 'queued')], t0)).toBe(0)
@@ -428,6 +429,21 @@ export function changeFeedConformance(
       await b.ackChanges(again.ids)
       await new Promise((r) => setTimeout(r, 250))
       expect((await b.readChanges('c3', 10, 0, 200)).ids).toEqual([])
+    })
+
+    it('leaves entries a consumer holds to it, and hands them out once it stops holding them', async () => {
+      const b = broker()
+      await b.enqueue([task()], t0)
+      await b.claim('w', 1, 1000, t0)
+      const first = await b.readChanges('c1', 10, 0, 300)
+      expect(first.ids).toHaveLength(1)
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 150))
+        await b.holdChanges('c1', first.ids)
+        expect((await b.readChanges('c2', 10, 0, 300)).ids).toEqual([])
+      }
+      await new Promise((r) => setTimeout(r, 350))
+      expect((await b.readChanges('c2', 10, 0, 300)).ids).toEqual(first.ids)
     })
 
     it('waits up to blockMs for a change, and wakes when one arrives', async () => {

@@ -42,6 +42,7 @@ class FakeFeed {
     ackChanges: async (ids: readonly string[]) => {
       this.acked.push(...ids)
     },
+    holdChanges: async () => {},
   } as unknown as Broker
 }
 

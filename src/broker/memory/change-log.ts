@@ -53,6 +53,15 @@ export class ChangeLog {
     for (const id of ids) this.entries.delete(id)
   }
 
+  /** Entries handed out and not acknowledged yet count as handed out now. */
+  hold(ids: readonly string[]): void {
+    const now = Date.now()
+    for (const id of ids) {
+      const entry = this.entries.get(id)
+      if (entry?.handedOutAt !== undefined) entry.handedOutAt = now
+    }
+  }
+
   close(): void {
     this.waiters.wakeAll()
   }

@@ -578,7 +578,7 @@ export class MemoryBroker implements Broker {
       let task = this.tasks.get(row.id)
       if (task === undefined) {
         if (row.status === 'completed' || row.status === 'cancelled') continue
-        task = createTask({ ...row, idempotencyKey: undefined })
+        task = createTask(row)
         this.tasks.set(task.id, task)
         this.tally(task, 1) // born pending; applied below
       } else if (!rowIsAhead(task, row)) continue
@@ -707,6 +707,10 @@ export class MemoryBroker implements Broker {
   private emitFailure(task: TaskState, now: number): void {
     if (task.status === 'failed') this.emit('dead', task, now, { error: task.error })
     else this.emit('retrying', task, now, { runAt: task.runAt, error: task.error })
+  }
+
+  async holdChanges(_consumer: string, ids: readonly string[]): Promise<void> {
+    this.changes?.hold(ids)
   }
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {

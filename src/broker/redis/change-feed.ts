@@ -1,7 +1,8 @@
 /**
  * Reads the change feed stream (`tl:{queue}:changes`) as consumer group `store`: the scripts append
  * one entry per call, the store flusher reads, applies and acknowledges. Entries a dead consumer
- * left unacknowledged are taken over with XAUTOCLAIM.
+ * left unacknowledged are taken over with XAUTOCLAIM once idle for `reclaimAfterMs`; a live
+ * consumer that takes longer to apply them keeps them with `hold`.
  */
 
 import type { AttemptRecord, ErrorInfo, TaskChange, TaskOutput } from '../../task/model.js'
@@ -82,6 +83,16 @@ export class ChangeFeedReader {
         .exec(),
       this.timeoutMs,
     )
+  }
+
+  /**
+   * Resets the idle time of entries `consumer` still works on (XCLAIM with min-idle 0, JUSTID), so
+   * that XAUTOCLAIM leaves them to it. Entries acknowledged meanwhile are not in the group's pending
+   * list, and XCLAIM skips them.
+   */
+  async hold(consumer: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.redis.xclaim(this.stream, GROUP, consumer, 0, ...ids, 'JUSTID')
   }
 
   private async ensureGroup(): Promise<void> {

@@ -493,6 +493,11 @@ export class RedisBroker implements Broker {
     const run = await this.readRunId()
     const reply = (await this.run('epoch', [now, 'ensure', run, restoreLeaseMs])) as string
     if (reply === '') return { created: false }
+    if (reply === 'stale') {
+      // The server restarted between INFO and this call: the next check verifies it again.
+      this.runId = undefined
+      return { created: false }
+    }
     if (reply === 'missing' || reply === 'changed') return { created: true, cause: reply, phase: 'rebasing' }
     return { created: true, cause: 'resume', phase: reply === 'resume-f' ? 'filling' : 'rebasing' }
   }
@@ -553,7 +558,7 @@ export class RedisBroker implements Broker {
       args.push(t.id, t.name, t.tenantId, t.payload, priorityIndex(t.priority), t.runAt, t.timeoutMs)
       args.push(t.maxRetries, t.createdAt, t.attempt, t.lockKey ?? '', t.status, t.updatedAt)
       const extra = t.status === 'completed' ? (t.result ?? '') : t.error ? JSON.stringify(t.error) : ''
-      args.push(t.finishedAt ?? '', extra)
+      args.push(t.finishedAt ?? '', extra, t.idempotencyKey ?? '')
     }
     return (await this.run('restore', args)) as number
   }
@@ -623,6 +628,11 @@ export class RedisBroker implements Broker {
   ): Promise<QueueEventRecord[]> {
     this.assertOpen()
     return io(this.eventReaders.read(after, max, blockMs, signal))
+  }
+
+  async holdChanges(consumer: string, ids: readonly string[]): Promise<void> {
+    this.assertOpen()
+    await this.feed.hold(consumer, ids)
   }
 
   async acquireLock(key: string, ttlMs: number, now: number): Promise<LockGrant> {

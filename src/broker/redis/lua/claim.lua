@@ -4,8 +4,9 @@
 -- ARGV: 2 now, 3 max, 4 lease deadline, 5 worker id, 6 maintenance limit (items per kind per call),
 --   7 error json for expired leases, 8 the run_id the caller verified ('' when not fenced),
 --   9 low-water mark of tokens left below the ceiling.
--- Fenced (durable mode, ARGV 8 given): served only when the marker prefix.."base" names that run_id
--- and is past its first phase (see epoch.lua), and tokens only up to the marker's ceiling.
+-- Fenced (durable mode, ARGV 8 given): served only when the marker prefix.."base" names that run_id,
+-- it is this server's (see servedBy in common.lua) and the marker is past its first phase (see
+-- epoch.lua), and tokens only up to the marker's ceiling.
 -- Returns: { nextWakeAt or '', flag, then 14 per task: id, name, tenant, payload, priority index,
 --   attempt, maxRetries, timeoutMs, createdAt, runAt, token, lock key ('' for none),
 --   trace context ('' for none), idempotency key ('' for none) }. flag: '' normal; 'epoch' refused
@@ -18,7 +19,7 @@ local flag = ''
 local need = max
 if ARGV[8] ~= '' then
   local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph', 'ceil')
-  if base[1] ~= ARGV[8] or base[2] == 'r' then return { '', 'epoch' } end
+  if base[1] ~= ARGV[8] or base[2] == 'r' or not servedBy(ARGV[8]) then return { '', 'epoch' } end
   local left = tonumber(base[3] or '0') - tonumber(redis.call('GET', kFence) or '0')
   if left <= 0 then return { '', 'fence' } end
   if left - max < tonumber(ARGV[9]) then flag = 'low' end

@@ -135,13 +135,21 @@ local function freeTaskLock(key, id)
   unparkOne(lk)
 end
 
+-- True when this server is the one whose run_id the caller verified. The marker alone cannot
+-- tell: a server restarted from an older copy of the data brings back a marker naming the server
+-- the copy was taken from, and a call the client sent to that server before it went down reaches
+-- the new one when the client re-sends it on reconnect, still carrying the old run_id.
+local function servedBy(run)
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') == run
+end
+
 -- Fenced (durable mode): true when the marker prefix.."base" names `run` (the run_id the caller
--- verified) and is past its first phase, i.e. this data was re-based for this server (epoch.lua).
--- A caller without a run_id ('' or nil) is not fenced.
+-- verified), `run` is this server's, and the marker is past its first phase, i.e. this data was
+-- re-based for this server (epoch.lua). A caller without a run_id ('' or nil) is not fenced.
 local function rebased(run)
   if not run or run == '' then return true end
   local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph')
-  return base[1] == run and base[2] ~= 'r'
+  return base[1] == run and base[2] ~= 'r' and servedBy(run)
 end
 
 -- Task output and queue events (issue 17; src/events/).

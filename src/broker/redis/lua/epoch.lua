@@ -7,13 +7,20 @@
 -- ARGV: 2 now, 3 op, 4 run_id the caller verified (INFO server), then per op:
 --   'ensure' 5 lease ms: answers 'missing' or 'changed' (the caller re-bases from scratch),
 --     'resume-r' or 'resume-f' (the last re-baser's lease lapsed in that phase: the caller takes
---     over), or '' (nothing to do: done, or another caller holds the lease).
+--     over), '' (nothing to do: done, or another caller holds the lease), or 'stale' (the run_id
+--     is not this server's: the call was meant for a server that restarted since).
 --   'renew' 5 lease ms, 'serve' 5 lease ms (phase 'f'), 'done', 'abandon' (the lease lapses now, so
---     the next caller resumes at once): answer 1, or 0 when the marker now names another run_id
---     (the caller must re-check).
+--     the next caller resumes at once): answer 1, or 0 when the marker now names another run_id or
+--     the run_id is not this server's (the caller must re-check).
 --   'fences' 5 base, 6 ceiling: raises the counter to at least base and the ceiling to at least
 --     ceiling; answers 1, or 0 when the marker names another run_id.
 local now, op, run = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+-- A call meant for another server (one that restarted since the caller verified it): nothing is
+-- judged or changed here; the caller verifies the run_id again.
+if not servedBy(run) then
+  if op == 'ensure' then return 'stale' end
+  return 0
+end
 local key = prefix .. 'base'
 local base = redis.call('HMGET', key, 'run', 'ph', 'until')
 if op == 'ensure' then

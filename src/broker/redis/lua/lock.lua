@@ -18,7 +18,7 @@ if op == 'acquire' then
   local fence = tonumber(redis.call('GET', kFence) or '0')
   if ARGV[7] ~= '' then
     local base = redis.call('HMGET', prefix .. 'base', 'run', 'ph', 'ceil')
-    if base[1] ~= ARGV[7] or base[2] == 'r' then return { 2, 'epoch' } end
+    if base[1] ~= ARGV[7] or base[2] == 'r' or not servedBy(ARGV[7]) then return { 2, 'epoch' } end
     if fence >= tonumber(base[3] or '0') then return { 2, 'fence' } end
   end
   local legacyKey = prefix .. 'lockfence:' .. name

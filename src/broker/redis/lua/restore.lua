@@ -8,9 +8,10 @@
 -- it since the row died); the row has more attempts; the row ended the attempt Redis still has processing; the row revived a
 -- task Redis has dead. A rewritten in-flight task loses its lease and token, so its old holder's
 -- completion is refused. Completed and cancelled tasks Redis holds are never changed.
--- ARGV: 2 now, 3 retention ms, 4 count, then 15 per task: id, name, tenant, payload, priority
+-- ARGV: 2 now, 3 retention ms, 4 count, then 16 per task: id, name, tenant, payload, priority
 --   index, runAt, timeoutMs, maxRetries, createdAt, attempt, lock key, status, updatedAt,
---   finishedAt ('' for none), result or error json ('' for none).
+--   finishedAt ('' for none), result or error json ('' for none), idempotency key ('' for none:
+--   kept only to show it, and for the handler's ctx.schedule; the store judges keys).
 -- Returns: how many tasks were created or rewritten.
 local now, retention, count = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local changed = 0
@@ -21,7 +22,7 @@ local function leaveAll(key, id, status)
   if status == 'processing' then freeTaskLock(key, id) end
 end
 for i = 0, count - 1 do
-  local b = 4 + i * 15
+  local b = 4 + i * 16
   local id, st, attempt = ARGV[b + 1], ARGV[b + 12], tonumber(ARGV[b + 10])
   local runAt, updatedAt, fin, extra = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 13]), ARGV[b + 14], ARGV[b + 15]
   local key = taskKey(id)
@@ -32,7 +33,7 @@ for i = 0, count - 1 do
   if not rs then
     if st ~= 'completed' and st ~= 'cancelled' then
       redis.call('HSET', key, 'n', ARGV[b + 2], 't', ARGV[b + 3], 'd', ARGV[b + 4], 'p', ARGV[b + 5],
-        'a', attempt, 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', ARGV[b + 9], 'ra', runAt, 'ik', '')
+        'a', attempt, 'mr', ARGV[b + 8], 'to', ARGV[b + 7], 'ca', ARGV[b + 9], 'ra', runAt, 'ik', ARGV[b + 16])
       if ARGV[b + 11] ~= '' then redis.call('HSET', key, 'lk', ARGV[b + 11]) end
       rs, ra = 'new', attempt
       apply = true
