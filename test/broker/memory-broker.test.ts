@@ -8,8 +8,10 @@ import { TaskloomError } from '../../src/errors.js'
 import { uniqueName } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
+import { flowConformance } from './flow-conformance.js'
 
 brokerConformance('MemoryBroker', (name) => new MemoryBroker(name))
+flowConformance('MemoryBroker', (name, flow) => new MemoryBroker(name, { flow }))
 
 const t0 = 1_000_000
 const DAY = 24 * 60 * 60 * 1000

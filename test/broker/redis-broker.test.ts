@@ -6,6 +6,7 @@ import { RedisBroker } from '../../src/broker/redis/redis-broker.js'
 import { hasRedis, REDIS_URL } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
+import { flowConformance } from './flow-conformance.js'
 
 const up = await hasRedis()
 
@@ -25,6 +26,14 @@ describe.skipIf(!up)('Redis', () => {
   brokerConformance(
     'RedisBroker',
     (name) => new RedisBroker(name, { redis: REDIS_URL }),
+    async (broker) => {
+      await broker.close()
+      await dropKeys(broker)
+    },
+  )
+  flowConformance(
+    'RedisBroker',
+    (name, flow) => new RedisBroker(name, { redis: REDIS_URL, flow }),
     async (broker) => {
       await broker.close()
       await dropKeys(broker)

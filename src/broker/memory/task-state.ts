@@ -18,6 +18,8 @@ export interface TaskState extends TaskRecord {
   letIn?: boolean
   /** The submitter's trace context (`NewTask.tc`). */
   tc: string | undefined
+  /** Flow control: the group whose slot this processing task holds (queues with lanes). */
+  slotGroup?: string | undefined
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -36,6 +38,7 @@ export function createTask(task: NewTask): TaskState {
     history: [],
     idempotencyKey: task.idempotencyKey,
     lockKey: task.lockKey || undefined,
+    group: task.group || undefined,
     token: 0,
     timer: undefined,
     tc: task.tc,
@@ -63,6 +66,7 @@ export function toRecord(task: TaskState): TaskRecord {
     workerId: task.workerId,
     idempotencyKey: task.idempotencyKey,
     lockKey: task.lockKey,
+    group: task.group,
     deferredBy: task.deferredBy,
     deferredUntil: task.deferredUntil,
   }
@@ -84,6 +88,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     lockKey: task.lockKey,
     tc: task.tc,
     idempotencyKey: task.idempotencyKey,
+    group: task.group,
   }
 }
 

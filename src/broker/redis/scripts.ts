@@ -1,5 +1,5 @@
 /**
- * Loads the Lua scripts (one operation per file, `common.lua` prepended) and runs them with
+ * Loads the Lua scripts (one operation per file, `common.lua` and `flow-core.lua` prepended) and runs them with
  * EVALSHA, falling back to EVAL once when the server does not know the script yet.
  */
 import { createHash } from 'node:crypto'
@@ -15,6 +15,8 @@ import epoch from './lua/epoch.lua'
 import extend from './lua/extend.lua'
 import fail from './lua/fail.lua'
 import fleet from './lua/fleet.lua'
+import flow from './lua/flow.lua'
+import flowCore from './lua/flow-core.lua'
 import lock from './lua/lock.lua'
 import release from './lua/release.lua'
 import restore from './lua/restore.lua'
@@ -31,6 +33,7 @@ const sources = {
   extend,
   fail,
   fleet,
+  flow,
   lock,
   release,
   restore,
@@ -45,7 +48,7 @@ interface Script {
 
 const scripts = Object.fromEntries(
   Object.entries(sources).map(([name, source]) => {
-    const body = `${common}\n${source}`
+    const body = `${common}\n${flowCore}\n${source}`
     return [name, { body, sha: createHash('sha1').update(body).digest('hex') }]
   }),
 ) as Record<ScriptName, Script>
