@@ -205,11 +205,15 @@ export interface QueueCounts {
    * that many tombstones it answers the last one's time).
    */
   oldestReadyAt?: Record<Priority, number | null>
+  /** Only when asked (`counts({ flow: true })`, read by the queue): pauses, waits and groups. */
+  flow?: FlowState
 }
 
 export interface CountsOptions {
   /** Also read `oldestReadyAt` (on Redis, one more round trip). Default false. */
   oldestReady?: boolean
+  /** Also read flow control's state (`queue.counts` only; one more round trip). Default false. */
+  flow?: boolean
 }
 
 export interface Page<T> {

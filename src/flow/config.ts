@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import type { FlowConfig, FlowLimit, FlowScope } from '../broker/broker.js'
 import { TaskloomError } from '../errors.js'
+import { GROUP } from '../task/validate.js'
 
 export interface FlowOptions {
   /**
@@ -29,11 +30,6 @@ export interface FlowOptions {
 }
 
 export const FLOW_OPTION_KEYS = ['fairness', 'weights', 'groupConcurrency', 'limits'] as const
-
-/** Groups are task-supplied text: the tenant-id alphabet, a little longer. */
-export const GROUP = z
-  .string()
-  .regex(/^[A-Za-z0-9._:@-]{1,200}$/, "1-200 letters, digits, '.', '_', ':', '@' or '-'")
 
 const count = z.number().int().min(1).max(1_000_000)
 export const flowSchema = z.object({

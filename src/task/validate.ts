@@ -34,6 +34,11 @@ export interface SubmitOptions {
    * (for its lease, and so at most its timeout).
    */
   lockKey?: string
+  /**
+   * Flow-control group (fair scheduling, group concurrency and limits, pauses): 1-200 letters,
+   * digits, '.', '_', ':', '@' or '-'. Default: the task's tenant.
+   */
+  group?: string
 }
 
 /** Text taskloom can store (see text.ts): valid Unicode without NUL. */
@@ -49,6 +54,11 @@ export const KEY = TEXT.min(1).max(255)
 export const TENANT_ID = z
   .string()
   .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
+
+/** Flow-control groups: the tenant-id alphabet, up to 200 characters. */
+export const GROUP = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,200}$/, "1-200 letters, digits, '.', '_', ':', '@' or '-'")
 
 const optionsSchema = z.strictObject({
   priority: z.enum(PRIORITIES).optional(),
@@ -68,6 +78,7 @@ const optionsSchema = z.strictObject({
   tenantId: TENANT_ID.optional(),
   schedule: TEXT.min(1).max(200).optional(),
   lockKey: KEY.optional(),
+  group: GROUP.optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

@@ -30,4 +30,10 @@ export interface TaskContext {
    * (for `run-once` after a misfire, the first missed tick). Undefined for other tasks.
    */
   schedule: { id: string; scheduledAt: Date } | undefined
+  /**
+   * Upstream throttling: throws a RateLimitedError, so the task goes back to the queue without
+   * spending an attempt and its group (or, `{ scope: 'task' }`, its task name) starts nothing
+   * anywhere in the fleet for `ms`. `return ctx.rateLimit(30_000)`.
+   */
+  rateLimit(ms: number, options?: { scope?: 'group' | 'task' }): never
 }

@@ -123,9 +123,13 @@ export class RedisBroker implements Broker {
     this.feed = new ChangeFeedReader(this.redis, `${this.keys.prefix}changes`)
     this.fenced = options.fenced === true
     this.flowToWrite = options.flow && encodeFlowConfig(options.flow)
+    const flowJson = this.flowToWrite
     this.redis.on('close', () => {
       this.runId = undefined
       this.generation++
+      // The server may come back without its data: the queue's flow config is written again.
+      if (flowJson !== undefined) this.flowToWrite = flowJson
+      this.flowWriting = undefined
     })
   }
 

@@ -6,6 +6,7 @@ import { httpApi } from './0004-http-api.js'
 import { leanTaskIndexes } from './0005-lean-task-indexes.js'
 import { tenants } from './0006-tenants.js'
 import { fences } from './0007-fences.js'
+import { flowPauses } from './0011-flow-pauses.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
@@ -18,4 +19,5 @@ export const MIGRATIONS: readonly Migration[] = [
   leanTaskIndexes,
   tenants,
   fences,
+  flowPauses,
 ]
