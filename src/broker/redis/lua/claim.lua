@@ -70,7 +70,7 @@ redis.call('DEL', kMarker)
 local flow = flowClaimState()
 local flowWake = nil
 if flow then
-  flowMaintain(now, limit)
+  flowMaintain(flow, now, limit)
   if flow.paused then need = 0 end
   if flow.lim.q and need > 0 then
     local room, at = windowRoom('q', flow.lim.q, now)
@@ -110,7 +110,11 @@ local function lease(id, p, laneGroup)
   -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
   local token = string.format('%d', redis.call('INCR', kFence))
   local attempt = tonumber(rec[5]) + 1
-  redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
+  if flow and flow.lanes then
+    redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now, 'gs', group)
+  else
+    redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
+  end
   change({ id = id, status = 'processing', attempt = attempt, at = now, startedAt = now, workerId = worker })
   leases[#leases + 1] = deadline
   leases[#leases + 1] = id
@@ -120,7 +124,7 @@ local function lease(id, p, laneGroup)
   out[n + 9], out[n + 10], out[n + 11], out[n + 12] = rec[8], rec[9], token, lk
   out[n + 13], out[n + 14], out[n + 15] = rec[12] or '', rec[13] or '', rec[14] or ''
   need = need - 1
-  if flow then return true, flowStarted(flow, key, token, rec[2], group, now) end
+  if flow then return true, flowStarted(flow, token, rec[2], group, now) end
   return true, false
 end
 
@@ -132,13 +136,14 @@ for p = 1, 4 do
     for _, id in ipairs(ids) do lease(id, p) end
   end
   if flow and flow.lanes and need > 0 then
-    claimLanes(p - 1, need, now, function(id, g)
+    claimLanes(flow, p - 1, need, now, function(id, g)
       return lease(id, p, g)
     end)
   end
   if need == 0 then break end
 end
 if #leases > 0 then redis.call('ZADD', kLeases, unpack(leases)) end
+if flow then flowFinish(flow) end
 -- More may be waiting than this worker took: pass the baton to the next idle worker.
 if need == 0 and (redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 or (flow and lanesHaveWork())) then
   if not (flow and (flow.paused or flowWake)) then wake() end

@@ -48,13 +48,18 @@ local function taskGroup(key)
 end
 
 -- A group joins a level's rotation at the lowest virtual time there (no credit for time away).
+local rotationJoined = false
 local function joinRotation(p, g)
   local rk = rotKey(p)
   if redis.call('ZSCORE', rk, g) then return end
+  rotationJoined = true
   local first = redis.call('ZRANGE', rk, 0, 0, 'WITHSCORES')
   redis.call('ZADD', rk, first[2] or 0, g)
 end
 
+-- (level, group) pairs this script call already put in the rotation (or found blocked): a batch
+-- of one group's tasks joins once. Cleared whenever a group leaves a rotation.
+local routed = {}
 flowRoute = function(id, priority, front)
   if not lanesOn() then return false end
   local p = tostring(tonumber(priority))
@@ -65,9 +70,13 @@ flowRoute = function(id, priority, front)
   else
     redis.call('LPUSH', lane, id)
   end
-  redis.call('SADD', kGroups, g)
   redis.call('HINCRBY', kLaneLen, p, 1)
-  if redis.call('HEXISTS', kGBlk, g) == 0 then joinRotation(p, g) end
+  local seen = p .. ':' .. g
+  if not routed[seen] then
+    routed[seen] = true
+    redis.call('SADD', kGroups, g)
+    if redis.call('HEXISTS', kGBlk, g) == 0 then joinRotation(p, g) end
+  end
   return true
 end
 
@@ -105,24 +114,10 @@ end
 
 -- Takes a group out of every rotation until what blocks it ends.
 local function blockGroup(g, why, untilAt)
+  routed = {}
   redis.call('HSET', kGBlk, g, why)
   for p = 0, 3 do redis.call('ZREM', rotKey(p), g) end
   if untilAt then wakeAt('g:' .. g, untilAt) end
-end
-
--- Why a group cannot start a task now ('p' paused, 't' throttled, 'cap', 'rl'), and until when.
-local function groupBlocked(g, now)
-  local w = scopeWait('g:' .. g, now)
-  if w == 0 then return 'p', nil end
-  if w then return 't', w end
-  local cap = groupCap(g)
-  if cap > 0 and tonumber(redis.call('HGET', kGRun, g) or '0') >= cap then return 'cap', nil end
-  local lim = flowConfig().lim
-  if lim and lim.g then
-    local room, at = windowRoom('g:' .. g, lim.g, now)
-    if room == 0 then return 'rl', at end
-  end
-  return nil, nil
 end
 
 -- Lets a scope's waiting tasks be claimed again: a group rejoins the rotation of every level
@@ -164,19 +159,25 @@ flowLeave = function(key, g)
 end
 
 -- Per claim: the queue's flow state, or nil when the queue has no config and no pauses.
+-- `pauses`: whether any task name or group is paused or throttled (else nothing is looked up per
+-- task); `caps`: whether groups have caps (else running tasks per group are counted all the same,
+-- for counts, but never compared).
 local function flowClaimState()
   local f = redis.call('HMGET', kFlow, 'cfg', 'q')
-  if not f[1] and not f[2] and redis.call('EXISTS', kPaused, kWakes) == 0 then return nil end
+  local pauses = redis.call('EXISTS', kPaused) == 1
+  if not f[1] and not f[2] and not pauses and redis.call('EXISTS', kWakes) == 0 then return nil end
   local cfg = flowConfig() or {}
-  return { paused = f[2] == '1', lanes = cfg.lanes == true, lim = cfg.lim or {} }
+  local caps = (tonumber(cfg.gc or 0) > 0) or (cfg.caps ~= nil and next(cfg.caps) ~= nil)
+  return { paused = f[2] == '1', lanes = cfg.lanes == true, lim = cfg.lim or {}, pauses = pauses,
+    caps = caps, running = {}, started = {} }
 end
 
 -- Wakes the scopes whose wait ended; answers nothing.
-local function flowMaintain(now, limit)
+local function flowMaintain(state, now, limit)
   local due = redis.call('ZRANGEBYSCORE', kWakes, '-inf', now, 'LIMIT', 0, limit)
   if #due == 0 then return end
   redis.call('ZREM', kWakes, unpack(due))
-  local lim = flowConfig() and flowConfig().lim or {}
+  local lim = state.lim
   for _, scope in ipairs(due) do
     local w = scopeWait(scope, now)
     if w == nil then
@@ -189,16 +190,19 @@ local function flowMaintain(now, limit)
       wakeAt(scope, w)
     end
   end
+  state.pauses = redis.call('EXISTS', kPaused) == 1
 end
 
 -- Whether a popped queued task may start now; if not it is held (no attempt spent) until its
 -- task name (or, without lanes, its group) may run again. Groups with lanes are judged when the
 -- rotation picks them, not here.
 local function flowAdmit(state, id, name, group, now)
+  if not state.pauses and not state.lim.n then return true end
   local scopes = { 'n:' .. name }
   if not state.lanes then scopes[2] = 'g:' .. group end
   for i, scope in ipairs(scopes) do
-    local w = scopeWait(scope, now)
+    local w = nil
+    if state.pauses then w = scopeWait(scope, now) end
     if w == nil and i == 1 and state.lim.n then
       local room, at = windowRoom(scope, state.lim.n, now)
       if room == 0 then w = at end
@@ -212,25 +216,35 @@ local function flowAdmit(state, id, name, group, now)
   return true
 end
 
--- Counts a start against the rate limits and the group's slots. Answers true when the group is
--- now blocked (at its cap, or its window full).
-local function flowStarted(state, key, token, name, group, now)
-  local lim = state.lim
-  if lim.q then
-    redis.call('ZADD', prefix .. 'rl:q', now, token)
-    redis.call('PEXPIRE', prefix .. 'rl:q', lim.q[2])
+-- Tasks of `group` processing now, as this claim sees them (read once, counted locally).
+local function runningOf(state, group)
+  local n = state.running[group]
+  if n == nil then
+    n = tonumber(redis.call('HGET', kGRun, group) or '0')
+    state.running[group] = n
   end
+  return n
+end
+
+-- Counts a start against the rate limits and the group's slots (the task's hash already names
+-- its group in 'gs'). Answers true when the group is now blocked (at its cap, or window full).
+local function flowStarted(state, token, name, group, now)
+  local lim = state.lim
+  if lim.q then redis.call('ZADD', prefix .. 'rl:q', now, token) end
   if lim.n then
     redis.call('ZADD', prefix .. 'rl:n:' .. name, now, token)
     redis.call('PEXPIRE', prefix .. 'rl:n:' .. name, lim.n[2])
   end
   if not state.lanes then return false end
-  redis.call('HSET', key, 'gs', group)
-  local running = redis.call('HINCRBY', kGRun, group, 1)
-  local cap = groupCap(group)
-  if cap > 0 and running >= cap then
-    blockGroup(group, 'cap', nil)
-    return true
+  local running = runningOf(state, group) + 1
+  state.running[group] = running
+  state.started[group] = (state.started[group] or 0) + 1
+  if state.caps then
+    local cap = groupCap(group)
+    if cap > 0 and running >= cap then
+      blockGroup(group, 'cap', nil)
+      return true
+    end
   end
   if lim.g then
     local k = prefix .. 'rl:g:' .. group
@@ -245,36 +259,107 @@ local function flowStarted(state, key, token, name, group, now)
   return false
 end
 
--- Takes up to `need` tasks from the lanes of level p (0-3), one per turn of the rotation;
+-- Writes what a claim counted locally: running tasks per group, and the queue window's expiry.
+local function flowFinish(state)
+  for g, n in pairs(state.started) do redis.call('HINCRBY', kGRun, g, n) end
+  if state.lim.q then redis.call('PEXPIRE', prefix .. 'rl:q', state.lim.q[2]) end
+end
+
+-- Why a group cannot start a task now ('p' paused, 't' throttled, 'cap', 'rl'), and until when;
+-- only what the queue has configured is looked at.
+local function groupBlockedIn(state, g, now)
+  if state.pauses then
+    local w = scopeWait('g:' .. g, now)
+    if w == 0 then return 'p', nil end
+    if w then return 't', w end
+  end
+  if state.caps then
+    local cap = groupCap(g)
+    if cap > 0 and runningOf(state, g) >= cap then return 'cap', nil end
+  end
+  if state.lim.g then
+    local room, at = windowRoom('g:' .. g, state.lim.g, now)
+    if room == 0 then return 'rl', at end
+  end
+  return nil, nil
+end
+
+-- Takes up to `need` tasks from the lanes of level p (0-3), one per turn of the rotation, and
+-- answers how many it took. The lowest `need` entries of the rotation are read once and turned
+-- locally (ties by name, as the zset orders them); every entry not read sorts after the last one
+-- read, so the local choice is the global one while it sorts before that boundary. Scores are
+-- written back at the end; a rotation changed meanwhile (a task let in) is read again.
 -- `lease(id, group)` answers whether the task started and whether that blocked its group.
-local function claimLanes(p, need, now, lease)
+local function claimLanes(state, p, need, now, lease)
   local rk = rotKey(p)
   local weights = flowConfig().w or {}
+  local taken, popped = 0, 0
   while need > 0 do
-    local top = redis.call('ZRANGE', rk, 0, 0)
-    local g = top[1]
-    if not g then break end
-    local why, untilAt = groupBlocked(g, now)
-    if why then
-      blockGroup(g, why, untilAt)
-    else
-      local lane = laneKey(p, g)
-      local id = redis.call('RPOP', lane)
-      if id then redis.call('HINCRBY', kLaneLen, p, -1) end
-      local emptied = not id or redis.call('LLEN', lane) == 0
-      if emptied then redis.call('ZREM', rk, g) end
-      if id then
-        local started, blocked = lease(id, g)
-        if started then
-          need = need - 1
-          if not emptied and not blocked then
-            redis.call('ZINCRBY', rk, 1 / tonumber(weights[g] or 1), g)
+    local flat = redis.call('ZRANGE', rk, 0, need - 1, 'WITHSCORES')
+    if #flat == 0 then break end
+    local entries = {}
+    for i = 1, #flat, 2 do entries[#entries + 1] = { g = flat[i], s = tonumber(flat[i + 1]) } end
+    local boundary = nil
+    if #entries == need then boundary = { s = entries[#entries].s, g = entries[#entries].g } end
+    local changed, gone = {}, {}
+    rotationJoined = false
+    local again = false
+    while need > 0 and not again do
+      local best, bi = nil, nil
+      for i, e in ipairs(entries) do
+        if not best or e.s < best.s or (e.s == best.s and e.g < best.g) then best, bi = e, i end
+      end
+      if not best then break end
+      if boundary and (best.s > boundary.s or (best.s == boundary.s and best.g > boundary.g)) then
+        again = true
+      else
+        local g = best.g
+        local why, untilAt = groupBlockedIn(state, g, now)
+        local drop = false
+        if why then
+          blockGroup(g, why, untilAt)
+          drop = true
+        else
+          local id = redis.call('RPOP', laneKey(p, g))
+          if not id then
+            redis.call('ZREM', rk, g)
+            routed = {}
+            drop = true
+          else
+            popped = popped + 1
+            local started, blocked = lease(id, g)
+            if started then
+              need = need - 1
+              taken = taken + 1
+              if blocked then
+                drop = true
+              else
+                best.s = best.s + 1 / tonumber(weights[g] or 1)
+                changed[g] = best
+              end
+            end
           end
         end
+        if drop then
+          table.remove(entries, bi)
+          changed[g] = nil
+          gone[g] = true
+        end
+        if rotationJoined then again = true end
       end
     end
+    local scores = {}
+    for g, e in pairs(changed) do
+      if not gone[g] then
+        scores[#scores + 1] = e.s
+        scores[#scores + 1] = g
+      end
+    end
+    if #scores > 0 then redis.call('ZADD', rk, 'XX', unpack(scores)) end
+    if not again then break end
   end
-  return need
+  if popped > 0 then redis.call('HINCRBY', kLaneLen, p, -popped) end
+  return taken
 end
 
 local function lanesHaveWork()
