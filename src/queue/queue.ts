@@ -546,20 +546,20 @@ export class Queue {
    * await queue.pause({ group: 'acme' })
    */
   async pause(target?: PauseTarget): Promise<void> {
-    this.assertOpen()
-    const scope = scopeOf(target)
-    await this.ready()
-    await setPaused(this.broker, this.store, scope, true)
-    this.logger.info({ scope }, 'flow paused')
+    await this.setFlowPaused(target, true)
   }
 
   /** Lifts a pause made by `pause` (the same target); waiting tasks are claimable at once. */
   async resume(target?: PauseTarget): Promise<void> {
+    await this.setFlowPaused(target, false)
+  }
+
+  private async setFlowPaused(target: PauseTarget | undefined, paused: boolean): Promise<void> {
     this.assertOpen()
     const scope = scopeOf(target)
     await this.ready()
-    await setPaused(this.broker, this.store, scope, false)
-    this.logger.info({ scope }, 'flow resumed')
+    await setPaused(this.broker, this.store, scope, paused)
+    this.logger.info({ scope }, paused ? 'flow paused' : 'flow resumed')
   }
 
   /**
