@@ -152,9 +152,13 @@ local function unblock(scope, max)
   if woke then wake() end
 end
 
+-- A task with a group slot left processing. Only a queue with caps can have a group waiting for
+-- the slot.
 flowLeave = function(key, g)
   redis.call('HDEL', key, 'gs')
   if redis.call('HINCRBY', kGRun, g, -1) <= 0 then redis.call('HDEL', kGRun, g) end
+  local cfg = flowConfig()
+  if not cfg or (tonumber(cfg.gc or 0) == 0 and (cfg.caps == nil or next(cfg.caps) == nil)) then return end
   if redis.call('HGET', kGBlk, g) == 'cap' then unblock('g:' .. g) end
 end
 
