@@ -15,8 +15,12 @@
  *   taskloom tenants list
  *     What the operator grants each tenant: requests per minute and monthly submissions for all its
  *     keys together, and the scopes its keys may hold (admin: whether it may have admins).
+ *   taskloom queue pause|resume <queue> [--task <name> | --group <group>] [--redis <url>]
+ *   taskloom queue status <queue>
+ *     Flow control: stops or restarts claims fleet-wide (see src/cli-queue.ts).
  */
 import { parseArgs } from 'node:util'
+import { QUEUE_USAGE, QueueUsageError, queueCommand } from './cli-queue.js'
 import {
   isOperator,
   openApiKeys,
@@ -40,6 +44,7 @@ const USAGE = `usage:
                                                           what a tenant's keys get, all together
   taskloom tenants show <id>
   taskloom tenants list
+${QUEUE_USAGE}
   taskloom help
 every command takes --postgres <url> (default: $DATABASE_URL) and --schema <name> (default: taskloom)`
 
@@ -236,6 +241,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'keys') return keys(rest)
   if (command === 'tenants') return tenants(rest)
+  if (command === 'queue') return queueCommand(rest)
   if (command !== 'migrate') {
     process.stderr.write(`taskloom: unknown command ${JSON.stringify(command)}\n${USAGE}\n`)
     return 2
@@ -256,7 +262,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code
   },
   (err: unknown) => {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof QueueUsageError) {
       process.stderr.write(`taskloom: ${err.message}\n${USAGE}\n`)
       process.exitCode = 2
       return

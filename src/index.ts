@@ -2,6 +2,9 @@ export type {
   Broker,
   CountsOptions,
   EventCount,
+  FlowGroupState,
+  FlowLimit,
+  FlowState,
   QueueCounts,
   TaskEvent,
   TaskRecord,
@@ -46,6 +49,9 @@ export {
 } from './fleet/liveness.js'
 export type { Lock, LockOptions } from './fleet/locks.js'
 export type { WorkerInfo } from './fleet/workers.js'
+export type { PauseTarget } from './flow/admin.js'
+export type { FlowControlOptions } from './flow/config.js'
+export { RateLimitedError, type RateLimitedOptions } from './flow/rate-limited.js'
 export { createJsonLogger, type Logger, type LogLevel, pinoOptions } from './logger.js'
 export { type EncryptionOptions, Sealed } from './queue/codec.js'
 export type {

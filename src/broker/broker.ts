@@ -57,6 +57,8 @@ export interface NewTask {
   tc?: string | undefined
   /** Tasks it waits for (see src/task/dependency-model.ts); such tasks go through `enqueueFlow`. Default: none. */
   dependsOn?: DependencyEdge[] | undefined
+  /** Flow-control group (fair scheduling, group limits). Default: the tenant. */
+  group?: string | undefined
 }
 
 export interface EnqueueResult {
@@ -95,6 +97,8 @@ export interface TaskRecord extends DependencyFields {
   workerId?: string | undefined
   idempotencyKey?: string | undefined
   lockKey?: string | undefined
+  /** The flow-control group given at submit (else the tenant is its group). */
+  group?: string | undefined
   /** The last deferral (`defer`): what deferred the task (a breaker's name) and until when. */
   deferredBy?: string | undefined
   deferredUntil?: number | undefined
@@ -125,6 +129,8 @@ export interface ClaimedTask {
   tc?: string | undefined
   /** The idempotency key it was submitted with (a schedule's tick key names the schedule and tick). */
   idempotencyKey?: string | undefined
+  /** Its flow-control group, when one was given at submit (else the tenant is its group). */
+  group?: string | undefined
 }
 
 export interface ClaimResult {
@@ -215,11 +221,15 @@ export interface QueueCounts {
    * that many tombstones it answers the last one's time).
    */
   oldestReadyAt?: Record<Priority, number | null>
+  /** Only when asked (`counts({ flow: true })`, read by the queue): pauses, waits and groups. */
+  flow?: FlowState
 }
 
 export interface CountsOptions {
   /** Also read `oldestReadyAt` (on Redis, one more round trip). Default false. */
   oldestReady?: boolean
+  /** Also read flow control's state (`queue.counts` only; one more round trip). Default false. */
+  flow?: boolean
 }
 
 export interface Page<T> {
@@ -243,6 +253,12 @@ export interface BrokerOptions {
    * `markEpoch('serving')`). Default false: tokens are issued without a ceiling or a marker check.
    */
   fenced?: boolean
+  /**
+   * Flow control (src/flow): fair scheduling between groups, group concurrency and start-rate
+   * limits. Redis keeps it with the queue's data for the whole fleet; omitted, whatever is stored
+   * stays in force. Default: none.
+   */
+  flow?: FlowConfig | undefined
 }
 
 /** A task as the store records it, for `restore` (the store's row is ahead of the broker's copy). */
@@ -478,6 +494,19 @@ export interface Broker {
    * from the oldest kept.
    */
   readEvents(after: string, max: number, blockMs: number, signal?: AbortSignal): Promise<QueueEventRecord[]>
+  // --- Flow control (src/flow): pauses, throttles and per-group state, fleet-wide ---
+
+  /** Stops claims of the scope (running tasks go on; submits still succeed) until `resume`. */
+  pause(scope: FlowScope, now: number): Promise<void>
+  /** Lifts a pause (and a throttle) of the scope; its waiting tasks are claimable at once. */
+  resume(scope: FlowScope, now: number): Promise<void>
+  /**
+   * Gives leases back without counting the attempt and stops claims of `scope` (a task name or a
+   * group) until `until` (a handler's `RateLimitedError`). A longer throttle already set stays.
+   */
+  throttle(items: readonly Fenced[], scope: FlowScope, until: number, now: number): Promise<FencedOutcome[]>
+  /** Pauses, throttles and per-group counts (the groups only on queues with group lanes). */
+  flowState(now: number): Promise<FlowState>
 
   // --- Fleet coordination (src/fleet): distributed locks, breakers, deferral, worker heartbeats ---
 
@@ -577,4 +606,45 @@ export interface ReapedWorker {
   id: string
   /** Leases made to expire. */
   tasks: number
+}
+
+/** What a pause or a throttle applies to. */
+export type FlowScope = { kind: 'queue' } | { kind: 'task'; name: string } | { kind: 'group'; group: string }
+
+/** A start-rate limit: at most `max` task starts in any `durationMs` window, per scope. */
+export interface FlowLimit {
+  per: 'queue' | 'task' | 'group'
+  max: number
+  durationMs: number
+}
+
+/** A queue's flow control, as the broker enforces it (see src/flow/options.ts for the user's side). */
+export interface FlowConfig {
+  /** Claims rotate between the groups with ready work within each priority level. */
+  fair: boolean
+  /** Relative claim shares per group (default 1). */
+  weights: Record<string, number>
+  /** Most tasks of one group processing at once, fleet-wide; 0: no cap. */
+  groupConcurrency: number
+  /** Per-group caps that override `groupConcurrency`. */
+  groupCaps: Record<string, number>
+  limits: FlowLimit[]
+}
+
+export interface FlowGroupState {
+  group: string
+  ready: number
+  running: number
+  /** Why its ready tasks wait, if they do. */
+  blocked?: 'paused' | 'throttled' | 'capped' | 'rate-limited' | undefined
+}
+
+export interface FlowState {
+  /** Whether the queue keeps a ready lane per group (fairness, group caps or group limits are on). */
+  lanes: boolean
+  paused: { queue: boolean; tasks: string[]; groups: string[] }
+  /** Task names and groups stopped by a handler's `RateLimitedError` or a start-rate limit, until when. */
+  waiting: { kind: 'task' | 'group' | 'queue'; name: string; until: number }[]
+  /** Groups with ready or running tasks (lanes only), most ready first. */
+  groups: FlowGroupState[]
 }

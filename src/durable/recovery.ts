@@ -26,6 +26,7 @@ import {
   type NewTask,
   type RestoredTask,
 } from '../broker/broker.js'
+import { reapplyPauses } from '../flow/admin.js'
 import type { Logger } from '../logger.js'
 import type { Store, StoredTask } from '../store/store.js'
 import { toErrorInfo } from '../task/model.js'
@@ -115,6 +116,8 @@ export class Recovery {
         cursor = page.nextCursor
         await this.broker.markEpoch(Date.now(), 'restoring', RESTORE_LEASE_MS)
       } while (cursor !== null)
+      // Pauses live in the store too: a Redis that came back empty must not run paused work.
+      await reapplyPauses(this.broker, await this.store.flowPauses())
       await this.broker.markEpoch(Date.now(), 'serving', RESTORE_LEASE_MS)
     }
     const servingAfterMs = Date.now() - started

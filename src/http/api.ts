@@ -27,6 +27,7 @@ import { HttpProblem, PROBLEM_STATUS, type ProblemCode, toProblem } from './prob
 import { matchRoute, type Route, type RouteResult, type Services } from './route.js'
 import { adminRoutes } from './routes-admin.js'
 import { auditRoutes } from './routes-audit.js'
+import { flowRoutes } from './routes-flow.js'
 import { operatorRoutes } from './routes-operator.js'
 import { readiness, systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
@@ -58,6 +59,7 @@ const ROUTES: readonly Route[] = [
   ...adminRoutes,
   ...auditRoutes,
   ...operatorRoutes,
+  ...flowRoutes,
   ...systemRoutes,
 ]
 const REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/

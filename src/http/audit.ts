@@ -32,6 +32,9 @@ export type AuditAction =
   | 'key.revoke'
   /** The operator changed a tenant's rate limit, quota or scopes. */
   | 'tenant.update'
+  /** Flow control: a queue, task name or group paused or resumed (src/http/routes-flow.ts). */
+  | 'flow.pause'
+  | 'flow.resume'
 
 export interface AuditEntry {
   action: AuditAction
@@ -69,6 +72,8 @@ export const AUDIT_ACTIONS = [
   'quota.exceeded',
   'key.create',
   'key.revoke',
+  'flow.pause',
+  'flow.resume',
 ] as const satisfies readonly AuditAction[]
 
 export interface AuditFilter {

@@ -26,6 +26,7 @@ import type { Queue } from '../queue/queue.js'
 import { PRIORITIES } from '../task/model.js'
 import { orTimeout, TIMED_OUT } from '../util/or-timeout.js'
 import type { Worker } from '../worker/worker.js'
+import { registerFlowSeries } from './flow-series.js'
 import { BoundedLabel } from './labels.js'
 import { BREAKER_STATES, EVENT_COUNTERS, eventTotals } from './queue-series.js'
 
@@ -91,6 +92,7 @@ export class TaskloomMetrics {
   private readonly taskTypes: BoundedLabel
   private readonly errorTypes: BoundedLabel
   private readonly routes: BoundedLabel
+  private readonly groups: BoundedLabel
   private readonly scrapeTimeoutMs: number
   private readonly workersSource: MetricsOptions['workers']
   private readonly queues = new Map<Queue, ObservedQueue>()
@@ -107,6 +109,8 @@ export class TaskloomMetrics {
   readonly pickup: Histogram<'priority'>
   readonly apiDuration: Histogram<'endpoint' | 'method' | 'status'>
   readonly rateLimitHits: Counter<'tenant_id'>
+  /** Tasks given back because their handler was rate-limited upstream (src/flow). */
+  readonly rateLimited: Counter<'task_type' | 'scope'>
   readonly collectErrors: Counter<'source'>
   private readonly utilization: Gauge<'worker_id'>
   /** Scrape-time gauges labelled by queue, by metric name (for removing a queue's series). */
@@ -135,6 +139,8 @@ export class TaskloomMetrics {
     this.taskTypes = new BoundedLabel(o.maxLabelValues)
     this.errorTypes = new BoundedLabel(o.maxLabelValues)
     this.routes = new BoundedLabel(o.maxLabelValues)
+    // Groups default to tenant ids: labelled only when tenants are.
+    this.groups = new BoundedLabel(o.tenantLabels ? o.maxTenants : 0)
     this.scrapeTimeoutMs = o.scrapeTimeoutMs
     this.workersSource = o.workers
 
@@ -283,6 +289,16 @@ export class TaskloomMetrics {
     countsGauge('task_processing_count', 'Tasks leased to a worker now.', ['queue'], (g, queue, c) =>
       g.set({ queue }, c.processing),
     )
+    this.rateLimited = registerFlowSeries({
+      prefix: p,
+      registers,
+      groups: this.groups,
+      names: this.taskTypes,
+      read: () =>
+        Promise.all(
+          [...self.queues.values()].map(async (q) => [q.queue.name, await self.countsOf(q)] as const),
+        ),
+    })
 
     new Gauge({
       name: `${p}worker_count`,
@@ -450,6 +466,9 @@ export class TaskloomMetrics {
           breaker: this.taskTypes.value(breaker),
         })
       }),
+      worker.on('task:rate-limited', ({ task, scope }) => {
+        this.rateLimited.inc({ task_type: this.taskTypes.value(task.name), scope: scope.kind })
+      }),
       worker.on('worker:blocked', ({ blockedMs }) => {
         this.loopBlocked.inc({ worker_id: worker.id })
         this.loopBlockedSeconds.inc({ worker_id: worker.id }, blockedMs / 1000)
@@ -510,7 +529,7 @@ export class TaskloomMetrics {
     const now = Date.now()
     if (q.counts && now - q.counts.at < COUNTS_REUSE_MS) return q.counts.value
     const value = this.bounded('queue_counts', () =>
-      this.unlessClosed(q, () => q.queue.counts({ oldestReady: true })),
+      this.unlessClosed(q, () => q.queue.counts({ oldestReady: true, flow: true })),
     )
     q.counts = { at: now, value }
     return value

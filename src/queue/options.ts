@@ -4,12 +4,13 @@ import type { Broker } from '../broker/broker.js'
 import type { RedisInput } from '../broker/redis/connection.js'
 import type { RecoveryOptions } from '../durable/recovery.js'
 import { TaskloomError } from '../errors.js'
+import { type FlowControlOptions, flowSchema } from '../flow/config.js'
 import type { Logger } from '../logger.js'
 import type { PoolSettings, PostgresInput } from '../store/postgres/connection.js'
 import { TENANT_ID } from '../task/validate.js'
 import type { EncryptionOptions } from './codec.js'
 
-export interface QueueOptions {
+export interface QueueOptions extends FlowControlOptions {
   /** The queue's name: 1-200 letters, digits, '.', '_', ':' or '-'. */
   name: string
   /**
@@ -113,7 +114,7 @@ export type QueueSettings = typeof QUEUE_DEFAULTS
 
 const ms = (max: number) => z.number().int().min(1).max(max).optional()
 
-const schema = z.object({
+const schema = flowSchema.extend({
   name: z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/, "1-200 letters, digits, '.', '_', ':' or '-'"),
   defaultTenantId: TENANT_ID.optional(),
   idempotencyTtlMs: ms(366 * DAY),
@@ -169,6 +170,10 @@ export function checkQueueOptions(options: QueueOptions): QueueSettings {
     brokerTimeoutMs: _brokerTimeout,
     openTimeoutMs: _openTimeout,
     auditStatusChanges: _audit,
+    fairness: _fairness,
+    weights: _weights,
+    groupConcurrency: _groupConcurrency,
+    limits: _limits,
     ...given
   } = parsed.data
   const { events, ...rest } = given

@@ -27,6 +27,8 @@ import { waitForFinal } from '../events/wait-for.js'
 import { type BreakerHandle, breakerHandle } from '../fleet/breakers.js'
 import { acquireLock, type Lock, type LockOptions, withLock } from '../fleet/locks.js'
 import { listWorkers, type WorkerInfo } from '../fleet/workers.js'
+import { type PauseTarget, scopeOf, setPaused } from '../flow/admin.js'
+import { flowConfigOf } from '../flow/config.js'
 import { createJsonLogger, type Logger, logEnabled } from '../logger.js'
 import { traceSubmit } from '../observability/tracing.js'
 import { attachSchedules, type QueueExtras } from '../schedule/attach.js'
@@ -206,7 +208,12 @@ export class Queue {
     this.logger = options.logger ?? createJsonLogger({ service: 'taskloom' })
     this.codec = createCodec(this.name, options.encryption)
     const durable = options.postgres !== undefined ? options.postgres !== false : options.redis === undefined
-    const brokerOptions = { retentionMs: this.options.retentionMs, changeFeed: durable, fenced: durable }
+    const brokerOptions = {
+      retentionMs: this.options.retentionMs,
+      changeFeed: durable,
+      fenced: durable,
+      flow: flowConfigOf(options),
+    }
     this.broker =
       options.broker ??
       (options.redis === undefined
@@ -647,7 +654,33 @@ export class Queue {
   async counts(options: CountsOptions = {}): Promise<QueueCounts> {
     this.assertOpen()
     await this.ready()
-    return this.broker.counts(options)
+    if (!options.flow) return this.broker.counts(options)
+    const [counts, flow] = await Promise.all([this.broker.counts(options), this.broker.flowState(Date.now())])
+    return { ...counts, flow }
+  }
+
+  /**
+   * Stops claims of the whole queue, or of one task name or group (`{ task }`, `{ group }`),
+   * fleet-wide, until `resume`: running handlers finish, submits still succeed. In durable mode
+   * the pause is recorded in PostgreSQL first, so it outlives a Redis that restarts empty.
+   * @example
+   * await queue.pause({ group: 'acme' })
+   */
+  async pause(target?: PauseTarget): Promise<void> {
+    await this.setFlowPaused(target, true)
+  }
+
+  /** Lifts a pause made by `pause` (the same target); waiting tasks are claimable at once. */
+  async resume(target?: PauseTarget): Promise<void> {
+    await this.setFlowPaused(target, false)
+  }
+
+  private async setFlowPaused(target: PauseTarget | undefined, paused: boolean): Promise<void> {
+    this.assertOpen()
+    const scope = scopeOf(target)
+    await this.ready()
+    await setPaused(this.broker, this.store, scope, paused)
+    this.logger.info({ scope }, paused ? 'flow paused' : 'flow resumed')
   }
 
   /**
@@ -923,6 +956,7 @@ export class Queue {
       idempotencyKey: options.idempotencyKey,
       idempotencyTtlMs: this.options.idempotencyTtlMs,
       lockKey: options.lockKey,
+      group: options.group,
     }
   }
 

@@ -238,6 +238,11 @@ export interface Store {
    */
   reserveFences(floor: number, block: number): Promise<number>
 
+  /** Flow control: the queue's paused scopes ('q', 'n:<task name>', 'g:<group>'). */
+  flowPauses(): Promise<string[]>
+  /** Records (or lifts) the pause of a scope, before the broker applies it. */
+  setFlowPause(scope: string, paused: boolean): Promise<void>
+
   /**
    * Tasks stored but never confirmed by the broker and created before `olderThan` (the reconciler
    * passes now minus a grace period), oldest first.

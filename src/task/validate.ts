@@ -41,6 +41,11 @@ export interface SubmitOptions {
    * 'ignore' or 'remove'). Each must be a task of the same tenant, else NOT_FOUND.
    */
   dependsOn?: readonly DependencyRef[]
+  /**
+   * Flow-control group (fair scheduling, group concurrency and limits, pauses): 1-200 letters,
+   * digits, '.', '_', ':', '@' or '-'. Default: the task's tenant.
+   */
+  group?: string
 }
 
 /** Text taskloom can store (see text.ts): valid Unicode without NUL. */
@@ -56,6 +61,11 @@ export const KEY = TEXT.min(1).max(255)
 export const TENANT_ID = z
   .string()
   .regex(/^[A-Za-z0-9._:@-]{1,128}$/, "1-128 letters, digits, '.', '_', ':', '@' or '-'")
+
+/** Flow-control groups: the tenant-id alphabet, up to 200 characters. */
+export const GROUP = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,200}$/, "1-200 letters, digits, '.', '_', ':', '@' or '-'")
 
 const optionsSchema = z.strictObject({
   priority: z.enum(PRIORITIES).optional(),
@@ -76,6 +86,7 @@ const optionsSchema = z.strictObject({
   schedule: TEXT.min(1).max(200).optional(),
   lockKey: KEY.optional(),
   dependsOn: z.array(DEPENDENCY_REF).max(10_000).optional(),
+  group: GROUP.optional(),
 })
 
 function issuesOf(error: z.ZodError, prefix: string): Issue[] {

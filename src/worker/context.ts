@@ -50,4 +50,10 @@ export interface TaskContext extends DependencyReads {
   // `dependencies()`: `{ [id]: { name, status, result, error } }` of the tasks it depended on (a
   //   `remove` dependency that did not complete is left out);
   // `resultOf(taskDef, id)`: that dependency's result, typed by the task's `output` schema.
+  /**
+   * Upstream throttling: throws a RateLimitedError, so the task goes back to the queue without
+   * spending an attempt and its group (or, `{ scope: 'task' }`, its task name) starts nothing
+   * anywhere in the fleet for `ms`. `return ctx.rateLimit(30_000)`.
+   */
+  rateLimit(ms: number, options?: { scope?: 'group' | 'task' }): never
 }

@@ -2,7 +2,7 @@
  * Typed, namespaced worker events. A throwing listener is caught and logged; it never breaks the
  * worker's loop (graphile-worker's safeEmit).
  */
-import type { ClaimedTask } from '../broker/broker.js'
+import type { ClaimedTask, FlowScope } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import { type ErrorInfo, toErrorInfo } from '../task/model.js'
 
@@ -22,6 +22,8 @@ export interface WorkerEvents {
   'worker:error': { error: unknown; stage: string }
   /** Given back unrun, without spending an attempt, until `runAt` (its circuit breaker is open). */
   'task:deferred': { task: ClaimedTask; breaker: string; runAt: number }
+  /** Given back unrun, without spending an attempt: its handler was rate-limited upstream. */
+  'task:rate-limited': { task: ClaimedTask; scope: FlowScope; until: number }
   /** The autoscaler changed the worker's concurrency. */
   'worker:scaled': { from: number; to: number; queueDepth: number; reason: 'queue-deep' | 'queue-shallow' }
   /** A worker was found silent for 3 heartbeats; its leases were made to expire at once. */

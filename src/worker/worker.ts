@@ -13,6 +13,7 @@ import { BreakerOpenError, type BreakerOptions, tenantBreaker } from '../fleet/b
 import { EventLoopWatch } from '../fleet/event-loop.js'
 import { Heartbeat } from '../fleet/heartbeat.js'
 import { judgeLiveness, type LivenessOptions, type LivenessReport } from '../fleet/liveness.js'
+import { RateLimitedError, throttleTask } from '../flow/rate-limited.js'
 import { childLogger, type Logger, logEnabled } from '../logger.js'
 import { startTaskSpans } from '../observability/tracing.js'
 import { internals, type QueueInternals } from '../queue/internal.js'
@@ -507,6 +508,10 @@ export class Worker {
         await spans.settle('deferred', () => this.deferTask(task, error.breaker, error.retryAt))
         return spans.end()
       }
+      if (error instanceof RateLimitedError) {
+        await spans.settle('deferred', () => this.rateLimited(task, error))
+        return spans.end()
+      }
       await spans.settle('failed', () => this.recordFailure(task, error, durationMs))
       return spans.end(error)
     }
@@ -563,6 +568,9 @@ export class Worker {
       schedule: scheduleOfKey(task.idempotencyKey),
       ...this.outputs.context(task),
       ...dependencyReads(this.q, this.broker, task.id),
+      rateLimit: (ms, options) => {
+        throw new RateLimitedError({ retryAfterMs: ms, scope: options?.scope })
+      },
       // Made on first use: most handlers never log, and a child logger per task is measurable.
       get logger() {
         logger ??= childLogger(parent, { task_id: task.id, tenant_id: task.tenantId })
@@ -629,6 +637,21 @@ export class Worker {
         `task ${task.name} deferred: circuit breaker ${breaker} is open`,
       )
       this.events.emit('task:deferred', { task, breaker, runAt })
+    } catch (err) {
+      this.events.emit('worker:error', { error: err, stage: 'defer' })
+    }
+  }
+
+  /** The handler was throttled upstream: the task goes back and its scope waits (src/flow). */
+  private async rateLimited(task: ClaimedTask, error: RateLimitedError): Promise<void> {
+    try {
+      const throttled = await throttleTask(this.broker, task, error)
+      if (!throttled) return this.events.emit('task:stale', { task, stage: 'fail' })
+      this.logger.debug(
+        { task_id: task.id, scope: throttled.scope, until: new Date(throttled.until).toISOString() },
+        `task ${task.name} rate-limited upstream; its ${throttled.scope.kind} waits`,
+      )
+      this.events.emit('task:rate-limited', { task, ...throttled })
     } catch (err) {
       this.events.emit('worker:error', { error: err, stage: 'defer' })
     }
@@ -809,6 +832,7 @@ function verdictOf(error: unknown): BreakerVerdict {
   if (
     error instanceof NonRetryableError ||
     error instanceof BreakerOpenError ||
+    error instanceof RateLimitedError ||
     error instanceof LeaseLostError ||
     (error instanceof TaskloomError && error.code === 'CLOSED') ||
     (error as { outcome?: string } | null)?.outcome !== undefined

@@ -9,9 +9,11 @@ import { uniqueName } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
 import { dependencyConformance } from './dependencies.js'
+import { flowConformance } from './flow-conformance.js'
 
 brokerConformance('MemoryBroker', (name) => new MemoryBroker(name))
 dependencyConformance('MemoryBroker', (name) => new MemoryBroker(name))
+flowConformance('MemoryBroker', (name, flow) => new MemoryBroker(name, { flow }))
 
 const t0 = 1_000_000
 const DAY = 24 * 60 * 60 * 1000

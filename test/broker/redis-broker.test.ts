@@ -7,6 +7,7 @@ import { hasRedis, REDIS_URL } from '../helpers/services.js'
 import { changeFeedConformance } from './change-feed.js'
 import { brokerConformance } from './conformance.js'
 import { dependencyConformance } from './dependencies.js'
+import { flowConformance } from './flow-conformance.js'
 
 const up = await hasRedis()
 
@@ -34,6 +35,14 @@ describe.skipIf(!up)('Redis', () => {
   dependencyConformance(
     'RedisBroker',
     (name) => new RedisBroker(name, { redis: REDIS_URL }),
+    async (broker) => {
+      await broker.close()
+      await dropKeys(broker)
+    },
+  )
+  flowConformance(
+    'RedisBroker',
+    (name, flow) => new RedisBroker(name, { redis: REDIS_URL, flow }),
     async (broker) => {
       await broker.close()
       await dropKeys(broker)

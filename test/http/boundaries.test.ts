@@ -282,6 +282,33 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       ok: 200,
       request: async (t) => ({ path: `/operator/keys/${await fresh.key(t)}` }),
     },
+    'GET /admin/flow': { allowed: ['admin'], ok: 200, request: async () => ({ path: '/admin/flow' }) },
+    // A tenant admin pauses its own group; the next entry resumes it.
+    'POST /admin/flow/pause': {
+      allowed: ['admin'],
+      ok: 200,
+      request: async () => ({ path: '/admin/flow/pause' }),
+    },
+    'POST /admin/flow/resume': {
+      allowed: ['admin'],
+      ok: 200,
+      request: async () => ({ path: '/admin/flow/resume' }),
+    },
+    'GET /operator/flow': {
+      allowed: ['operator'],
+      ok: 200,
+      request: async () => ({ path: '/operator/flow' }),
+    },
+    'POST /operator/flow/pause': {
+      allowed: ['operator'],
+      ok: 200,
+      request: async () => ({ path: '/operator/flow/pause', json: { group: 'boundary-probe' } }),
+    },
+    'POST /operator/flow/resume': {
+      allowed: ['operator'],
+      ok: 200,
+      request: async () => ({ path: '/operator/flow/resume', json: { group: 'boundary-probe' } }),
+    },
   }
 
   it('has an entry for every endpoint the API serves', () => {

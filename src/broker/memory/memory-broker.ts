@@ -10,6 +10,7 @@
  * ```
  */
 import { TaskloomError } from '../../errors.js'
+import { flowScopeKey } from '../../flow/config.js'
 import {
   type DependentRef,
   dependencyFailure,
@@ -43,6 +44,8 @@ import type {
   Fenced,
   FencedOutcome,
   FlowEnqueueResult,
+  FlowScope,
+  FlowState,
   HeldPage,
   LockGrant,
   NewTask,
@@ -61,8 +64,8 @@ import { DependencyGraph } from './dependency-graph.js'
 import { EventCounts } from './event-counts.js'
 import { EventLog } from './event-log.js'
 import { FleetState } from './fleet-state.js'
+import { FlowReady } from './flow-ready.js'
 import { IdempotencyKeys } from './idempotency-keys.js'
-import { ReadyLists } from './ready-lists.js'
 import { createTask, leaseExpired, recordAttempt, type TaskState, toClaimed, toRecord } from './task-state.js'
 import { Timeline } from './timeline.js'
 import { Waiters } from './waiters.js'
@@ -70,14 +73,26 @@ import { Waiters } from './waiters.js'
 const DEFAULT_RETENTION_MS = 24 * 60 * 60 * 1000
 /** How soon a refused (not yet re-based) claim may be tried again. */
 const BLOCKED_RETRY_MS = 50
+/** Most groups `flowState` reports, as in Redis. */
+const FLOW_STATE_GROUPS = 1000
 
 export class MemoryBroker implements Broker {
   readonly queueName: string
   private readonly retentionMs: number
 
   private readonly tasks = new Map<string, TaskState>()
-  /** Ready tasks per level; cancelled ones stay behind as tombstones and are skipped by claim. */
-  private readonly ready = new ReadyLists<TaskState>()
+  /**
+   * Ready tasks per level (with flow lanes, per level and group); cancelled ones stay behind as
+   * tombstones and are skipped by claim. Tasks whose task name or group cannot start are held there.
+   */
+  private readonly ready = new FlowReady({
+    hold: (task, held) => {
+      if (held) this.tally(task, -1)
+      task.parked = held
+      if (!held) this.tally(task, 1)
+    },
+    wake: () => this.waiters.wakeAll(),
+  })
   private readonly delayed = new Timeline<TaskState>()
   private readonly leases = new Timeline<TaskState>()
   private readonly dead = new DeadLetters<TaskState>()
@@ -123,6 +138,7 @@ export class MemoryBroker implements Broker {
     this.changes = options.changeFeed ? new ChangeLog() : undefined
     this.fenced = options.fenced === true
     this.graph = new DependencyGraph(queueName)
+    if (options.flow) this.ready.configure(options.flow)
   }
 
   onBlocked(listener: (reason: 'epoch' | 'fence') => void): void {
@@ -326,12 +342,12 @@ export class MemoryBroker implements Broker {
     if (this.fenced) max = Math.min(max, this.fenceCeiling - this.lastToken)
     const promoted = this.promoteDue(now)
     const returned = this.reapExpired(now)
-    const admitted = this.ready.take(max, (task) => this.admit(task))
+    const admitted = this.ready.take(max, (task) => this.admit(task), now)
     this.admitting.clear()
     const tasks = admitted.map((task) => this.lease(task, workerId, leaseMs, now))
     if ((promoted || returned) && this.hasReady()) this.waiters.wakeAll()
     this.changes?.commit()
-    return { tasks, nextWakeAt: this.nextWakeAt() }
+    return { tasks, nextWakeAt: this.nextWakeAt(now) }
   }
 
   async complete(items: readonly Completion[], now: number): Promise<FencedOutcome[]> {
@@ -750,6 +766,32 @@ export class MemoryBroker implements Broker {
     return outcomes
   }
 
+  async pause(scope: FlowScope, now: number): Promise<void> {
+    this.advance(now)
+    this.ready.pause(flowScopeKey(scope))
+  }
+
+  async resume(scope: FlowScope, now: number): Promise<void> {
+    this.advance(now)
+    this.ready.resume(flowScopeKey(scope))
+  }
+
+  async throttle(
+    items: readonly Fenced[],
+    scope: FlowScope,
+    until: number,
+    now: number,
+  ): Promise<FencedOutcome[]> {
+    this.advance(now)
+    this.ready.throttle(flowScopeKey(scope), until)
+    return this.release(items, now)
+  }
+
+  async flowState(now: number): Promise<FlowState> {
+    this.advance(now)
+    return this.ready.state(now, FLOW_STATE_GROUPS)
+  }
+
   async breaker(call: BreakerCall, now: number): Promise<BreakerReply> {
     this.advance(now)
     return this.fleet.breaker(call, now)
@@ -838,8 +880,9 @@ export class MemoryBroker implements Broker {
     if (waiting?.length === 0) this.parkedByKey.delete(lk)
   }
 
-  /** A task left processing: its lock key is free for the next waiter. */
+  /** A task left processing: its lock key and its group slot are free for the next waiter. */
   private freeTaskLock(task: TaskState): void {
+    this.ready.leave(task)
     const lk = task.lockKey
     if (lk === undefined) return
     if (this.taskLocks.get(lk) === task) this.taskLocks.delete(lk)
@@ -994,14 +1037,13 @@ export class MemoryBroker implements Broker {
   }
 
   private hasReady(): boolean {
-    return PRIORITIES.some((priority) => this.queued[priority] > 0)
+    return PRIORITIES.some((priority) => this.queued[priority] > 0) && this.ready.mayClaim(this.clock)
   }
 
-  private nextWakeAt(): number | null {
-    const due = this.delayed.peek()?.at
-    const deadline = this.leases.peek()?.at
-    if (due === undefined) return deadline ?? null
-    return deadline === undefined ? due : Math.min(due, deadline)
+  private nextWakeAt(now: number): number | null {
+    const times = [this.delayed.peek()?.at, this.leases.peek()?.at, this.ready.nextWakeAt(now)]
+    const defined = times.filter((t): t is number => t !== undefined)
+    return defined.length === 0 ? null : Math.min(...defined)
   }
 }
 

@@ -21,6 +21,8 @@ export interface TaskState extends TaskRecord {
   /** `ctx.log` lines kept (the last ones), and how many were written (issue 17). */
   logLines?: TaskLogLine[]
   logCount?: number
+  /** Flow control: the group whose slot this processing task holds (queues with lanes). */
+  slotGroup?: string | undefined
 }
 
 export function createTask(task: NewTask): TaskState {
@@ -39,6 +41,7 @@ export function createTask(task: NewTask): TaskState {
     history: [],
     idempotencyKey: task.idempotencyKey,
     lockKey: task.lockKey || undefined,
+    group: task.group || undefined,
     token: 0,
     timer: undefined,
     tc: task.tc,
@@ -66,6 +69,7 @@ export function toRecord(task: TaskState): TaskRecord {
     workerId: task.workerId,
     idempotencyKey: task.idempotencyKey,
     lockKey: task.lockKey,
+    group: task.group,
     deferredBy: task.deferredBy,
     deferredUntil: task.deferredUntil,
     progress: task.progress,
@@ -88,6 +92,7 @@ export function toClaimed(task: TaskState): ClaimedTask {
     lockKey: task.lockKey,
     tc: task.tc,
     idempotencyKey: task.idempotencyKey,
+    group: task.group,
   }
 }
 

@@ -29,6 +29,7 @@ export function decodeTask(id: string, h: Record<string, string>): TaskRecord | 
     workerId: h.w || undefined,
     idempotencyKey: h.ik || undefined,
     lockKey: h.lk || undefined,
+    group: h.g || undefined,
     deferredBy: h.db || undefined,
     deferredUntil: h.db ? num(h.du) : undefined,
     progress: h.pg || undefined,

@@ -3,6 +3,7 @@
  * moves many tasks per round trip.
  */
 import { TaskloomError } from '../../errors.js'
+import { flowScopeKey } from '../../flow/config.js'
 import type { Logger } from '../../logger.js'
 import type { DependentRef, FlowKey, FlowRecord } from '../../task/dependency-model.js'
 import { PRIORITIES, type Priority, type QueueEventRecord, type TaskLogLine } from '../../task/model.js'
@@ -24,6 +25,8 @@ import type {
   Fenced,
   FencedOutcome,
   FlowEnqueueResult,
+  FlowScope,
+  FlowState,
   HeldPage,
   LockGrant,
   NewTask,
@@ -49,6 +52,7 @@ import {
   unavailable,
 } from './connection.js'
 import { decodeLogLine, EventReaders, eventKeys } from './events.js'
+import { decodeFlowState, encodeFlowConfig } from './flow-codec.js'
 import { decodeFlowReply, dependencyFields, enqueueFlowArgs, readDependencySets, readTasks } from './flows.js'
 import { type QueueKeys, queueKeys } from './keys.js'
 import { runScript, type ScriptName } from './scripts.js'
@@ -60,6 +64,8 @@ export const WORKER_RETAIN_MS = 3_600_000
 const MAINTENANCE_LIMIT = 1000
 /** Ready-list entries `counts()` looks at per level to find the oldest live task past tombstones. */
 export const OLDEST_READY_WINDOW = 16
+/** Most groups `flowState` reports (a bounded label set for metrics). */
+const FLOW_STATE_GROUPS = 1000
 const LEASE_EXPIRED = JSON.stringify({
   name: 'LeaseExpiredError',
   message: 'lease expired before the task finished',
@@ -117,6 +123,9 @@ export class RedisBroker implements Broker {
   private readonly blockedListeners: ((reason: 'epoch' | 'fence') => void)[] = []
   private readonly eventKeys: ReturnType<typeof eventKeys>
   private readonly eventReaders: EventReaders
+  /** The flow config (JSON for flow.lua) still to be stored before the first script runs. */
+  private flowToWrite: string | undefined
+  private flowWriting: Promise<void> | undefined
 
   constructor(queueName: string, options: RedisBrokerOptions) {
     this.queueName = queueName
@@ -134,10 +143,15 @@ export class RedisBroker implements Broker {
     this.fenced = options.fenced === true
     this.eventKeys = eventKeys(this.keys.prefix)
     this.eventReaders = new EventReaders(this.handle, this.eventKeys.stream)
+    this.flowToWrite = options.flow && encodeFlowConfig(options.flow)
+    const flowJson = this.flowToWrite
     this.server = new SlotServer(this.redis, `${this.keys.prefix}base`)
     this.server.onChange(() => {
       this.runId = undefined
       this.generation++
+      // The server may come back without its data: the queue's flow config is written again.
+      if (flowJson !== undefined) this.flowToWrite = flowJson
+      this.flowWriting = undefined
     })
   }
 
@@ -178,7 +192,25 @@ export class RedisBroker implements Broker {
 
   private run(name: ScriptName, args: readonly (string | number)[]): Promise<unknown> {
     if (this.closed) return Promise.reject(new TaskloomError('CLOSED', `queue ${this.queueName} is closed`))
+    if (this.flowToWrite !== undefined) return this.writeFlow().then(() => this.run(name, args))
     return io(runScript(this.redis, name, this.keys.script, [this.scriptPrefix, ...args]))
+  }
+
+  /** Stores the queue's flow config once, before this broker's first script (retried on failure). */
+  private writeFlow(): Promise<void> {
+    const json = this.flowToWrite!
+    this.flowWriting ??= io(
+      runScript(this.redis, 'flow', this.keys.script, [this.scriptPrefix, 'config', Date.now(), json]),
+    ).then(
+      () => {
+        this.flowToWrite = undefined
+      },
+      (err: unknown) => {
+        this.flowWriting = undefined
+        throw err
+      },
+    )
+    return this.flowWriting
   }
 
   async enqueue(tasks: readonly NewTask[], now: number): Promise<EnqueueResult[]> {
@@ -190,6 +222,7 @@ export class RedisBroker implements Broker {
       args.push(t.maxRetries, t.createdAt, t.idempotencyKey ?? '', t.idempotencyTtlMs, t.attempt ?? 0)
       args.push(t.lockKey ?? '', t.tc ?? '')
     }
+    for (const t of tasks) args.push(t.group ?? '')
     const reply = (await this.run('enqueue', args)) as string[]
     if (this.handle.waitReplicas > 0) await this.waitReplicas()
     const out: EnqueueResult[] = []
@@ -246,7 +279,7 @@ export class RedisBroker implements Broker {
     }
     if (flag === 'low') this.blocked('fence')
     const tasks: ClaimedTask[] = []
-    for (let i = 2; i < reply.length; i += 14) {
+    for (let i = 2; i < reply.length; i += 15) {
       tasks.push({
         id: reply[i]!,
         name: reply[i + 1]!,
@@ -262,6 +295,7 @@ export class RedisBroker implements Broker {
         lockKey: reply[i + 11] || undefined,
         tc: reply[i + 12] || undefined,
         idempotencyKey: reply[i + 13] || undefined,
+        group: reply[i + 14] || undefined,
       })
     }
     if (this.fenced && generation !== this.generation && tasks.length > 0) {
@@ -394,6 +428,8 @@ export class RedisBroker implements Broker {
     const sizes = this.redis.pipeline()
     for (const key of k.ready) sizes.llen(key)
     sizes.zcard(k.delayed).zcard(k.leases).zcard(k.dlq)
+    // Tasks in flow lanes (queues with fairness or group limits), per level.
+    sizes.hmget(`${k.prefix}lanelen`, '0', '1', '2', '3')
     if (options.oldestReady) for (const key of k.ready) sizes.lrange(key, -OLDEST_READY_WINDOW, -1)
     const replies = (await io(this.bounded(sizes.exec()))) ?? []
     const value = <T>(i: number): T => {
@@ -403,14 +439,17 @@ export class RedisBroker implements Broker {
       return v as T
     }
     const n = PRIORITIES.length
+    const lanes = value<(string | null)[]>(n + 3)
     const counts: QueueCounts = {
-      ready: Object.fromEntries(PRIORITIES.map((p, i) => [p, value<number>(i)])) as QueueCounts['ready'],
+      ready: Object.fromEntries(
+        PRIORITIES.map((p, i) => [p, value<number>(i) + Number(lanes[i] ?? 0)]),
+      ) as QueueCounts['ready'],
       delayed: value<number>(n),
       processing: value<number>(n + 1),
       dead: value<number>(n + 2),
     }
     if (!options.oldestReady) return counts
-    const tails = PRIORITIES.map((_, i) => value<string[]>(n + 3 + i).reverse())
+    const tails = PRIORITIES.map((_, i) => value<string[]>(n + 4 + i).reverse())
     return { ...counts, oldestReadyAt: await this.oldestReadyAt(tails) }
   }
 
@@ -721,6 +760,29 @@ export class RedisBroker implements Broker {
     const out: ReapedWorker[] = []
     for (let i = 0; i < reply.length; i += 2) out.push({ id: String(reply[i]), tasks: Number(reply[i + 1]) })
     return out
+  }
+
+  async pause(scope: FlowScope, now: number): Promise<void> {
+    await this.run('flow', ['pause', now, flowScopeKey(scope)])
+  }
+
+  async resume(scope: FlowScope, now: number): Promise<void> {
+    await this.run('flow', ['resume', now, flowScopeKey(scope)])
+  }
+
+  async throttle(
+    items: readonly Fenced[],
+    scope: FlowScope,
+    until: number,
+    now: number,
+  ): Promise<FencedOutcome[]> {
+    const args: (string | number)[] = ['throttle', now, flowScopeKey(scope), until, items.length]
+    for (const f of items) args.push(f.id, f.token)
+    return outcomes(await this.run('flow', args))
+  }
+
+  async flowState(now: number): Promise<FlowState> {
+    return decodeFlowState((await this.run('flow', ['state', now, FLOW_STATE_GROUPS])) as string)
   }
 
   async close(): Promise<void> {

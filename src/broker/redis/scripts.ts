@@ -1,5 +1,5 @@
 /**
- * Loads the Lua scripts (one operation per file, `common.lua` and `deps.lua` prepended) and runs them with
+ * Loads the Lua scripts (one operation per file, `common.lua`, `flow-core.lua` and `deps.lua` prepended) and runs them with
  * EVALSHA, falling back to EVAL once when the server does not know the script yet.
  */
 import { createHash } from 'node:crypto'
@@ -17,6 +17,8 @@ import epoch from './lua/epoch.lua'
 import extend from './lua/extend.lua'
 import fail from './lua/fail.lua'
 import fleet from './lua/fleet.lua'
+import flow from './lua/flow.lua'
+import flowCore from './lua/flow-core.lua'
 import lock from './lua/lock.lua'
 import release from './lua/release.lua'
 import report from './lua/report.lua'
@@ -35,6 +37,7 @@ const sources = {
   extend,
   fail,
   fleet,
+  flow,
   lock,
   release,
   report,
@@ -50,7 +53,7 @@ interface Script {
 
 const scripts = Object.fromEntries(
   Object.entries(sources).map(([name, source]) => {
-    const body = `${common}\n${deps}\n${source}`
+    const body = `${common}\n${flowCore}\n${deps}\n${source}`
     return [name, { body, sha: createHash('sha1').update(body).digest('hex') }]
   }),
 ) as Record<ScriptName, Script>

@@ -25,6 +25,7 @@ import type {
 } from '../store.js'
 import { applyUpdates } from './apply-updates.js'
 import { chooseDialect, type PoolSettings, type PostgresInput } from './connection.js'
+import { listFlowPauses, setFlowPause } from './flow-pauses.js'
 import { dependencyEdges } from './flow-rows.js'
 import { insertTasks } from './insert-tasks.js'
 import { assertSchemaCurrent, checkSchemaName, DEFAULT_SCHEMA, migrate } from './migrator.js'
@@ -358,6 +359,14 @@ export class PostgresStore implements Store {
         set ceiling = greatest(f.ceiling, ${String(floor)}::bigint) + ${String(block)}::bigint, updated_at = now()
       returning ceiling::text as ceiling`.execute(this.db)
     return Number(rows[0]!.ceiling)
+  }
+
+  flowPauses(): Promise<string[]> {
+    return this.#bounded(listFlowPauses(this.db, this.schema, this.queue))
+  }
+
+  setFlowPause(scope: string, paused: boolean): Promise<void> {
+    return this.#bounded(setFlowPause(this.db, this.schema, this.queue, scope, paused))
   }
 
   async listUnenqueued(olderThan: number, limit: number): Promise<StoredTask[]> {

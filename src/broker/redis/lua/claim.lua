@@ -7,12 +7,14 @@
 -- Fenced (durable mode, ARGV 8 given): served only when the marker prefix.."base" names that run_id,
 -- it is this server's (see servedBy in common.lua) and the marker is past its first phase (see
 -- epoch.lua), and tokens only up to the marker's ceiling.
--- Returns: { nextWakeAt or '', flag, then 14 per task: id, name, tenant, payload, priority index,
+-- Returns: { nextWakeAt or '', flag, then 15 per task: id, name, tenant, payload, priority index,
 --   attempt, maxRetries, timeoutMs, createdAt, runAt, token, lock key ('' for none),
---   trace context ('' for none), idempotency key ('' for none) }. flag: '' normal; 'epoch' refused
+--   trace context ('' for none), idempotency key ('' for none), group ('' for the tenant) }. flag: '' normal; 'epoch' refused
 --   (not re-based for this server); 'fence' refused (no token left below the ceiling); 'low' served,
 --   but the ceiling is near.
 -- A task whose lock key another processing task holds is parked (no attempt spent) until it is freed.
+-- Flow control (flow-core.lua) may stop the whole claim (queue paused or out of its rate window),
+-- hold a task whose task name cannot start, and with lanes rotates between groups in each level.
 local now, max, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local worker, limit, expiredErr = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local flag = ''
@@ -67,61 +69,99 @@ if #expired > 0 then redis.call('ZREM', kLeases, unpack(expired)) end
 -- and puts it back below if it leaves work behind.
 redis.call('DEL', kMarker)
 
+-- Flow control (flow-core.lua): nil on a queue with no config and no pauses (the plain path).
+local flow = flowClaimState()
+local flowWake = nil
+if flow then
+  flowMaintain(flow, now, limit)
+  if flow.paused then need = 0 end
+  if flow.lim.q and need > 0 then
+    local room, at = windowRoom('q', flow.lim.q, now)
+    if room < need then need = room end
+    flowWake = at
+  end
+end
+
 local out = { '', flag }
 local leases = {}
+-- Leases one popped task unless it is a tombstone, waits for its lock key or (flow) its task name
+-- or group. Answers whether it started, and whether that start blocked its group (lanes).
+local function lease(id, p, laneGroup)
+  local key = taskKey(id)
+  local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li', 'tc', 'ik', 'g')
+  local group = laneGroup or rec[14] or rec[3]
+  if flow and rec[1] == 'queued' and not flowAdmit(flow, id, rec[2], group, now) then return false, false end
+  local lk = rec[10] or ''
+  local parked = false
+  if lk ~= '' then
+    if rec[1] ~= 'queued' then
+      -- A cancelled waiter that was let in: let the next one in unless the key is held.
+      if not lockHeld(lk, id) then unparkOne(lk) end
+    elseif lockHeld(lk, id) then
+      parked = true
+      if rec[11] then
+        redis.call('LPUSH', prefix .. 'parked:' .. lk, id)
+      else
+        redis.call('RPUSH', prefix .. 'parked:' .. lk, id)
+      end
+    else
+      redis.call('SET', prefix .. 'tlock:' .. lk, id)
+    end
+    if rec[11] then redis.call('HDEL', key, 'li') end
+  end
+  if rec[1] ~= 'queued' or parked then return false, false end
+  -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
+  local token = string.format('%d', redis.call('INCR', kFence))
+  local attempt = tonumber(rec[5]) + 1
+  if flow and flow.lanes then
+    redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now, 'gs', group)
+  else
+    redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
+  end
+  change({ id = id, status = 'processing', attempt = attempt, at = now, startedAt = now, workerId = worker })
+  leases[#leases + 1] = deadline
+  leases[#leases + 1] = id
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
+  out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
+  out[n + 9], out[n + 10], out[n + 11], out[n + 12] = rec[8], rec[9], token, lk
+  out[n + 13], out[n + 14], out[n + 15] = rec[12] or '', rec[13] or '', rec[14] or ''
+  need = need - 1
+  if flow then return true, flowStarted(flow, token, rec[2], group, now) end
+  return true, false
+end
+
 for p = 1, 4 do
+  -- With lanes, the level's list holds only tasks queued before lanes came on: they go first.
   while need > 0 do
     local ids = redis.call('RPOP', KEYS[p], need)
     if not ids then break end
-    for _, id in ipairs(ids) do
-      local key = taskKey(id)
-      local rec = redis.call('HMGET', key, 's', 'n', 't', 'd', 'a', 'mr', 'to', 'ca', 'ra', 'lk', 'li', 'tc', 'ik')
-      local lk = rec[10] or ''
-      local parked = false
-      if lk ~= '' then
-        if rec[1] ~= 'queued' then
-          -- A cancelled waiter that was let in: let the next one in unless the key is held.
-          if not lockHeld(lk, id) then unparkOne(lk) end
-        elseif lockHeld(lk, id) then
-          parked = true
-          if rec[11] then
-            redis.call('LPUSH', prefix .. 'parked:' .. lk, id)
-          else
-            redis.call('RPUSH', prefix .. 'parked:' .. lk, id)
-          end
-        else
-          redis.call('SET', prefix .. 'tlock:' .. lk, id)
-        end
-        if rec[11] then redis.call('HDEL', key, 'li') end
-      end
-      if rec[1] == 'queued' and not parked then
-        -- As text: Lua would print a 16-digit number as 1.7e+15 and lose digits.
-        local token = string.format('%d', redis.call('INCR', kFence))
-        local attempt = tonumber(rec[5]) + 1
-        redis.call('HSET', key, 's', 'processing', 'a', attempt, 'k', token, 'w', worker, 'sa', now)
-        change({ id = id, status = 'processing', attempt = attempt, at = now, startedAt = now, workerId = worker })
-        leases[#leases + 1] = deadline
-        leases[#leases + 1] = id
-        local n = #out
-        out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, rec[2], rec[3], rec[4]
-        out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tostring(p - 1), tostring(attempt), rec[6], rec[7]
-        out[n + 9], out[n + 10], out[n + 11], out[n + 12] = rec[8], rec[9], token, lk
-        out[n + 13], out[n + 14] = rec[12] or '', rec[13] or ''
-        need = need - 1
-      end
-    end
+    for _, id in ipairs(ids) do lease(id, p) end
+  end
+  if flow and flow.lanes and need > 0 then
+    claimLanes(flow, p - 1, need, now, function(id, g)
+      return lease(id, p, g)
+    end)
   end
   if need == 0 then break end
 end
 if #leases > 0 then redis.call('ZADD', kLeases, unpack(leases)) end
+if flow then flowFinish(flow) end
 -- More may be waiting than this worker took: pass the baton to the next idle worker.
-if need == 0 and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 then wake() end
+if need == 0 and (redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4]) > 0 or (flow and lanesHaveWork())) then
+  if not (flow and (flow.paused or flowWake)) then wake() end
+end
 
 local nextWake = nil
 local d = redis.call('ZRANGE', kDelayed, 0, 0, 'WITHSCORES')
 if d[2] then nextWake = tonumber(d[2]) end
 local l = redis.call('ZRANGE', kLeases, 0, 0, 'WITHSCORES')
 if l[2] and (not nextWake or tonumber(l[2]) < nextWake) then nextWake = tonumber(l[2]) end
+if flow then
+  local f = redis.call('ZRANGE', kWakes, 0, 0, 'WITHSCORES')
+  if f[2] and (not nextWake or tonumber(f[2]) < nextWake) then nextWake = tonumber(f[2]) end
+  if flowWake and (not nextWake or flowWake < nextWake) then nextWake = flowWake end
+end
 if nextWake then out[1] = string.format('%d', nextWake) end
 publishChanges()
 return out

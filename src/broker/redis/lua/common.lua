@@ -24,9 +24,14 @@ local function readyKey(priority)
   return KEYS[tonumber(priority) + 1]
 end
 
+-- Flow control (flow-core.lua, prepended after this file): `flowRoute` puts a task into its
+-- group's lane when the queue has lanes (answers true), `flowLeave` frees a task's group slot.
+local flowRoute, flowLeave
+
 -- Every move of a task into a ready list goes through here: at the back of its level (the next
 -- claims take it last), or at the front (`front`: it is claimed next, e.g. a returned lease).
 local function pushReady(id, priority, front)
+  if flowRoute(id, priority, front) then return end
   if front then
     redis.call('RPUSH', readyKey(priority), id)
   else
@@ -128,7 +133,9 @@ end
 
 -- Called whenever a task leaves processing: frees its lock key and lets the next waiter in.
 local function freeTaskLock(key, id)
-  local lk = redis.call('HGET', key, 'lk')
+  local held = redis.call('HMGET', key, 'lk', 'gs')
+  if held[2] then flowLeave(key, held[2]) end
+  local lk = held[1]
   if not lk or lk == '' then return end
   local holderKey = prefix .. 'tlock:' .. lk
   if redis.call('GET', holderKey) == id then redis.call('DEL', holderKey) end

@@ -8,6 +8,7 @@ import { tenants } from './0006-tenants.js'
 import { fences } from './0007-fences.js'
 import { dependencies } from './0009-dependencies.js'
 import { taskOutput } from './0010-task-output.js'
+import { flowPauses } from './0011-flow-pauses.js'
 import type { Migration } from './migration.js'
 
 export type { Migration } from './migration.js'
@@ -22,4 +23,5 @@ export const MIGRATIONS: readonly Migration[] = [
   fences,
   dependencies,
   taskOutput,
+  flowPauses,
 ]
