@@ -121,7 +121,12 @@ for (const backend of backends) {
       const { id } = await queue.submit(job, { n: 1 })
       await until(() => worker.activeCount === 1)
       await worker.close({ graceMs: 5000 })
-      expect(await queue.get(id)).toMatchObject({ status: 'completed', result: 'finished' })
+      // The outcome is settled with the broker when close() returns; in durable mode a read shows
+      // it once the store has it too, which the queue's flusher does on its own time.
+      expect(await queue.waitFor(id, { timeoutMs: 5000 })).toMatchObject({
+        status: 'completed',
+        result: 'finished',
+      })
     })
 
     it('stops claiming at close', async () => {
