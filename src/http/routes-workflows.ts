@@ -6,7 +6,6 @@
 import { z } from 'zod'
 import { TaskloomError } from '../errors.js'
 import type { FlowChild, FlowNode, FlowSpec } from '../queue/flows.js'
-import type { TaskDefinition } from '../task/define-task.js'
 import { FAILURE_POLICIES } from '../task/dependency-options.js'
 import { TASK_STATUSES } from '../task/model.js'
 import { HttpProblem } from './problem.js'
@@ -94,7 +93,7 @@ type Body = z.infer<typeof SubmitFlowBody>
 
 /** The request's flow with every task name resolved (UNKNOWN_TASK names the node's path). */
 async function resolve(ctx: RouteContext, body: Body): Promise<FlowSpec> {
-  const names = new Map<string, TaskDefinition<any, any>>()
+  const names = new Map<string, Awaited<ReturnType<typeof findTask>>>()
   const lookup = async (name: string, path: string) => {
     let task = names.get(name)
     if (!task) {
