@@ -31,6 +31,7 @@ import { flowRoutes } from './routes-flow.js'
 import { operatorRoutes } from './routes-operator.js'
 import { readiness, systemRoutes } from './routes-system.js'
 import { taskRoutes } from './routes-tasks.js'
+import { workflowRoutes } from './routes-workflows.js'
 import { type Admission, admit, forbidden, mayCall } from './tenant-limits.js'
 import { grantOf, type TenantGrant, Tenants } from './tenants.js'
 
@@ -56,6 +57,7 @@ export interface ApiResponse {
 
 const ROUTES: readonly Route[] = [
   ...taskRoutes,
+  ...workflowRoutes,
   ...adminRoutes,
   ...auditRoutes,
   ...operatorRoutes,
@@ -339,6 +341,7 @@ export class Api {
         key: key ?? ANONYMOUS,
         tenant,
         requestId,
+        headers: req.headers,
         body: parsed,
         audit,
         quota: admission?.quota,

@@ -27,6 +27,19 @@ export function taskBody(t: TaskInfo) {
     deferred_until: iso(t.deferredUntil),
     deferred_by: t.deferredBy ?? null,
     progress: t.progress ?? null,
+    ...dependencyBody(t),
+  }
+}
+
+/** The dependency fields, on tasks that have dependencies, dependents or a flow (docs/workflows.md). */
+function dependencyBody(t: TaskInfo) {
+  if (t.dependsOn === undefined && t.dependents === undefined && t.flowId === undefined) return {}
+  const ref = (r: { id: string; queue: string }) => ({ task_id: r.id, queue: r.queue })
+  return {
+    depends_on: (t.dependsOn ?? []).map((d) => ({ ...ref(d), on_failure: d.onFailure })),
+    dependents: (t.dependents ?? []).map(ref),
+    waiting_for: (t.waitingFor ?? []).map(ref),
+    flow_id: t.flowId ?? null,
   }
 }
 

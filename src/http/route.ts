@@ -47,6 +47,8 @@ export interface RouteContext {
   /** What the key's tenant is granted, defaults filled in (operator keys and public routes: none). */
   tenant: TenantGrant | undefined
   requestId: string
+  /** The request's headers, names in lower case. */
+  headers: Record<string, string | string[] | undefined>
   /** The request body, parsed as JSON and validated with the route's `body` schema. */
   body: unknown
   audit(action: AuditAction, targetId?: string | null, details?: Record<string, unknown>): void

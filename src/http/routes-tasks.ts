@@ -28,7 +28,7 @@ import {
 import { quotaExceeded, quotaReport } from './tenant-limits.js'
 
 /** Ids the API accepts in paths; anything else cannot name a task and is answered 404. */
-const ID = /^[A-Za-z0-9._:-]{1,200}$/
+export const ID = /^[A-Za-z0-9._:-]{1,200}$/
 
 /** The caller's own task, or 404 (another tenant's task is 404 too, so existence does not leak). */
 /** One page of the key's tenant's tasks, in the spec's list shape (`tasks`, `total`, `limit`, `offset`). */
@@ -67,11 +67,12 @@ function requestIssues(issues: readonly Issue[]): Issue[] {
   })
 }
 
-async function findTask(ctx: RouteContext, name: string) {
+/** The registered task `name`, or UNKNOWN_TASK naming `path` (the request field that named it). */
+export async function findTask(ctx: RouteContext, name: string, path = 'name') {
   const task = await ctx.services.findTask(name)
   if (!task) {
     throw new HttpProblem('UNKNOWN_TASK', `no task named ${JSON.stringify(name)} is registered`, {
-      errors: [{ path: 'name', message: 'unknown task name' }],
+      errors: [{ path, message: 'unknown task name' }],
     })
   }
   return task

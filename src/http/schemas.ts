@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { MAX_RETRIES_LIMIT, MAX_TIMEOUT_MS } from '../task/define-task.js'
+import { FAILURE_POLICIES } from '../task/dependency-options.js'
 import { PRIORITIES, TASK_STATUSES } from '../task/model.js'
 import { TENANT_ID } from '../task/validate.js'
 import { SCOPES } from './api-keys.js'
@@ -15,6 +16,7 @@ const timestamp = z.iso.datetime({ offset: true }).meta({ example: '2024-01-15T1
 const nullableTimestamp = timestamp.nullable()
 const taskId = z.string().meta({ example: '550e8400-e29b-41d4-a716-446655440000' })
 const taskStatus = z.enum(TASK_STATUSES)
+const taskRef = z.object({ task_id: taskId, queue: z.string() })
 const cron = z.string().min(1).max(200).meta({ example: '*/5 * * * *' })
 
 export const SubmitTaskBody = z
@@ -67,6 +69,16 @@ export const Task = z
       .union([z.number(), z.record(z.string(), z.unknown())])
       .nullable()
       .meta({ description: "The handler's latest ctx.progress value (0-100, or a small object); else null" }),
+    depends_on: z
+      .array(taskRef.extend({ on_failure: z.enum(FAILURE_POLICIES) }))
+      .optional()
+      .meta({ description: 'Tasks with dependencies, dependents or a flow: what it runs after' }),
+    dependents: z.array(taskRef).optional().meta({ description: 'The tasks that wait for it' }),
+    waiting_for: z
+      .array(taskRef)
+      .optional()
+      .meta({ description: 'The dependencies a pending task still waits for (empty once released)' }),
+    flow_id: z.string().nullable().optional().meta({ description: 'The flow that created it (POST /flows)' }),
   })
   .meta({ id: 'Task' })
 

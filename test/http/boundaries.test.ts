@@ -67,6 +67,7 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
     dead(t: Tenant): Promise<string>
     schedule(t: Tenant): Promise<string>
     key(t: Tenant): Promise<string>
+    flow(t: Tenant): Promise<string>
   }
   const completedOf = new Map<string, string>()
 
@@ -123,6 +124,18 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
         expect(r.status).toBe(201)
         return remember(t, id)
       },
+      async flow(t) {
+        const flow = await stack.queue.flow(
+          {
+            task: sendEmail,
+            input: { to: 'r@r.co', subject: 'root' },
+            children: [{ task: sendEmail, input: { to: 'l@l.co', subject: 'leaf' } }],
+          },
+          { tenantId: t.id },
+        )
+        for (const id of Object.values(flow.ids)) remember(t, id)
+        return remember(t, flow.flowId)
+      },
       async key(t) {
         return remember(t, (await keys.create({ tenantId: t.id, scopes: ['task:read'] })).info.id)
       },
@@ -165,6 +178,24 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
       ok: 200,
       owned: true,
       request: async (t) => ({ path: `/tasks/${await fresh.pending(t)}/cancel` }),
+    },
+    'POST /flows': {
+      allowed: ['admin', 'app', 'submit'],
+      ok: 201,
+      request: async () => ({
+        path: '/flows',
+        json: {
+          task: 'send-email',
+          input: { to: 'f@f.co', subject: 'root' },
+          children: [{ task: 'send-email', input: { to: 'g@g.co', subject: 'leaf' } }],
+        },
+      }),
+    },
+    'GET /flows/:id': {
+      allowed: ['admin', 'app'],
+      ok: 200,
+      owned: true,
+      request: async (t) => ({ path: `/flows/${await fresh.flow(t)}` }),
     },
     'GET /quota': { allowed: ['admin', 'app', 'submit'], ok: 200, request: async () => ({ path: '/quota' }) },
     'POST /schedules': {
@@ -390,6 +421,8 @@ describe.skipIf(!up)('the tenant-boundary matrix', () => {
             if (allowed && own.status === 201 && typeof own.body?.key_id === 'string')
               caller.ids.add(own.body.key_id)
             if (allowed && own.status === 201 && typeof own.body?.id === 'string') caller.ids.add(own.body.id)
+            if (allowed && own.status === 201 && typeof own.body?.flow_id === 'string')
+              for (const id of Object.values(own.body.ids as Record<string, string>)) caller.ids.add(id)
             if (access.owned) {
               const cross = await send(caller.keys[k], other)
               check(
