@@ -9,16 +9,12 @@
 import { Worker as BullWorker, type FlowJob, FlowProducer } from 'bullmq'
 import { z } from 'zod'
 import { createQueue, createWorker, defineTask } from '../src/index.js'
+import { connectionFromUrl } from './bullmq.js'
+import { numericArgs } from './cli-args.js'
 import { RedisAdmin } from './redis-admin.js'
 import { fmtMs } from './stats.js'
 
-const args = Object.fromEntries(
-  process.argv
-    .slice(2)
-    .map((a) => /^--([a-z]+)=(\d+)$/.exec(a))
-    .filter((m) => m !== null)
-    .map((m) => [m[1]!, Number(m[2])]),
-)
+const args = numericArgs()
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const CHILDREN = args.children ?? 10_000
 const CHAINS = args.chains ?? 1_000
@@ -150,11 +146,6 @@ async function onBull(shape: Shape, name: string): Promise<Figures> {
     await worker.close()
     await producer.close()
   }
-}
-
-function connectionFromUrl(url: string) {
-  const u = new URL(url)
-  return { host: u.hostname || '127.0.0.1', port: Number(u.port || 6379), maxRetriesPerRequest: null }
 }
 
 const admin = new RedisAdmin(REDIS)
