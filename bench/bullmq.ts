@@ -76,7 +76,8 @@ export function bullmqDriver(redisUrl: string): Driver {
   }
 }
 
-function connectionFromUrl(url: string): ConnectionOptions {
+/** BullMQ's connection options for a Redis URL (its workers need `maxRetriesPerRequest: null`). */
+export function connectionFromUrl(url: string): ConnectionOptions {
   const u = new URL(url)
   return {
     host: u.hostname || '127.0.0.1',

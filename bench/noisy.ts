@@ -10,16 +10,11 @@
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq'
 import { z } from 'zod'
 import { createQueue, createWorker, defineTask, type Queue } from '../src/index.js'
+import { numericArgs } from './cli-args.js'
 import { RedisAdmin } from './redis-admin.js'
 import { fmtInt, fmtMs, type LatencySummary, summarize } from './stats.js'
 
-const args = Object.fromEntries(
-  process.argv
-    .slice(2)
-    .map((a) => /^--([a-z]+)=(\d+)$/.exec(a))
-    .filter((m) => m !== null)
-    .map((m) => [m[1]!, Number(m[2])]),
-)
+const args = numericArgs()
 const REDIS = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const BACKLOG = args.backlog ?? 200_000
 const EVERY_MS = args.every ?? 10

@@ -8,6 +8,7 @@
  * const sub = queue.events.subscribe({ from: savedId })
  * sub.on('completed', (e) => save(e.eventId))
  */
+import { setMaxListeners } from 'node:events'
 import type { Broker } from '../broker/broker.js'
 import type { Logger } from '../logger.js'
 import { type QueueEventRecord, toErrorInfo } from '../task/model.js'
@@ -41,6 +42,8 @@ export class EventSubscription {
     from?: string,
   ) {
     this.cursor = from ?? ''
+    // Each pending queue.waitFor listens on `closed`; many at once is normal, not a leak.
+    setMaxListeners(0, this.stop.signal)
     this.ready = this.start(from)
     this.ready.catch(() => {})
   }

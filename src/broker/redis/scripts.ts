@@ -66,10 +66,12 @@ export async function runScript(
   args: readonly (string | number)[],
 ): Promise<unknown> {
   const script = scripts[name]
+  // One array, not spread arguments: a large flow has more arguments than a call stack holds.
+  const all = [keys.length, ...keys, ...args]
   try {
-    return await redis.evalsha(script.sha, keys.length, ...keys, ...args)
+    return await redis.call('evalsha', [script.sha, ...all])
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-    return redis.eval(script.body, keys.length, ...keys, ...args)
+    return redis.call('eval', [script.body, ...all])
   }
 }
