@@ -9,6 +9,8 @@ export default defineConfig({
   ...base,
   test: {
     ...base.test,
+    // The suite's projects (default, cluster) are not the soak's: it is one file, on its own servers.
+    projects: undefined,
     include: ['test/soak/**/*.test.ts'],
     exclude: configDefaults.exclude,
     maxWorkers: 1,
