@@ -100,7 +100,9 @@ local function settleDependents(pfx, id, status, now)
     local depsKey = fpfx .. 'deps:' .. fid
     local members = redis.call('SMEMBERS', depsKey)
     local errJson = nil
-    local ttl = redis.call('PTTL', fpfx .. 'task:' .. fid)
+    -- A task without dependents (the common case) costs the SMEMBERS alone.
+    local ttl = 0
+    if #members > 0 then ttl = redis.call('PTTL', fpfx .. 'task:' .. fid) end
     for _, m in ipairs(members) do
       local s1 = string.find(m, '|', 1, true)
       local s2 = string.find(m, '|', s1 + 1, true)
